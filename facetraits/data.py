@@ -1,0 +1,187 @@
+"""Ratings, identities and images: read, check, and hand over in one fixed image order.
+
+Everything is validated before any script writes a file: a bad row or image stops the run with
+one line naming the file and the line (line numbers as an editor shows them, header = line 1).
+"""
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image, UnidentifiedImageError
+
+from facetraits.config import Config, DataConfig
+from facetraits.errors import DataError
+
+LONG_COLUMNS = ("image", "identity", "group", "trait", "rating")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Rated images in a fixed order (sorted by name); row i of every array is image i."""
+
+    images: tuple[str, ...]  # names relative to the images folder
+    paths: tuple[Path, ...]
+    digests: tuple[str, ...]  # sha256 of each image file's bytes (feature cache key)
+    identities: np.ndarray
+    ratings: pd.DataFrame  # index: image; columns: (group, trait)
+    source: Path  # the ratings file, for messages
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def target(self, group: str, trait: str) -> np.ndarray:
+        """Mean rating per image for one rater group x trait, in image order."""
+        return self.ratings[(group, trait)].to_numpy(dtype=np.float64)
+
+
+def load(cfg: Config) -> Dataset:
+    """Read and check ratings and images for the configured groups and traits."""
+    table = read_ratings(cfg.data, cfg.groups, cfg.traits)
+    check_names(table, cfg, "group", cfg.groups)
+    check_names(table, cfg, "trait", cfg.traits)
+    table = table[table.group.isin(cfg.groups) & table.trait.isin(cfg.traits)]
+    identities = identity_per_image(table, cfg.data.ratings)
+    ratings = table.pivot_table(index="image", columns=["group", "trait"], values="rating", aggfunc="mean")
+    for group in cfg.groups:
+        for trait in cfg.traits:
+            missing = ratings.index[ratings[(group, trait)].isna()] if (group, trait) in ratings else ratings.index
+            if len(missing):
+                raise DataError(f"{cfg.data.ratings}: image {missing[0]} has no rating for group {group}, "
+                                f"trait {trait} ({len(missing)} image(s) lack one)")
+    ratings = ratings[[(g, t) for g in cfg.groups for t in cfg.traits]].sort_index()
+    names = tuple(ratings.index)
+    paths = tuple(cfg.data.images / name for name in names)
+    digests = tuple(check_image(path, cfg.data.ratings, first_line(table, name)) for name, path in zip(names, paths))
+    warn_unrated_files(cfg.data.images, names)
+    return Dataset(names, paths, digests, identities.loc[list(names)].to_numpy(), ratings, cfg.data.ratings)
+
+
+def read_ratings(data_cfg: DataConfig, groups, traits) -> pd.DataFrame:
+    """The ratings as long-form rows (one per image x group x trait [x rater]), checked cell by cell."""
+    path = data_cfg.ratings
+    if not Path(path).is_file():
+        raise DataError(f"{path}: ratings file not found")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
+        raise DataError(f"{path}: not a readable CSV ({str(err).splitlines()[0]})") from None
+    table.columns = [c.strip() for c in table.columns]
+    table["line"] = np.arange(len(table)) + 2
+    if data_cfg.format == "wide":
+        table = wide_to_long(table, path, groups, traits, data_cfg.wide_separator)
+    missing = [c for c in LONG_COLUMNS if c not in table.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)} (expected {', '.join(LONG_COLUMNS)}"
+                        f"{', optional rater' if data_cfg.format == 'long' else ''}; found {', '.join(table.columns[:-1])})")
+    text_columns = [c for c in ("image", "identity", "group", "trait", "rater") if c in table.columns]
+    for column in text_columns:
+        table[column] = table[column].str.strip()
+        empty = table[table[column] == ""]
+        if len(empty):
+            raise DataError(f"{path} line {empty.line.iloc[0]}: empty {column}")
+    numeric = pd.to_numeric(table.rating.str.strip(), errors="coerce")
+    bad = table[numeric.isna() | ~np.isfinite(numeric.fillna(0))]
+    if len(bad):
+        value = bad.rating.iloc[0]
+        what = "is empty" if value.strip() == "" else f"{value!r} is not a finite number"
+        raise DataError(f"{path} line {bad.line.iloc[0]}: rating {what}")
+    table["rating"] = numeric.astype(float)
+    key = ["image", "group", "trait"] + (["rater"] if "rater" in table.columns else [])
+    duplicated = table[table.duplicated(key, keep=False)]
+    if len(duplicated):
+        lines = duplicated.line.tolist()
+        raise DataError(f"{path} line {lines[1]}: duplicates line {lines[0]} "
+                        f"(same {', '.join(key)}: {', '.join(duplicated.iloc[0][key])})")
+    return table
+
+
+def wide_to_long(table: pd.DataFrame, path, groups, traits, separator: str) -> pd.DataFrame:
+    """One column per <group><sep><trait> -> long-form rows."""
+    for column in ("image", "identity"):
+        if column not in table.columns:
+            raise DataError(f"{path}: missing column {column} (wide form needs image, identity and "
+                            f"one column per group{separator}trait)")
+    frames = []
+    for group in groups:
+        for trait in traits:
+            column = f"{group}{separator}{trait}"
+            if column not in table.columns:
+                raise DataError(f"{path}: missing column {column} (wide form: one column per group{separator}trait)")
+            frames.append(table[["image", "identity", "line"]].assign(group=group, trait=trait, rating=table[column]))
+    return pd.concat(frames, ignore_index=True)
+
+
+def check_names(table: pd.DataFrame, cfg: Config, column: str, wanted) -> None:
+    present = sorted(table[column].unique())
+    for name in wanted:
+        if name not in present:
+            raise DataError(f"{cfg.source}: {column}s: {name!r} is not in {cfg.data.ratings} "
+                            f"(found: {', '.join(present)})")
+
+
+def identity_per_image(table: pd.DataFrame, path) -> pd.Series:
+    """Each image belongs to exactly one identity; two different ones is an error."""
+    counts = table.groupby("image").identity.nunique()
+    if (counts > 1).any():
+        image = counts.index[counts > 1][0]
+        rows = table[table.image == image]
+        raise DataError(f"{path} line {rows.line.iloc[-1]}: image {image} has identities "
+                        f"{', '.join(sorted(rows.identity.unique()))}")
+    return table.groupby("image").identity.first()
+
+
+def first_line(table: pd.DataFrame, image: str) -> int:
+    return int(table.line[table.image == image].iloc[0])
+
+
+def check_image(path: Path, ratings_path, line: int) -> str:
+    """Fully decode one image (catches truncated files); return the sha256 of its bytes."""
+    where = f"{path} (named in {ratings_path} line {line})"
+    if not path.is_file():
+        raise DataError(f"{where}: image file not found")
+    content = path.read_bytes()
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise DataError(f"{where}: cannot read image ({err})") from None
+    return hashlib.sha256(content).hexdigest()
+
+
+def warn_unrated_files(folder: Path, names) -> None:
+    rated = set(names)
+    unrated = [p.name for p in sorted(Path(folder).glob("*"))
+               if p.suffix.lower() in IMAGE_SUFFIXES and p.name not in rated]
+    if unrated:
+        print(f"warning: {len(unrated)} image file(s) in {folder} have no rating and are left out "
+              f"(first: {unrated[0]})", file=sys.stderr)
+
+
+def load_image(path: Path, size: int) -> np.ndarray:
+    """Any image (RGB, grey, RGBA, palette) as an RGB uint8 array of size x size.
+
+    Transparent pixels are composited on white so that alpha never leaks into the colours.
+    """
+    with Image.open(path) as image:
+        if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+            image = image.convert("RGBA")
+            canvas = Image.new("RGBA", image.size, (255, 255, 255, 255))
+            image = Image.alpha_composite(canvas, image)
+        image = image.convert("RGB").resize((size, size), Image.BILINEAR)
+        return np.asarray(image, dtype=np.uint8)
+
+
+def load_images(paths, size: int) -> np.ndarray:
+    return np.stack([load_image(p, size) for p in paths]) if len(paths) else np.zeros((0, size, size, 3), np.uint8)
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) of the stored image, for mapping landmarks to the model's input grid."""
+    with Image.open(path) as image:
+        return image.size

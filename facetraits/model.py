@@ -1,0 +1,109 @@
+"""VGG16 conv base (frozen), the regression head, the full model, and THE input preprocessing.
+
+`preprocess` is the only way pixels become model input: training (through cached features),
+prediction and explanation all call it, so heatmaps explain exactly the model that was trained.
+"""
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from facetraits.backend import keras
+from facetraits.config import ModelConfig
+from facetraits.errors import ConfigError, FacetraitsError
+
+OFFLINE_HINT = ("set model.weights to a local VGG16 include_top=False .h5 file "
+                "(--set model.weights=PATH/vgg16_notop.h5), or to none for a smoke test with random weights")
+
+
+def preprocess(images: np.ndarray) -> np.ndarray:
+    """RGB uint8 (N, H, W, 3) -> VGG16 input: BGR, ImageNet channel means subtracted, float32."""
+    return keras.applications.vgg16.preprocess_input(np.asarray(images, dtype=np.float32).copy())
+
+
+def build_base(cfg: ModelConfig, seed: int = 0) -> keras.Model:
+    """VGG16 without its classifier, every layer frozen. Never falls back to random weights silently."""
+    shape = (cfg.input_size, cfg.input_size, 3)
+    if cfg.weights == "none":
+        print("WARNING: model.weights=none: VGG16 has RANDOM weights. Results are meaningless; "
+              "use this for tests and smoke runs only.", file=sys.stderr)
+        base = keras.applications.VGG16(weights=None, include_top=False, input_shape=shape)
+        base.set_weights(random_weights(base, seed))
+    elif cfg.weights == "imagenet":
+        try:
+            base = keras.applications.VGG16(weights="imagenet", include_top=False, input_shape=shape)
+        except Exception as err:  # Keras raises a bare Exception for URL fetch failures
+            raise FacetraitsError(f"could not load ImageNet VGG16 weights ({str(err).splitlines()[0]}); "
+                                  f"if this machine is offline, {OFFLINE_HINT}") from None
+    else:
+        path = Path(cfg.weights)
+        if not path.is_file():
+            raise ConfigError(f"model.weights: {path} not found; use imagenet (downloads once), "
+                              f"or {OFFLINE_HINT}")
+        base = keras.applications.VGG16(weights=None, include_top=False, input_shape=shape)
+        try:
+            base.load_weights(str(path))
+        except Exception as err:
+            raise ConfigError(f"model.weights: {path} is not a VGG16 include_top=False weights file "
+                              f"({str(err).splitlines()[0]})") from None
+    base.trainable = False
+    for layer in base.layers:
+        layer.trainable = False
+    return base
+
+
+def random_weights(base: keras.Model, seed: int) -> list:
+    """He-normal kernels and zero biases drawn with NumPy: the same random VGG16 for the same seed,
+    whatever else the TensorFlow graph holds (graph-mode op seeds depend on build order)."""
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for array in base.get_weights():
+        if array.ndim == 4:
+            fan_in = np.prod(array.shape[:3])
+            # the first layer sees pixel-scale input (about +-128): scale it so features stay O(1)
+            scale = 1.0 if arrays else 1.0 / 128
+            arrays.append(rng.normal(0.0, scale * np.sqrt(2.0 / fan_in), array.shape).astype(np.float32))
+        else:
+            arrays.append(np.zeros_like(array))
+    return arrays
+
+
+def weights_digest(base: keras.Model) -> str:
+    """sha256 of the base's weights: identifies the features whatever the weights' source."""
+    digest = hashlib.sha256()
+    for array in base.get_weights():
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def build_head(feature_shape, cfg: ModelConfig, seed: int) -> keras.Model:
+    """The trainable regression head on conv features: pooling -> Dense(relu) -> [Dropout] -> Dense(1)."""
+    init = keras.initializers
+    inputs = keras.Input(shape=tuple(feature_shape), name="conv_features")
+    pool = keras.layers.GlobalAveragePooling2D if cfg.pooling == "gap" else keras.layers.Flatten
+    x = pool(name="head_pool")(inputs)
+    x = keras.layers.Dense(cfg.dense_units, activation="relu", name="head_dense",
+                           kernel_initializer=init.GlorotUniform(seed=seed))(x)
+    if cfg.dropout > 0:
+        x = keras.layers.Dropout(cfg.dropout, seed=seed, name="head_dropout")(x)
+    outputs = keras.layers.Dense(1, name="head_rating", kernel_initializer=init.GlorotUniform(seed=seed + 1))(x)
+    return keras.Model(inputs, outputs, name="head")
+
+
+def mount(base: keras.Model, head: keras.Model) -> keras.Model:
+    """Base + head as ONE flat functional model (iNNvestigate cannot walk nested models)."""
+    x = base.input
+    for layer in base.layers[1:]:
+        x = layer(x)
+    for layer in head.layers[1:]:
+        x = layer(x)
+    return keras.Model(base.input, x, name="vgg16_regression")
+
+
+def load_full_model(path: Path) -> keras.Model:
+    if not Path(path).is_file():
+        raise FacetraitsError(f"{path}: model not found; run train_regression.py first")
+    return keras.models.load_model(str(path), compile=False)

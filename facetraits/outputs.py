@@ -1,0 +1,110 @@
+"""Atomic writes and run records: an interrupted run never leaves a half-written file.
+
+Every output is written to a temporary name in the same folder and renamed into place, so a
+reader sees either the old complete file or the new complete file.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path):
+    """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix + ".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_csv(path, table: pd.DataFrame) -> Path:
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    return Path(path)
+
+
+def write_json(path, payload: dict) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+    return Path(path)
+
+
+def write_npy(path, array: np.ndarray) -> Path:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, array)
+    return Path(path)
+
+
+def save_figure(fig, path) -> Path:
+    """Save a matplotlib figure atomically and close it (figures pile up in long runs)."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format=Path(path).suffix.lstrip(".") or "png")
+    plt.close(fig)
+    return Path(path)
+
+
+def run_record(script: str, argv, config_dict: dict, **extra) -> dict:
+    """What produced an output: script, arguments, resolved config, time. Stored beside results."""
+    return {"script": script, "argv": list(argv), "config": config_dict,
+            "time": time.strftime("%Y-%m-%d %H:%M:%S"), "python": sys.version.split()[0], **extra}
+
+
+class Progress:
+    """One status line per step on stderr: done/total, rate, ETA. Cheap enough for every batch."""
+
+    def __init__(self, total: int, label: str, unit: str = "items", every: float = 2.0):
+        self.total, self.label, self.unit, self.every = total, label, unit, every
+        self.start = self.last = time.perf_counter()
+        self.done = 0
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        now = time.perf_counter()
+        if now - self.last >= self.every or self.done >= self.total:
+            self.last = now
+            elapsed = now - self.start
+            rate = self.done / elapsed if elapsed > 0 else float("inf")
+            eta = (self.total - self.done) / rate if rate > 0 else float("nan")
+            print(f"  {self.label}: {self.done}/{self.total} {self.unit} "
+                  f"({rate:.1f} {self.unit}/s, ETA {eta:.0f} s)", file=sys.stderr, flush=True)
+
+
+def digest(*parts) -> str:
+    """sha256 of arrays (by bytes) and plain values (by JSON): the 'inputs unchanged?' key."""
+    hasher = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            hasher.update(str((part.dtype, part.shape)).encode())
+            hasher.update(np.ascontiguousarray(part).tobytes())
+        else:
+            hasher.update(json.dumps(part, sort_keys=True, default=str).encode())
+    return hasher.hexdigest()[:16]
+
+
+def cached_array(path, compute) -> np.ndarray:
+    """Load `path` if an earlier run finished it, else compute and store it (name carries the inputs key)."""
+    path = Path(path)
+    if path.is_file():
+        return np.load(path)
+    array = np.asarray(compute())
+    write_npy(path, array)
+    return array

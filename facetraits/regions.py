@@ -1,0 +1,470 @@
+"""Face regions from 68 landmarks, relevance shares per region, and alignment of heatmaps.
+
+Why: an LRP heatmap says *where* a model looked; to compare rater groups we need numbers
+("40 % of the positive relevance falls on the eyes, which cover 6 % of the image") and
+heatmaps averaged over many faces, which only makes sense after aligning the faces.
+
+Conventions used throughout this module:
+
+* Landmarks are the 68 iBUG/dlib points as an array of shape (68, 2), columns (x, y):
+  0-16 jaw, 17-21 / 22-26 brows, 27-30 nose bridge, 31-35 nose bottom, 36-41 / 42-47 eyes,
+  48-59 outer lip, 60-67 inner lip.
+* Coordinates are pixel-index coordinates: the centre of pixel (row r, column c) is at
+  x = c, y = r. This is what dlib returns and what ``scipy.ndimage`` uses, so masks and
+  warps line up without half-pixel shifts.
+* Images are resized (not cropped) to the model input, so original-image landmarks are
+  mapped to heatmap coordinates with :func:`scale_landmarks`.
+
+Pure numpy/scipy; dlib is imported only inside :func:`detect_landmarks`.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Mapping, Sequence
+
+import numpy as np
+from scipy import ndimage
+
+from facetraits.errors import DataError, FacetraitsError
+
+REGIONS = ("eyes", "brows", "nose", "mouth", "face", "background")
+"""Region names, in the order :func:`region_masks` returns them. "face" is the rest of the face."""
+
+N_LANDMARKS = 68
+
+# Landmark index groups (iBUG 68-point scheme).
+JAW = tuple(range(0, 17))
+BROWS = (tuple(range(17, 22)), tuple(range(22, 27)))
+NOSE_BRIDGE_TOP = 27
+NOSE_BOTTOM = tuple(range(31, 36))
+EYES = (tuple(range(36, 42)), tuple(range(42, 48)))
+OUTER_LIP = tuple(range(48, 60))
+
+ALIGN_POINTS = (36, 39, 42, 45, 27, 28, 29, 30, 31, 33, 35, 48, 54)
+"""Points used to align faces: eye corners, nose bridge and bottom, mouth corners.
+These move little with expression and are localised reliably; the jaw outline (pose-dependent,
+poorly localised) and the brows (expression-dependent) are left out."""
+
+# Region sizes, as fractions of the mean eye width (corner 36-39 / 42-45), so regions scale
+# with the face whatever the image and face size.
+EYE_MARGIN = 0.35  # eye polygon grown by this much: includes the lids and lashes
+BROW_HALF_WIDTH = 0.25  # brows: band of this half-thickness around each brow polyline
+NOSE_TOP_HALF_WIDTH = 0.2  # nose polygon starts this far either side of point 27
+NOSE_MARGIN = 0.2  # nose polygon grown by this much: includes the nostril wings
+MOUTH_MARGIN = 0.15  # outer-lip polygon grown by this much
+FOREHEAD_LIFT = 2.0  # brows lifted by this many brow-to-eye distances to reach the forehead
+
+
+class LandmarkError(DataError, ValueError):
+    """Landmarks missing or malformed for an image (also a ValueError)."""
+
+
+class MissingDependencyError(FacetraitsError, ImportError):
+    """An optional package needed for this feature is not installed (also an ImportError)."""
+
+
+# ----------------------------------------------------------------------------- landmarks
+
+
+def _as_landmarks(landmarks) -> np.ndarray:
+    """Return landmarks as a float (68, 2) array, or raise a ValueError saying what is wrong."""
+    points = np.asarray(landmarks, dtype=float)
+    if points.shape != (N_LANDMARKS, 2):
+        raise LandmarkError(f"landmarks must have shape (68, 2), got {points.shape}")
+    if not np.all(np.isfinite(points)):
+        raise LandmarkError("landmarks contain NaN or infinite coordinates")
+    return points
+
+
+def scale_landmarks(landmarks, image_size: tuple[int, int], map_shape: tuple[int, int]) -> np.ndarray:
+    """Map landmarks from the original image (width, height) to a (H, W) heatmap.
+
+    The image is resized, not cropped, so x scales by W / width and y by H / height. The
+    half-pixel correction ``(x + 0.5) * W / width - 0.5`` keeps pixel centres on pixel centres,
+    matching PIL and ``tf.image.resize`` (it differs from plain scaling by under one pixel).
+    """
+    points = _as_landmarks(landmarks)
+    width, height = image_size
+    map_h, map_w = map_shape
+    if min(width, height, map_h, map_w) <= 0:
+        raise ValueError(f"sizes must be positive: image_size={image_size}, map_shape={map_shape}")
+    scale = np.array([map_w / width, map_h / height])
+    return (points + 0.5) * scale - 0.5
+
+
+def landmarks_from_frame(df, image) -> np.ndarray:
+    """Landmarks of one image from a long table with columns ``image, point, x, y``.
+
+    Raises LandmarkError (a ValueError) naming the image when the table does not hold
+    exactly the points 0..67 once each with finite coordinates, so a bad row is found at
+    once instead of as a strange mask later.
+    """
+    missing_columns = {"image", "point", "x", "y"} - set(df.columns)
+    if missing_columns:
+        raise LandmarkError(f"landmarks table lacks column(s) {sorted(missing_columns)}")
+    rows = df[df["image"].astype(str) == str(image)]
+    if rows.empty:
+        raise LandmarkError(f"no landmarks for image {image!r}")
+    try:
+        points = rows["point"].astype(int).to_numpy()
+    except (TypeError, ValueError):
+        raise LandmarkError(f"landmarks for image {image!r}: 'point' must hold integers 0..67") from None
+    problems = []
+    missing = sorted(set(range(N_LANDMARKS)) - set(points.tolist()))
+    if missing:
+        problems.append(f"missing points {_short_list(missing)}")
+    unknown = sorted(set(points.tolist()) - set(range(N_LANDMARKS)))
+    if unknown:
+        problems.append(f"unknown points {_short_list(unknown)}")
+    values, counts = np.unique(points, return_counts=True)
+    duplicated = values[counts > 1].tolist()
+    if duplicated:
+        problems.append(f"duplicated points {_short_list(duplicated)}")
+    if problems:
+        raise LandmarkError(
+            f"landmarks for image {image!r}: expected 68 points 0..67, got {len(points)} rows; "
+            + "; ".join(problems)
+        )
+    order = np.argsort(points)
+    xy = rows[["x", "y"]].to_numpy(dtype=float)[order]
+    if not np.all(np.isfinite(xy)):
+        raise LandmarkError(f"landmarks for image {image!r}: x/y contain NaN or infinite values")
+    return xy
+
+
+def _short_list(values: list, limit: int = 10) -> str:
+    shown = ", ".join(str(v) for v in values[:limit])
+    return f"[{shown}{', ...' if len(values) > limit else ''}]"
+
+
+# ----------------------------------------------------------------------------- masks
+
+
+def _near_shape(vertices: np.ndarray, margin: float, shape: tuple[int, int], closed: bool) -> np.ndarray:
+    """Pixels whose centre lies inside the polygon (if ``closed``) or within ``margin`` of its outline.
+
+    Distances are measured exactly to the segments, so this works at any map size (a
+    pixel-based dilation would round margins to whole pixels and fail on tiny shapes).
+    """
+    height, width = shape
+    mask = np.zeros(shape, dtype=bool)
+    lo = np.floor(vertices.min(axis=0) - margin).astype(int)
+    hi = np.ceil(vertices.max(axis=0) + margin).astype(int)
+    x0, y0 = max(lo[0], 0), max(lo[1], 0)
+    x1, y1 = min(hi[0], width - 1), min(hi[1], height - 1)
+    if x0 > x1 or y0 > y1:
+        return mask  # entirely outside the map
+    ys, xs = np.mgrid[y0 : y1 + 1, x0 : x1 + 1].astype(float)
+
+    starts = vertices
+    ends = np.roll(vertices, -1, axis=0) if closed else vertices[1:]
+    starts = starts[: len(ends)]
+
+    inside = np.zeros(xs.shape, dtype=bool)
+    if closed and len(vertices) >= 3:
+        # Even-odd rule: count crossings of a ray going right from each pixel centre.
+        for (xa, ya), (xb, yb) in zip(starts, ends):
+            crosses = (ya > ys) != (yb > ys)
+            if not crosses.any():
+                continue
+            x_cross = xa + (ys - ya) * (xb - xa) / np.where(yb == ya, 1.0, yb - ya)
+            inside ^= crosses & (xs < x_cross)
+
+    near = np.zeros(xs.shape, dtype=bool)
+    if margin > 0:
+        for a, b in zip(starts, ends):
+            d = b - a
+            length2 = float(d @ d)
+            if length2 == 0.0:
+                t = 0.0
+            else:
+                t = np.clip(((xs - a[0]) * d[0] + (ys - a[1]) * d[1]) / length2, 0.0, 1.0)
+            near |= np.hypot(xs - a[0] - t * d[0], ys - a[1] - t * d[1]) <= margin
+
+    mask[y0 : y1 + 1, x0 : x1 + 1] = inside | near
+    return mask
+
+
+def _convex_hull(points: np.ndarray) -> np.ndarray:
+    """Convex hull vertices in order (Andrew's monotone chain; no degenerate-input failures)."""
+    pts = sorted(map(tuple, np.unique(points, axis=0)))
+    if len(pts) <= 2:
+        return np.array(pts, dtype=float)
+
+    def cross(o, a, b):
+        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+    lower, upper = [], []
+    for p in pts:
+        while len(lower) >= 2 and cross(lower[-2], lower[-1], p) <= 0:
+            lower.pop()
+        lower.append(p)
+    for p in reversed(pts):
+        while len(upper) >= 2 and cross(upper[-2], upper[-1], p) <= 0:
+            upper.pop()
+        upper.append(p)
+    return np.array(lower[:-1] + upper[:-1], dtype=float)
+
+
+def region_masks(landmarks, image_size: tuple[int, int], map_shape: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Boolean (H, W) masks for :data:`REGIONS`, from landmarks of the original image.
+
+    ``image_size`` is the original (width, height); ``map_shape`` the heatmap's (H, W). The
+    masks are mutually exclusive and together cover every pixel, so relevance shares over
+    them add up to 1. All sizes are relative to the mean eye width, so the regions follow
+    the face, not the image:
+
+    * eyes: each eye's 6-point polygon grown by ``EYE_MARGIN`` (takes in the lids);
+    * brows: band of half-width ``BROW_HALF_WIDTH`` around each brow polyline;
+    * mouth: outer-lip polygon (48-59) grown by ``MOUTH_MARGIN``;
+    * nose: polygon of the bridge top (27, widened sideways) and the nose bottom 31-35,
+      grown by ``NOSE_MARGIN``;
+    * face: the convex hull of the jaw (0-16) and the brows lifted by ``FOREHEAD_LIFT``
+      brow-to-eye distances (the forehead), minus the regions above;
+    * background: everything else.
+
+    Where regions overlap the priority is eyes > brows > mouth > nose > face.
+    """
+    points = scale_landmarks(landmarks, image_size, map_shape)
+    shape = (int(map_shape[0]), int(map_shape[1]))
+
+    left_eye, right_eye = (points[list(idx)] for idx in EYES)
+    eye_width = 0.5 * (np.linalg.norm(points[39] - points[36]) + np.linalg.norm(points[45] - points[42]))
+    if not eye_width > 0:
+        raise LandmarkError("degenerate landmarks: eye corners coincide (eye width 0)")
+
+    # Face axes: "across" runs from the image-left eye to the image-right eye, "up" is
+    # perpendicular to it, pointing from the chin towards the eyes (handles tilted faces).
+    across = right_eye.mean(axis=0) - left_eye.mean(axis=0)
+    across /= np.linalg.norm(across) or 1.0
+    up = np.array([across[1], -across[0]])
+    if np.dot(points[[36, 39, 42, 45]].mean(axis=0) - points[8], up) < 0:
+        up = -up
+
+    eyes = _near_shape(left_eye, EYE_MARGIN * eye_width, shape, closed=True)
+    eyes |= _near_shape(right_eye, EYE_MARGIN * eye_width, shape, closed=True)
+
+    brows = np.zeros(shape, dtype=bool)
+    for idx in BROWS:
+        brows |= _near_shape(points[list(idx)], BROW_HALF_WIDTH * eye_width, shape, closed=False)
+
+    mouth = _near_shape(points[list(OUTER_LIP)], MOUTH_MARGIN * eye_width, shape, closed=True)
+
+    half_top = NOSE_TOP_HALF_WIDTH * eye_width * across
+    nose_polygon = np.vstack(
+        [points[NOSE_BRIDGE_TOP] - half_top, points[list(NOSE_BOTTOM)], points[NOSE_BRIDGE_TOP] + half_top]
+    )
+    nose = _near_shape(nose_polygon, NOSE_MARGIN * eye_width, shape, closed=True)
+
+    brow_points = points[17:27]
+    eye_points = points[36:48]
+    brow_to_eye = max(float(np.dot(brow_points.mean(axis=0) - eye_points.mean(axis=0), up)), 0.0)
+    forehead = brow_points + FOREHEAD_LIFT * brow_to_eye * up
+    outline = _convex_hull(np.vstack([points[list(JAW)], brow_points, forehead]))
+    face = _near_shape(outline, 0.0, shape, closed=True)
+
+    taken = np.zeros(shape, dtype=bool)
+    masks = {}
+    for name, mask in (("eyes", eyes), ("brows", brows), ("mouth", mouth), ("nose", nose), ("face", face)):
+        masks[name] = mask & ~taken
+        taken |= mask
+    masks["background"] = ~taken
+    return {name: masks[name] for name in REGIONS}
+
+
+# ----------------------------------------------------------------------------- shares
+
+
+def per_unit_area(share: float, area_share: float) -> float:
+    """Relevance share divided by area share: 1 means "as much as its size predicts".
+
+    NaN for an empty region (area share 0) or a NaN share.
+    """
+    if not area_share > 0:
+        return float("nan")
+    return float(share) / float(area_share)
+
+
+def relevance_shares(relevance, masks: Mapping[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """How the relevance of one heatmap divides over regions.
+
+    For each region (in the order of ``masks``):
+
+    * ``share_pos``: positive relevance in the region / all positive relevance (negative
+      relevance, evidence against the prediction, is ignored);
+    * ``share_abs``: the same with absolute relevance (counts evidence both ways);
+    * ``area_share``: pixels in the region / all pixels;
+    * ``pos_per_area`` and ``abs_per_area``: share / area_share (NaN for empty regions).
+
+    With masks from :func:`region_masks` (a partition) each share sums to 1 over regions.
+    When the heatmap has no positive (or no non-zero) relevance at all, the corresponding
+    shares are NaN rather than a misleading 0.
+    """
+    rel = np.asarray(relevance, dtype=float)
+    if rel.ndim != 2:
+        raise ValueError(f"relevance must be a 2-D (H, W) map, got shape {rel.shape}")
+    if not np.all(np.isfinite(rel)):
+        raise ValueError("relevance contains NaN or infinite values")
+    positive = np.clip(rel, 0.0, None)
+    absolute = np.abs(rel)
+    total_pos = positive.sum()
+    total_abs = absolute.sum()
+    n_pixels = rel.size
+
+    shares = {}
+    for name, mask in masks.items():
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != rel.shape:
+            raise ValueError(f"mask {name!r} has shape {mask.shape}, relevance has {rel.shape}")
+        share_pos = positive[mask].sum() / total_pos if total_pos > 0 else float("nan")
+        share_abs = absolute[mask].sum() / total_abs if total_abs > 0 else float("nan")
+        area_share = mask.sum() / n_pixels
+        shares[name] = {
+            "share_pos": float(share_pos),
+            "share_abs": float(share_abs),
+            "area_share": float(area_share),
+            "pos_per_area": per_unit_area(share_pos, area_share),
+            "abs_per_area": per_unit_area(share_abs, area_share),
+        }
+    return shares
+
+
+# ----------------------------------------------------------------------------- alignment
+
+
+def similarity_transform(src_points, dst_points) -> np.ndarray:
+    """Least-squares rotation + uniform scale + translation taking ``src`` onto ``dst`` (Umeyama 1991).
+
+    Returns a 2x3 matrix ``M`` with ``dst ~= src @ M[:, :2].T + M[:, 2]``. Reflections are
+    excluded, so a face is never mirrored to fit.
+    """
+    src = np.asarray(src_points, dtype=float)
+    dst = np.asarray(dst_points, dtype=float)
+    if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2:
+        raise ValueError(f"point arrays must both have shape (N, 2), got {src.shape} and {dst.shape}")
+    if len(src) < 2:
+        raise ValueError("need at least 2 points for a similarity transform")
+    src_mean = src.mean(axis=0)
+    dst_mean = dst.mean(axis=0)
+    src_c = src - src_mean
+    dst_c = dst - dst_mean
+    src_var = (src_c**2).sum() / len(src)
+    if not src_var > 0:
+        raise ValueError("source points are all identical")
+    covariance = dst_c.T @ src_c / len(src)
+    u, singular, vt = np.linalg.svd(covariance)
+    sign = np.eye(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sign[1, 1] = -1.0
+    rotation = u @ sign @ vt
+    scale = np.trace(np.diag(singular) @ sign) / src_var
+    linear = scale * rotation
+    translation = dst_mean - linear @ src_mean
+    return np.hstack([linear, translation[:, None]])
+
+
+def apply_transform(matrix: np.ndarray, points) -> np.ndarray:
+    """Apply a 2x3 transform (from :func:`similarity_transform`) to (N, 2) points."""
+    pts = np.asarray(points, dtype=float)
+    return pts @ matrix[:, :2].T + matrix[:, 2]
+
+
+def warp_to_template(
+    heatmap,
+    landmarks_in_map_coords,
+    template_points,
+    output_shape: tuple[int, int] | None = None,
+    points: Sequence[int] | None = ALIGN_POINTS,
+) -> np.ndarray:
+    """Resample a heatmap so its face lands on the template face, for averaging across faces.
+
+    Both landmark sets are (68, 2) in heatmap pixel coordinates (use :func:`scale_landmarks`).
+    The similarity transform is fitted on ``points`` (default :data:`ALIGN_POINTS`; None for
+    all 68). Bilinear interpolation; pixels that come from outside the heatmap are 0, so they
+    add no relevance to an average.
+    """
+    heat = np.asarray(heatmap, dtype=float)
+    if heat.ndim != 2:
+        raise ValueError(f"heatmap must be 2-D (H, W), got shape {heat.shape}")
+    idx = list(range(N_LANDMARKS)) if points is None else list(points)
+    src = _as_landmarks(landmarks_in_map_coords)[idx]
+    dst = _as_landmarks(template_points)[idx]
+    forward = similarity_transform(src, dst)  # heatmap (x, y) -> template (x, y)
+    linear_inv = np.linalg.inv(forward[:, :2])
+    # affine_transform maps output (row, col) to input (row, col): invert and swap x/y.
+    swap = np.array([[0.0, 1.0], [1.0, 0.0]])
+    matrix = swap @ linear_inv @ swap
+    offset = -swap @ linear_inv @ forward[:, 2]
+    shape = heat.shape if output_shape is None else tuple(int(s) for s in output_shape)
+    return ndimage.affine_transform(heat, matrix, offset=offset, output_shape=shape, order=1, mode="grid-constant", cval=0.0)
+
+
+def mean_face(landmark_sets: Sequence, points: Sequence[int] | None = ALIGN_POINTS, iterations: int = 3) -> np.ndarray:
+    """Average face shape (68, 2) for a heatmap-averaging template (generalised Procrustes).
+
+    Every face is similarity-aligned (on ``points``; default :data:`ALIGN_POINTS`, None for
+    all 68) to the current mean, starting from the first face, and averaged; this is
+    repeated ``iterations`` times. The result is then made upright (eye line horizontal) and
+    given the inputs' mean size and mean centre, so if the inputs are heatmap coordinates the
+    template is too.
+    """
+    shapes = [_as_landmarks(s) for s in landmark_sets]
+    if not shapes:
+        raise ValueError("mean_face needs at least one set of landmarks")
+    idx = list(range(N_LANDMARKS)) if points is None else list(points)
+    mean = shapes[0].copy()
+    for _ in range(max(int(iterations), 1)):
+        aligned = [apply_transform(similarity_transform(s[idx], mean[idx]), s) for s in shapes]
+        new_mean = np.mean(aligned, axis=0)
+        # Keep the mean in the first face's frame so its size cannot drift between iterations.
+        mean = apply_transform(similarity_transform(new_mean[idx], shapes[0][idx]), new_mean)
+
+    # Upright, mean size, mean centre (measured on the alignment points).
+    eye_axis = mean[42:48].mean(axis=0) - mean[36:42].mean(axis=0)
+    angle = -np.arctan2(eye_axis[1], eye_axis[0])
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    sizes = [np.sqrt(((s[idx] - s[idx].mean(axis=0)) ** 2).sum(axis=1).mean()) for s in shapes]
+    centre = np.mean([s[idx].mean(axis=0) for s in shapes], axis=0)
+    mean_centred = mean - mean[idx].mean(axis=0)
+    mean_size = np.sqrt((mean_centred[idx] ** 2).sum(axis=1).mean())
+    return (mean_centred @ rotation.T) * (np.mean(sizes) / mean_size) + centre
+
+
+# ----------------------------------------------------------------------------- detection
+
+
+@functools.lru_cache(maxsize=1)
+def _dlib_models():
+    """Load dlib's face detector and 68-point predictor once (the model file is ~100 MB)."""
+    try:
+        import dlib
+        import face_recognition_models
+    except ImportError as error:
+        raise MissingDependencyError(
+            "landmark detection needs the optional packages dlib-bin and face-recognition-models: "
+            "pip install dlib-bin face-recognition-models"
+        ) from error
+    detector = dlib.get_frontal_face_detector()
+    predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
+    return detector, predictor
+
+
+def detect_landmarks(image_rgb_uint8, upsample: int = 1) -> np.ndarray | None:
+    """68 landmarks (x, y) of the largest face in an RGB uint8 image, or None if no face is found.
+
+    Uses dlib's HOG face detector and 68-point shape predictor, for images that come
+    without landmarks. Needs the optional packages ``dlib-bin`` and
+    ``face-recognition-models`` (raises MissingDependencyError, an ImportError, otherwise).
+    ``upsample`` > 0 lets the detector find smaller faces, at some cost in speed.
+    """
+    image = np.asarray(image_rgb_uint8)
+    if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
+        raise ValueError(f"expected an RGB (H, W, 3) or grey (H, W) uint8 image, got {image.dtype} {image.shape}")
+    detector, predictor = _dlib_models()
+    image = np.ascontiguousarray(image)
+    faces = detector(image, int(upsample))
+    if len(faces) == 0:
+        return None
+    face = max(faces, key=lambda rect: rect.area())
+    shape = predictor(image, face)
+    return np.array([[shape.part(i).x, shape.part(i).y] for i in range(shape.num_parts)], dtype=float)

@@ -1,0 +1,112 @@
+"""The one head-fitting loop, cross-validated predictions, and the closed-form ridge null model."""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from facetraits import config, model, outputs
+from facetraits.backend import keras, seed_everything
+from facetraits.config import Config, TrainingConfig
+
+
+@dataclass
+class TrainedHead:
+    head: keras.Model  # predicts ratings on the rating scale
+    epochs: int  # epochs actually run (early stopping may end sooner)
+    seconds: float
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        return self.head.predict(features, batch_size=256, verbose=0).ravel().astype(np.float64)
+
+
+def optimizer(cfg: TrainingConfig):
+    kinds = {"adam": keras.optimizers.legacy.Adam, "sgd": keras.optimizers.legacy.SGD,
+             "rmsprop": keras.optimizers.legacy.RMSprop}
+    return kinds[cfg.optimizer](learning_rate=cfg.learning_rate)
+
+
+def validation_indices(identities: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A mask of whole identities (about `fraction` of the images) held out for early stopping."""
+    mask = np.zeros(len(identities), dtype=bool)
+    if fraction <= 0:
+        return mask
+    units = np.unique(identities)
+    rng = np.random.default_rng(seed)
+    for unit in units[rng.permutation(len(units))]:
+        if mask.mean() >= fraction or len(units) < 2:
+            break
+        mask |= identities == unit
+    return mask if mask.sum() < len(mask) else np.zeros(len(identities), dtype=bool)
+
+
+def fit_head(features: np.ndarray, y: np.ndarray, identities: np.ndarray, cfg: Config, seed: int) -> TrainedHead:
+    """Train a fresh head on (training) features. Validation identities come out of THIS data only.
+
+    Targets are standardised for the optimiser and the scale is folded back into the last layer,
+    so the returned head predicts ratings directly and LRP decomposes the rating itself.
+    """
+    start = time.perf_counter()
+    seed_everything(seed)
+    held_out = validation_indices(identities, cfg.training.validation_split, seed)
+    fit = ~held_out
+    mean, sd = float(y[fit].mean()), float(y[fit].std()) or 1.0
+    z = ((y - mean) / sd).astype(np.float32)
+    head = model.build_head(features.shape[1:], cfg.model, seed)
+    head.compile(optimizer=optimizer(cfg.training), loss="mse")
+    callbacks, validation = [], None
+    if held_out.any():
+        validation = (features[held_out], z[held_out])
+        if cfg.training.early_stopping_patience > 0:
+            callbacks.append(keras.callbacks.EarlyStopping(
+                patience=cfg.training.early_stopping_patience, restore_best_weights=True))
+    history = head.fit(features[fit], z[fit], validation_data=validation, epochs=cfg.training.epochs,
+                       batch_size=cfg.training.batch_size, shuffle=True, callbacks=callbacks,
+                       verbose=2 if cfg.training.verbose else 0)
+    last = head.get_layer("head_rating")
+    kernel, bias = last.get_weights()
+    last.set_weights([kernel * sd, bias * sd + mean])
+    return TrainedHead(head, len(history.history["loss"]), time.perf_counter() - start)
+
+
+def cross_val_predict(features, y, identities, folds, cfg: Config, label: str = "") -> np.ndarray:
+    """Out-of-fold predictions: fold k's images are predicted by a head that never saw them."""
+    predictions = np.full(len(y), np.nan)
+    n_folds = int(folds.max()) + 1
+    for fold in range(n_folds):
+        test = folds == fold
+        trained = fit_head(features[~test], y[~test], identities[~test], cfg, seed=cfg.seed + fold)
+        predictions[test] = trained.predict(features[test])
+        if label:
+            print(f"  {label} fold {fold + 1}/{n_folds}: {trained.epochs} epochs, {trained.seconds:.1f} s",
+                  file=sys.stderr, flush=True)
+    return predictions
+
+
+def cached_cross_val_predict(features, y, identities, folds, cfg: Config, name: str) -> np.ndarray:
+    """cross_val_predict, computed once per unchanged inputs (features, ratings, folds, settings)."""
+    key = outputs.digest(features, y, folds, config.as_dict(cfg.model), config.as_dict(cfg.training), cfg.seed)
+    return outputs.cached_array(cfg.output.cache_dir / "cv" / f"{name}-{key}.npy",
+                                lambda: cross_val_predict(features, y, identities, folds, cfg, label=name))
+
+
+def ridge_cv_predict(x: np.ndarray, targets: np.ndarray, folds: np.ndarray, alpha: float) -> np.ndarray:
+    """Out-of-fold ridge predictions for many target columns at once (observed + permutations).
+
+    Per fold: standardise features on the training part, one SVD, then every column's solution
+    is a matrix product, so 1000 permutations cost about as much as one fit.
+    """
+    predictions = np.empty_like(targets, dtype=np.float64)
+    for fold in np.unique(folds):
+        test = folds == fold
+        mean, sd = x[~test].mean(axis=0), x[~test].std(axis=0)
+        sd[sd == 0] = 1.0
+        train_x, test_x = (x[~test] - mean) / sd, (x[test] - mean) / sd
+        y_mean = targets[~test].mean(axis=0)
+        u, s, vt = np.linalg.svd(train_x, full_matrices=False)
+        shrink = s / (s ** 2 + alpha * len(train_x))
+        coefficients = vt.T @ (shrink[:, None] * (u.T @ (targets[~test] - y_mean)))
+        predictions[test] = test_x @ coefficients + y_mean
+    return predictions

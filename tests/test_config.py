@@ -1,0 +1,77 @@
+"""Config loading: defaults, overrides, path resolution, and one-line errors for every mistake."""
+import pytest
+
+from facetraits import config
+from facetraits.errors import ConfigError
+from conftest import ROOT
+
+
+def test_shipped_config_loads_with_documented_defaults():
+    cfg = config.load(ROOT / "config.yaml")
+    assert cfg.groups == ("ASD", "NT") and cfg.traits == ("warm", "strong")
+    assert cfg.model.weights == "imagenet"
+    assert cfg.model.pooling == "gap" and cfg.model.dense_units == 1024
+    assert cfg.cv.n_folds == 5 and cfg.permutation.n_permutations == 1000
+    assert cfg.data.ratings == ROOT / "data" / "demo" / "ratings.csv"
+
+
+def test_paths_resolve_relative_to_the_config_file(tmp_path):
+    (tmp_path / "sub").mkdir()
+    path = tmp_path / "sub" / "c.yaml"
+    path.write_text("data:\n  ratings: r.csv\n  images: ../imgs\nmodel:\n  weights: w/vgg.h5\n")
+    cfg = config.load(path)
+    assert cfg.data.ratings == tmp_path / "sub" / "r.csv"
+    assert cfg.data.images.resolve() == (tmp_path / "imgs").resolve()
+    assert cfg.model.weights == str(tmp_path / "sub" / "w" / "vgg.h5")
+
+
+def test_overrides_are_parsed_as_yaml_and_paths_resolve_from_cwd(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = config.load(ROOT / "config.yaml", ["training.epochs=7", "groups=[NT]", "model.weights=none",
+                                              "data.ratings=mine.csv", "lrp.overlays=false"])
+    assert cfg.training.epochs == 7 and cfg.groups == ("NT",)
+    assert cfg.model.weights == "none" and cfg.lrp.overlays is False
+    assert cfg.data.ratings == tmp_path / "mine.csv"
+
+
+def test_hash_changes_with_settings():
+    assert config.load(None).hash() == config.load(None).hash()
+    assert config.load(None).hash() != config.load(None, ["seed=1"]).hash()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("trainng:\n  epochs: 3\n", "unknown key trainng (did you mean training?)"),
+    ("training:\n  epoch: 3\n", "unknown key training.epoch (did you mean training.epochs?)"),
+    ("training:\n  epochs: ten\n", "training.epochs: expected an integer, got 'ten'"),
+    ("training:\n  epochs: 0\n", "training.epochs: 0 is out of range"),
+    ("training:\n  learning_rate: fast\n", "training.learning_rate: expected a number"),
+    ("cv:\n  group_by: person\n", "cv.group_by: 'person' is not one of identity, none"),
+    ("lrp:\n  analyzer: lrp.epsilonn\n", "lrp.analyzer: 'lrp.epsilonn' is not one of"),
+    ("lrp:\n  faithfulness_analyzers: [gradient, grad]\n", "lrp.faithfulness_analyzers: 'grad' is not one of"),
+    ("groups: []\n", "groups: expected a non-empty list"),
+    ("traits: [warm, warm]\n", "traits: names repeat"),
+    ("lrp:\n  overlays: maybe\n", "lrp.overlays: expected true or false"),
+    ("model: vgg\n", "model: expected a section"),
+    ("- a\n- b\n", "expected a mapping of settings"),
+    ("data: [\n", "not valid YAML"),
+])
+def test_bad_config_gives_one_line_error_naming_file_and_key(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        config.load(path)
+    assert message in str(caught.value)
+    assert str(path) in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_bad_override_is_rejected():
+    with pytest.raises(ConfigError, match="expected key=value"):
+        config.load(None, ["training.epochs"])
+    with pytest.raises(ConfigError, match="unknown key training.epoch "):
+        config.load(None, ["training.epoch=3"])
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        config.load(tmp_path / "nope.yaml")

@@ -1,0 +1,159 @@
+"""Data contract: long/wide ratings, rater averaging, image modes, and one-line errors for bad input."""
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from facetraits import config, data
+from facetraits.errors import DataError
+from conftest import write_blob_dataset, write_config
+
+
+@pytest.fixture
+def dataset_dir(tmp_path):
+    return write_blob_dataset(tmp_path / "d", n_identities=3, per_identity=2, size=24)
+
+
+def load(root, tmp_path, **data_settings):
+    cfg_path = write_config(tmp_path / "c.yaml", root, tmp_path, data=data_settings)
+    return data.load(config.load(cfg_path))
+
+
+def edit_ratings(root, change):
+    table = pd.read_csv(root / "ratings.csv", dtype=str, keep_default_na=False)
+    table = change(table)
+    table.to_csv(root / "ratings.csv", index=False)
+
+
+def test_loads_in_sorted_image_order_with_identities(dataset_dir, tmp_path):
+    dataset = load(dataset_dir, tmp_path)
+    assert list(dataset.images) == sorted(dataset.images) and len(dataset) == 6
+    assert list(dataset.identities) == ["p00", "p00", "p01", "p01", "p02", "p02"]
+    raw = pd.read_csv(dataset_dir / "ratings.csv")
+    expected = raw[(raw.group == "NT") & (raw.trait == "warm")].set_index("image").rating.sort_index()
+    np.testing.assert_allclose(dataset.target("NT", "warm"), expected.to_numpy())
+    assert len(set(dataset.digests)) == 6
+
+
+def test_per_rater_rows_are_averaged(dataset_dir, tmp_path):
+    def two_raters(table):
+        first = table.assign(rater="r1")
+        second = table.assign(rater="r2", rating=(table.rating.astype(float) + 2).astype(str))
+        return pd.concat([first, second])
+    before = load(dataset_dir, tmp_path).target("ASD", "warm")
+    edit_ratings(dataset_dir, two_raters)
+    np.testing.assert_allclose(load(dataset_dir, tmp_path).target("ASD", "warm"), before + 1)
+
+
+def test_wide_form_matches_long_form(dataset_dir, tmp_path):
+    long = load(dataset_dir, tmp_path)
+    table = pd.read_csv(dataset_dir / "ratings.csv")
+    table["column"] = table.group + "_" + table.trait
+    wide = table.pivot_table(index=["image", "identity"], columns="column", values="rating").reset_index()
+    wide.to_csv(dataset_dir / "wide.csv", index=False)
+    loaded = load(dataset_dir, tmp_path, ratings=str(dataset_dir / "wide.csv"), format="wide")
+    pd.testing.assert_frame_equal(loaded.ratings, long.ratings)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "P", "I;16", "CMYK"])
+def test_every_image_mode_loads_as_rgb(tmp_path, mode):
+    pixels = (np.arange(30 * 20 * 3) % 255).astype(np.uint8).reshape(20, 30, 3)
+    image = Image.fromarray(pixels).convert(mode) if mode != "I;16" else Image.fromarray(pixels[..., 0]).convert("I;16")
+    path = tmp_path / ("x.tif" if mode in ("CMYK", "I;16") else "x.png")
+    image.save(path)
+    array = data.load_image(path, 16)
+    assert array.shape == (16, 16, 3) and array.dtype == np.uint8
+
+
+def test_transparent_pixels_become_white(tmp_path):
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 0] = 200  # red, fully transparent
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "t.png")
+    assert (data.load_image(tmp_path / "t.png", 8) == 255).all()
+
+
+def expect_error(root, tmp_path, *fragments):
+    with pytest.raises(DataError) as caught:
+        load(root, tmp_path)
+    message = str(caught.value)
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
+def test_missing_image(dataset_dir, tmp_path):
+    (dataset_dir / "images" / "p01_1.png").unlink()
+    expect_error(dataset_dir, tmp_path, "p01_1.png", "image file not found", "ratings.csv line")
+
+
+def test_corrupt_image(dataset_dir, tmp_path):
+    (dataset_dir / "images" / "p01_0.png").write_bytes(b"not an image at all")
+    expect_error(dataset_dir, tmp_path, "p01_0.png", "cannot read image")
+
+
+def test_truncated_image(dataset_dir, tmp_path):
+    path = dataset_dir / "images" / "p02_1.png"
+    path.write_bytes(path.read_bytes()[:-40])
+    expect_error(dataset_dir, tmp_path, "p02_1.png", "cannot read image")
+
+
+def test_missing_column(dataset_dir, tmp_path):
+    edit_ratings(dataset_dir, lambda t: t.drop(columns="identity"))
+    expect_error(dataset_dir, tmp_path, "ratings.csv", "missing column(s) identity")
+
+
+def test_non_numeric_rating_names_the_line(dataset_dir, tmp_path):
+    def bad(table):
+        table.loc[4, "rating"] = "high"
+        return table
+    edit_ratings(dataset_dir, bad)
+    expect_error(dataset_dir, tmp_path, "ratings.csv line 6", "'high' is not a finite number")
+
+
+@pytest.mark.parametrize("value, what", [("", "rating is empty"), ("nan", "'nan' is not a finite number"),
+                                         ("inf", "'inf' is not a finite number")])
+def test_nan_or_empty_rating(dataset_dir, tmp_path, value, what):
+    def bad(table):
+        table.loc[2, "rating"] = value
+        return table
+    edit_ratings(dataset_dir, bad)
+    expect_error(dataset_dir, tmp_path, "ratings.csv line 4", what)
+
+
+def test_duplicate_rows(dataset_dir, tmp_path):
+    edit_ratings(dataset_dir, lambda t: pd.concat([t, t.iloc[[3]]]))
+    expect_error(dataset_dir, tmp_path, "ratings.csv line 26", "duplicates line 5")
+
+
+def test_image_without_a_rating_for_a_group_and_trait(dataset_dir, tmp_path):
+    edit_ratings(dataset_dir, lambda t: t[~((t.image == "p00_1.png") & (t.group == "NT") & (t.trait == "warm"))])
+    expect_error(dataset_dir, tmp_path, "image p00_1.png has no rating for group NT, trait warm")
+
+
+def test_image_with_two_identities(dataset_dir, tmp_path):
+    def bad(table):
+        table.loc[1, "identity"] = "someone_else"
+        return table
+    edit_ratings(dataset_dir, bad)
+    expect_error(dataset_dir, tmp_path, "image p00_0.png has identities")
+
+
+def test_unknown_group_in_config(dataset_dir, tmp_path):
+    cfg_path = write_config(tmp_path / "c.yaml", dataset_dir, tmp_path)
+    cfg = config.load(cfg_path, ["groups=[ASD, TD]"])
+    with pytest.raises(DataError, match=r"groups: 'TD' is not in .*ratings.csv \(found: ASD, NT\)"):
+        data.load(cfg)
+
+
+def test_missing_ratings_file(tmp_path):
+    with pytest.raises(DataError, match="ratings file not found"):
+        load(tmp_path / "nowhere", tmp_path)
+
+
+def test_unrated_image_files_are_reported(dataset_dir, tmp_path, capsys):
+    shutil.copy(dataset_dir / "images" / "p00_0.png", dataset_dir / "images" / "extra.png")
+    load(dataset_dir, tmp_path)
+    assert "1 image file(s)" in capsys.readouterr().err
