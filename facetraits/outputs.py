@@ -108,3 +108,12 @@ def cached_array(path, compute) -> np.ndarray:
     array = np.asarray(compute())
     write_npy(path, array)
     return array
+
+
+def file_digest(path) -> str:
+    """sha256 of a file's bytes, read in chunks (model files are ~60 MB)."""
+    hasher = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            hasher.update(chunk)
+    return hasher.hexdigest()

@@ -48,3 +48,197 @@ def permutation_null(null: np.ndarray, observed: float, p_value: float, title: s
     ax.set_title(f"{title}: p = {p_value:.3g}")
     ax.legend(frameon=False, fontsize=8)
     return fig
+
+
+# ----------------------------------------------------------------------------- saliency (average_saliency.py)
+
+GROUP_COLOURS = ("#d95f02", "#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#e6ab02")
+
+
+def _heat_rgba(values: np.ndarray, norm, cmap, signed: bool, mask: np.ndarray | None = None) -> np.ndarray:
+    """Heatmap as RGBA whose opacity grows with |value|, so a face underneath shows where relevance is ~0."""
+    rgba = cmap(norm(np.nan_to_num(values)))
+    scale = max(abs(norm.vmin), abs(norm.vmax)) or 1.0
+    strength = np.abs(values) / scale if signed else np.clip(values, 0, None) / scale
+    rgba[..., 3] = np.clip(0.15 + 1.6 * np.nan_to_num(strength), 0.0, 0.95)
+    if mask is not None:
+        rgba[..., 3] = np.where(mask, rgba[..., 3], 0.0)
+    return rgba
+
+
+def _heat_panel(ax, values, norm, cmap, signed, background=None, mask=None):
+    if background is not None:
+        ax.imshow(background, cmap="gray", vmin=0.0, vmax=1.0, interpolation="bilinear")
+    else:
+        ax.set_facecolor("#d9d9d9")
+        ax.imshow(np.zeros(values.shape + (4,)))  # sets the extent
+    ax.imshow(_heat_rgba(values, norm, cmap, signed, mask), interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _align_text(aligned: bool) -> str:
+    return "aligned to mean face by landmarks" if aligned else "not aligned"
+
+
+def average_saliency(maps: dict, groups, traits, aligned: bool, background: np.ndarray | None = None,
+                     signed: bool = True, n_images: dict | None = None):
+    """Average heatmap per model: rows = groups, columns = traits, ONE shared colour scale.
+
+    ``maps`` maps (group, trait) -> (H, W) mean normalised relevance; ``background`` a grey
+    (H, W) image in [0, 1] (the mean face) drawn underneath; ``signed`` uses a symmetric diverging
+    scale (red = evidence for a higher rating, blue = against), else positive relevance only.
+    """
+    from matplotlib import cm, colors
+
+    groups, traits = list(groups), list(traits)
+    values = np.stack([np.asarray(maps[(g, t)], dtype=float) for g in groups for t in traits])
+    vmax = float(np.abs(values).max() if signed else np.clip(values, 0, None).max()) or 1.0
+    norm = colors.Normalize(-vmax, vmax) if signed else colors.Normalize(0.0, vmax)
+    cmap = plt.get_cmap("RdBu_r" if signed else "Reds")
+    fig, axes = plt.subplots(len(groups), len(traits), figsize=(2.7 * len(traits) + 1.4, 2.7 * len(groups) + 0.9),
+                             squeeze=False)
+    for r, group in enumerate(groups):
+        for c, trait in enumerate(traits):
+            ax = axes[r, c]
+            _heat_panel(ax, np.asarray(maps[(group, trait)], dtype=float), norm, cmap, signed, background)
+            label = f"{group} raters, {trait}"
+            if n_images and (group, trait) in n_images:
+                label += f"\n(n = {n_images[(group, trait)]} images)"
+            ax.set_title(label, fontsize=9)
+    bar = fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes.ravel().tolist(), shrink=0.8, pad=0.03)
+    bar.set_label("mean relevance per pixel\n(share of each image's total |relevance|)", fontsize=8)
+    bar.formatter.set_powerlimits((-2, 2))
+    what = "red: evidence for a higher rating, blue: against" if signed else "positive relevance only"
+    fig.suptitle(f"Average LRP heatmaps, {_align_text(aligned)}\n({what}; one colour scale for all panels)",
+                 fontsize=10)
+    return fig
+
+
+def group_difference_map(mean_difference: np.ndarray, significant: np.ndarray, group_a: str, group_b: str,
+                         trait: str, alpha: float, n_images: int, aligned: bool,
+                         background: np.ndarray | None = None):
+    """Mean A - B difference of normalised heatmaps: all pixels, and only the FDR-significant ones."""
+    from matplotlib import cm, colors
+
+    diff = np.asarray(mean_difference, dtype=float)
+    significant = np.asarray(significant, dtype=bool)
+    vmax = float(np.abs(diff).max()) or 1.0
+    norm = colors.Normalize(-vmax, vmax)
+    cmap = plt.get_cmap("RdBu_r")
+    fig, axes = plt.subplots(1, 2, figsize=(7.4, 3.9))
+    _heat_panel(axes[0], diff, norm, cmap, True, background)
+    axes[0].set_title("mean difference, all pixels", fontsize=9)
+    _heat_panel(axes[1], diff, norm, cmap, True, background, mask=significant)
+    n_sig = int(significant.sum())
+    axes[1].set_title(f"significant pixels only: {n_sig} of {significant.size}\n(BH-FDR q <= {alpha:g})", fontsize=9)
+    if n_sig == 0:
+        axes[1].text(0.5, 0.5, "no pixel significant", transform=axes[1].transAxes, ha="center", va="center",
+                     fontsize=9, color="black", bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
+    bar = fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=list(axes), shrink=0.8, pad=0.03)
+    bar.set_label(f"{group_a} - {group_b} (red: more relevance for {group_a})", fontsize=8)
+    bar.formatter.set_powerlimits((-2, 2))
+    fig.suptitle(f"{trait}: {group_a} - {group_b} heatmap difference, paired t-test over {n_images} images, "
+                 f"alpha = {alpha:g} (FDR)\n{_align_text(aligned)}", fontsize=10)
+    return fig
+
+
+def region_relevance(summary: pd.DataFrame, tests: pd.DataFrame | None = None, alpha: float = 0.05):
+    """Mean share of positive relevance per face region (95 % CI), grouped by rater group, one panel per trait.
+
+    A black bar across each region marks its share of the image area: relevance above the mark
+    is more than the region's size alone predicts. ``*`` marks a region whose group difference
+    has a corrected p < alpha in ``tests`` (columns trait, region, p_corrected).
+    """
+    groups = list(dict.fromkeys(summary["group"]))
+    traits = list(dict.fromkeys(summary["trait"]))
+    region_names = list(dict.fromkeys(summary["region"]))
+    width = 0.8 / max(len(groups), 1)
+    fig, axes = plt.subplots(1, len(traits), figsize=(1.0 + 0.75 * len(region_names) * len(traits) + 0.4 * len(groups),
+                                                      3.8), squeeze=False, sharey=True)
+    top = float(np.nanmax(np.r_[summary["ci_high"].to_numpy(float), summary["mean_share_pos"].to_numpy(float),
+                                summary["mean_area_share"].to_numpy(float)]))
+    top = top if np.isfinite(top) and top > 0 else 1.0
+    for ax, trait in zip(axes[0], traits):
+        x = np.arange(len(region_names))
+        for k, group in enumerate(groups):
+            rows = summary[(summary.group == group) & (summary.trait == trait)].set_index("region").reindex(region_names)
+            mean = rows["mean_share_pos"].to_numpy(float)
+            err = np.vstack([mean - rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float) - mean])
+            n = rows["n_images"].max()
+            ax.bar(x - 0.4 + width * (k + 0.5), mean, width * 0.92, yerr=np.nan_to_num(err), capsize=2,
+                   color=GROUP_COLOURS[k % len(GROUP_COLOURS)], error_kw={"lw": 0.8},
+                   label=f"{group} (n = {int(n) if np.isfinite(n) else 0})")
+        area = summary[summary.trait == trait].groupby("region")["mean_area_share"].mean().reindex(region_names)
+        ax.hlines(area.to_numpy(float), x - 0.45, x + 0.45, colors="black", lw=1.6,
+                  label="share of image area")
+        if tests is not None and len(tests):
+            for i, region in enumerate(region_names):
+                hit = tests[(tests.trait == trait) & (tests.region == region)]
+                if len(hit) and np.nanmin(hit["p_corrected"].to_numpy(float), initial=np.inf) < alpha:
+                    ax.text(i, top * 1.04, "*", ha="center", va="bottom", fontsize=13)
+        ax.set_xticks(x, region_names, rotation=30)
+        ax.set_title(trait, fontsize=10)
+        ax.set_ylim(0, top * 1.15)
+    axes[0, 0].set_ylabel("share of positive relevance")
+    axes[0, -1].legend(frameon=False, fontsize=7, loc="upper right")
+    star = f"; * group difference, Holm-corrected p < {alpha:g}" if tests is not None else ""
+    fig.suptitle(f"Positive relevance per face region: mean and 95% CI over images{star}\n"
+                 "(bar above the black mark = more relevance than the region's area predicts)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def heatmap_rgb(relevance: np.ndarray, colormap: str = "signed", limit: float | None = None) -> np.ndarray:
+    """Relevance (H, W) -> RGB uint8. signed: diverging map, symmetric range (red up, blue down);
+    positive: only positive relevance, white to red."""
+    if colormap == "positive":
+        relevance = np.clip(relevance, 0, None)
+    limit = limit if limit is not None else float(np.abs(relevance).max()) or 1.0
+    if colormap == "signed":
+        scaled, cmap = (relevance / limit + 1) / 2, plt.get_cmap("RdBu_r")
+    else:
+        scaled, cmap = relevance / limit, plt.get_cmap("Reds")
+    return (cmap(np.clip(scaled, 0, 1))[..., :3] * 255).astype(np.uint8)
+
+
+def overlay(image: np.ndarray, relevance: np.ndarray, colormap: str = "signed", weight: float = 0.6) -> np.ndarray:
+    """The face in grey with its heatmap blended on top: where relevance sits on the face."""
+    grey = image.mean(axis=-1, keepdims=True).repeat(3, axis=-1)
+    return (weight * heatmap_rgb(relevance, colormap) + (1 - weight) * grey).astype(np.uint8)
+
+
+def extremes(images, relevance, ratings, predictions, names, colormap: str, title: str):
+    """The reference study's figure: each face (top row) above its heatmap (bottom row),
+    the k highest-rated faces on the left, the k lowest-rated on the right."""
+    n = len(images)
+    fig, axes = plt.subplots(2, n, figsize=(1.7 * n, 4.0), squeeze=False)
+    for column in range(n):
+        axes[0, column].imshow(images[column])
+        axes[0, column].set_title(f"{names[column]}\nrating {ratings[column]:.2f}\npred {predictions[column]:.2f}", fontsize=7)
+        axes[1, column].imshow(heatmap_rgb(relevance[column], colormap))
+        for row in range(2):
+            axes[row, column].axis("off")
+    fig.suptitle(f"{title}: highest-rated (left) and lowest-rated (right) faces; "
+                 f"{'red = raises the rating, blue = lowers it' if colormap == 'signed' else 'positive relevance'}",
+                 fontsize=9)
+    return fig
+
+
+def faithfulness(curves: pd.DataFrame):
+    """Prediction change as the most relevant patches are removed first (solid) vs in random order
+    (dashed): a method whose solid line is not above its dashed one does no better than chance."""
+    models = curves[["group", "trait"]].drop_duplicates().to_records(index=False).tolist()
+    fig, axes = plt.subplots(1, len(models), figsize=(3.6 * len(models), 3.2), squeeze=False, sharey=True)
+    colours = dict(zip(curves.analyzer.unique(), plt.get_cmap("tab10").colors))
+    for ax, (group, trait) in zip(axes[0], models):
+        rows = curves[(curves.group == group) & (curves.trait == trait)]
+        for (analyzer, order), line in rows.groupby(["analyzer", "order"], sort=False):
+            ax.plot(line.fraction_removed, line.mean_change, color=colours[analyzer],
+                    ls="-" if order == "morf" else "--", label=f"{analyzer} ({'relevant first' if order == 'morf' else 'random'})")
+        ax.axhline(0, color="black", lw=0.6)
+        ax.set_title(f"{group} {trait}", fontsize=9)
+        ax.set_xlabel("share of image removed")
+    axes[0, 0].set_ylabel("prediction drop (original - perturbed)")
+    axes[0, -1].legend(fontsize=6, frameon=False)
+    return fig
