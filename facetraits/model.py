@@ -79,18 +79,27 @@ def weights_digest(base: keras.Model) -> str:
     return digest.hexdigest()
 
 
-def build_head(feature_shape, cfg: ModelConfig, seed: int) -> keras.Model:
-    """The trainable regression head on conv features: pooling -> Dense(relu) -> [Dropout] -> Dense(1)."""
+def dense_layers(x, cfg: ModelConfig, seed: int):
+    """Dense(relu) -> [Dropout] -> Dense(1): the trainable part of the head, seeded."""
     init = keras.initializers
-    inputs = keras.Input(shape=tuple(feature_shape), name="conv_features")
-    pool = keras.layers.GlobalAveragePooling2D if cfg.pooling == "gap" else keras.layers.Flatten
-    x = pool(name="head_pool")(inputs)
     x = keras.layers.Dense(cfg.dense_units, activation="relu", name="head_dense",
                            kernel_initializer=init.GlorotUniform(seed=seed))(x)
     if cfg.dropout > 0:
         x = keras.layers.Dropout(cfg.dropout, seed=seed, name="head_dropout")(x)
-    outputs = keras.layers.Dense(1, name="head_rating", kernel_initializer=init.GlorotUniform(seed=seed + 1))(x)
-    return keras.Model(inputs, outputs, name="head")
+    return keras.layers.Dense(1, name="head_rating", kernel_initializer=init.GlorotUniform(seed=seed + 1))(x)
+
+
+def build_dense(n_inputs: int, cfg: ModelConfig, seed: int) -> keras.Model:
+    """The dense part alone, trained on pooled (standardised) features: pooling is done once, in NumPy."""
+    inputs = keras.Input(shape=(n_inputs,), name="pooled_features")
+    return keras.Model(inputs, dense_layers(inputs, cfg, seed), name="dense_head")
+
+
+def build_head(feature_shape, cfg: ModelConfig, seed: int = 0) -> keras.Model:
+    """The regression head on conv features: pooling -> Dense(relu) -> [Dropout] -> Dense(1)."""
+    inputs = keras.Input(shape=tuple(feature_shape), name="conv_features")
+    pool = keras.layers.GlobalAveragePooling2D if cfg.pooling == "gap" else keras.layers.Flatten
+    return keras.Model(inputs, dense_layers(pool(name="head_pool")(inputs), cfg, seed), name="head")
 
 
 def mount(base: keras.Model, head: keras.Model) -> keras.Model:

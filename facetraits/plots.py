@@ -77,6 +77,16 @@ def _heat_panel(ax, values, norm, cmap, signed, background=None, mask=None):
     ax.set_yticks([])
 
 
+def _percent_colorbar(fig, norm, cmap, axes, label):
+    """Colour bar whose ticks are percentages (no '1e-2' offset text colliding with titles)."""
+    from matplotlib import cm, ticker
+
+    bar = fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, shrink=0.8, pad=0.03)
+    bar.ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{100 * value:.2g}%"))
+    bar.set_label(label, fontsize=8)
+    return bar
+
+
 def _align_text(aligned: bool) -> str:
     return "aligned to mean face by landmarks" if aligned else "not aligned"
 
@@ -89,7 +99,7 @@ def average_saliency(maps: dict, groups, traits, aligned: bool, background: np.n
     (H, W) image in [0, 1] (the mean face) drawn underneath; ``signed`` uses a symmetric diverging
     scale (red = evidence for a higher rating, blue = against), else positive relevance only.
     """
-    from matplotlib import cm, colors
+    from matplotlib import colors
 
     groups, traits = list(groups), list(traits)
     values = np.stack([np.asarray(maps[(g, t)], dtype=float) for g in groups for t in traits])
@@ -97,7 +107,7 @@ def average_saliency(maps: dict, groups, traits, aligned: bool, background: np.n
     norm = colors.Normalize(-vmax, vmax) if signed else colors.Normalize(0.0, vmax)
     cmap = plt.get_cmap("RdBu_r" if signed else "Reds")
     fig, axes = plt.subplots(len(groups), len(traits), figsize=(2.7 * len(traits) + 1.4, 2.7 * len(groups) + 0.9),
-                             squeeze=False)
+                             squeeze=False, layout="constrained")
     for r, group in enumerate(groups):
         for c, trait in enumerate(traits):
             ax = axes[r, c]
@@ -106,9 +116,8 @@ def average_saliency(maps: dict, groups, traits, aligned: bool, background: np.n
             if n_images and (group, trait) in n_images:
                 label += f"\n(n = {n_images[(group, trait)]} images)"
             ax.set_title(label, fontsize=9)
-    bar = fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes.ravel().tolist(), shrink=0.8, pad=0.03)
-    bar.set_label("mean relevance per pixel\n(share of each image's total |relevance|)", fontsize=8)
-    bar.formatter.set_powerlimits((-2, 2))
+    _percent_colorbar(fig, norm, cmap, axes.ravel().tolist(),
+                      "mean relevance per pixel\n(% of each image's total |relevance|)")
     what = "red: evidence for a higher rating, blue: against" if signed else "positive relevance only"
     fig.suptitle(f"Average LRP heatmaps, {_align_text(aligned)}\n({what}; one colour scale for all panels)",
                  fontsize=10)
@@ -119,14 +128,14 @@ def group_difference_map(mean_difference: np.ndarray, significant: np.ndarray, g
                          trait: str, alpha: float, n_images: int, aligned: bool,
                          background: np.ndarray | None = None):
     """Mean A - B difference of normalised heatmaps: all pixels, and only the FDR-significant ones."""
-    from matplotlib import cm, colors
+    from matplotlib import colors
 
     diff = np.asarray(mean_difference, dtype=float)
     significant = np.asarray(significant, dtype=bool)
     vmax = float(np.abs(diff).max()) or 1.0
     norm = colors.Normalize(-vmax, vmax)
     cmap = plt.get_cmap("RdBu_r")
-    fig, axes = plt.subplots(1, 2, figsize=(7.4, 3.9))
+    fig, axes = plt.subplots(1, 2, figsize=(7.4, 3.9), layout="constrained")
     _heat_panel(axes[0], diff, norm, cmap, True, background)
     axes[0].set_title("mean difference, all pixels", fontsize=9)
     _heat_panel(axes[1], diff, norm, cmap, True, background, mask=significant)
@@ -135,56 +144,70 @@ def group_difference_map(mean_difference: np.ndarray, significant: np.ndarray, g
     if n_sig == 0:
         axes[1].text(0.5, 0.5, "no pixel significant", transform=axes[1].transAxes, ha="center", va="center",
                      fontsize=9, color="black", bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
-    bar = fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=list(axes), shrink=0.8, pad=0.03)
-    bar.set_label(f"{group_a} - {group_b} (red: more relevance for {group_a})", fontsize=8)
-    bar.formatter.set_powerlimits((-2, 2))
+    _percent_colorbar(fig, norm, cmap, list(axes),
+                      f"{group_a} - {group_b}, % of total |relevance| per pixel\n(red: more for {group_a})")
     fig.suptitle(f"{trait}: {group_a} - {group_b} heatmap difference, paired t-test over {n_images} images, "
                  f"alpha = {alpha:g} (FDR)\n{_align_text(aligned)}", fontsize=10)
     return fig
 
 
 def region_relevance(summary: pd.DataFrame, tests: pd.DataFrame | None = None, alpha: float = 0.05):
-    """Mean share of positive relevance per face region (95 % CI), grouped by rater group, one panel per trait.
+    """Positive relevance per face region, grouped by rater group, one column of panels per trait.
 
-    A black bar across each region marks its share of the image area: relevance above the mark
-    is more than the region's size alone predicts. ``*`` marks a region whose group difference
-    has a corrected p < alpha in ``tests`` (columns trait, region, p_corrected).
+    Top row: mean share of positive relevance with its 95 % CI; a black bar across each region
+    marks its share of the image area, so a bar above the mark means more relevance than the
+    region's size predicts. ``*`` marks a region whose group difference has a corrected
+    p < alpha in ``tests`` (columns trait, region, p_corrected). Bottom row: the same as a
+    ratio, mean share / area share per image (log scale; 1 = as much as its size predicts),
+    which keeps small regions such as the eyes readable.
     """
     groups = list(dict.fromkeys(summary["group"]))
     traits = list(dict.fromkeys(summary["trait"]))
     region_names = list(dict.fromkeys(summary["region"]))
     width = 0.8 / max(len(groups), 1)
-    fig, axes = plt.subplots(1, len(traits), figsize=(1.0 + 0.75 * len(region_names) * len(traits) + 0.4 * len(groups),
-                                                      3.8), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(2, len(traits), figsize=(1.6 + 0.75 * len(region_names) * len(traits) + 0.4 * len(groups),
+                                                      6.4), squeeze=False, sharey="row", sharex=True,
+                             gridspec_kw={"height_ratios": [3, 2]})
     top = float(np.nanmax(np.r_[summary["ci_high"].to_numpy(float), summary["mean_share_pos"].to_numpy(float),
                                 summary["mean_area_share"].to_numpy(float)]))
     top = top if np.isfinite(top) and top > 0 else 1.0
-    for ax, trait in zip(axes[0], traits):
-        x = np.arange(len(region_names))
+    ratios = summary["mean_pos_per_area"].to_numpy(float)
+    ratios = ratios[np.isfinite(ratios) & (ratios > 0)]
+    x = np.arange(len(region_names))
+    for column, trait in enumerate(traits):
+        ax, ax_ratio = axes[0, column], axes[1, column]
         for k, group in enumerate(groups):
             rows = summary[(summary.group == group) & (summary.trait == trait)].set_index("region").reindex(region_names)
             mean = rows["mean_share_pos"].to_numpy(float)
             err = np.vstack([mean - rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float) - mean])
             n = rows["n_images"].max()
-            ax.bar(x - 0.4 + width * (k + 0.5), mean, width * 0.92, yerr=np.nan_to_num(err), capsize=2,
-                   color=GROUP_COLOURS[k % len(GROUP_COLOURS)], error_kw={"lw": 0.8},
-                   label=f"{group} (n = {int(n) if np.isfinite(n) else 0})")
+            colour = GROUP_COLOURS[k % len(GROUP_COLOURS)]
+            offset = x - 0.4 + width * (k + 0.5)
+            ax.bar(offset, mean, width * 0.92, yerr=np.nan_to_num(err), capsize=2, color=colour, error_kw={"lw": 0.8},
+                   label=f"{group} raters' model (n = {int(n) if np.isfinite(n) else 0} images)")
+            ax_ratio.bar(offset, rows["mean_pos_per_area"].to_numpy(float), width * 0.92, color=colour)
         area = summary[summary.trait == trait].groupby("region")["mean_area_share"].mean().reindex(region_names)
-        ax.hlines(area.to_numpy(float), x - 0.45, x + 0.45, colors="black", lw=1.6,
-                  label="share of image area")
+        ax.hlines(area.to_numpy(float), x - 0.45, x + 0.45, colors="black", lw=1.6, label="share of image area")
         if tests is not None and len(tests):
             for i, region in enumerate(region_names):
                 hit = tests[(tests.trait == trait) & (tests.region == region)]
                 if len(hit) and np.nanmin(hit["p_corrected"].to_numpy(float), initial=np.inf) < alpha:
                     ax.text(i, top * 1.04, "*", ha="center", va="bottom", fontsize=13)
-        ax.set_xticks(x, region_names, rotation=30)
         ax.set_title(trait, fontsize=10)
         ax.set_ylim(0, top * 1.15)
+        ax_ratio.axhline(1.0, color="black", lw=1.0, ls="--", label="= its area share")
+        ax_ratio.set_yscale("log")
+        if len(ratios):
+            ax_ratio.set_ylim(min(ratios.min(), 0.5) / 1.5, max(ratios.max(), 2.0) * 1.5)
+        ax_ratio.set_xticks(x, region_names, rotation=30)
     axes[0, 0].set_ylabel("share of positive relevance")
-    axes[0, -1].legend(frameon=False, fontsize=7, loc="upper right")
+    axes[1, 0].set_ylabel("share / area share")
+    axes[0, -1].legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    axes[1, -1].legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     star = f"; * group difference, Holm-corrected p < {alpha:g}" if tests is not None else ""
     fig.suptitle(f"Positive relevance per face region: mean and 95% CI over images{star}\n"
-                 "(bar above the black mark = more relevance than the region's area predicts)", fontsize=9)
+                 "(bar above the black mark, or above 1 below, = more relevance than the region's area predicts)",
+                 fontsize=9)
     fig.tight_layout()
     return fig
 

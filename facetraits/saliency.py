@@ -1,0 +1,413 @@
+"""Heatmaps aggregated over images: average maps, ASD-vs-NT difference maps, relevance per face region.
+
+Input is what ``lrp_analysis.py`` writes: ``results/relevance/<group>__<trait>.npy``, one signed
+relevance map per image (n_images, H, W) at the model input size, in the order of
+``results/relevance/index.csv`` (= ``Dataset.images``). Landmarks come from ``data.landmarks``
+or, when that is null, from dlib (:func:`regions.detect_landmarks`).
+
+Statistics, all over images (every model saw the same images, so group comparisons are paired):
+
+* average map: mean of per-image normalised maps (:func:`normalise`), optionally each warped
+  onto a mean face first (:func:`average_map`);
+* difference map: per-pixel paired t-test of group A vs group B, Benjamini-Hochberg FDR over
+  pixels (:func:`group_difference`);
+* regions: per image and model the share of positive / absolute relevance per face region
+  (:func:`region_table`), its mean with a t-based 95 % CI (:func:`region_summary`) and a paired
+  t-test of the group difference per trait x region, Holm-corrected (:func:`region_group_tests`).
+
+Pure numpy/scipy/pandas: no TensorFlow.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from scipy import stats
+
+from facetraits import data, outputs, regions
+from facetraits.errors import DataError, FacetraitsError
+
+RELEVANCE_DIR = "relevance"
+RELEVANCE_HINT = "run lrp_analysis.py first"
+MISSING_COLUMNS = ("image", "reason")
+REGION_COLUMNS = ("group", "trait", "image", "region", "share_pos", "share_abs", "area_share", "pos_per_area")
+SUMMARY_COLUMNS = ("group", "trait", "region", "mean_share_pos", "ci_low", "ci_high", "mean_share_abs",
+                   "mean_area_share", "mean_pos_per_area", "n_images")
+TEST_COLUMNS = ("trait", "region", "group_a", "group_b", "mean_difference", "statistic", "p", "p_corrected")
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def relevance_path(results_dir, name: str) -> Path:
+    return Path(results_dir) / RELEVANCE_DIR / f"{name}.npy"
+
+
+def load_relevance(results_dir, name: str, dataset: data.Dataset, map_shape: tuple[int, int] | None = None) -> np.ndarray:
+    """The relevance maps of one model, (n_images, H, W) float32, rows in ``dataset.images`` order.
+
+    Checks that ``relevance/index.csv`` lists exactly the dataset's images in the same order and
+    that the array has one map per image (of ``map_shape`` when given), so maps can never be
+    silently paired with the wrong faces. Any problem raises FacetraitsError naming the file.
+    """
+    folder = Path(results_dir) / RELEVANCE_DIR
+    index_path = folder / "index.csv"
+    path = relevance_path(results_dir, name)
+    if not path.is_file():
+        raise FacetraitsError(f"{path}: relevance maps not found; {RELEVANCE_HINT}")
+    if not index_path.is_file():
+        raise FacetraitsError(f"{index_path}: relevance index not found; {RELEVANCE_HINT}")
+    try:
+        index = pd.read_csv(index_path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise FacetraitsError(f"{index_path}: not a readable CSV ({str(err).splitlines()[0]}); "
+                              f"{RELEVANCE_HINT}") from None
+    if "image" not in index.columns:
+        raise FacetraitsError(f"{index_path}: no 'image' column; {RELEVANCE_HINT}")
+    listed = tuple(index["image"])
+    if listed != tuple(dataset.images):
+        if len(listed) != len(dataset.images):
+            detail = f"it lists {len(listed)} images, the dataset has {len(dataset.images)}"
+        else:
+            i = next(k for k, (a, b) in enumerate(zip(listed, dataset.images)) if a != b)
+            detail = f"row {i + 2} is {listed[i]!r}, the dataset's image {i + 1} is {dataset.images[i]!r}"
+        raise FacetraitsError(f"{index_path}: does not match the dataset ({detail}): the ratings or images "
+                              f"changed since the maps were made; {RELEVANCE_HINT}")
+    try:
+        maps = np.load(path)
+    except (OSError, ValueError) as err:
+        raise FacetraitsError(f"{path}: not a readable .npy file ({err}); {RELEVANCE_HINT}") from None
+    expected = (len(dataset.images),) + (tuple(map_shape) if map_shape is not None else ())
+    if maps.ndim != 3 or maps.shape[: len(expected)] != expected:
+        raise FacetraitsError(f"{path}: shape {maps.shape}, expected {expected + ((None, None) if map_shape is None else ())} "
+                              f"(one map per image at the model input size); {RELEVANCE_HINT}")
+    if not np.all(np.isfinite(maps)):
+        raise FacetraitsError(f"{path}: contains NaN or infinite relevance; {RELEVANCE_HINT}")
+    return maps.astype(np.float32, copy=False)
+
+
+def image_landmarks(cfg, dataset: data.Dataset) -> tuple[dict[str, np.ndarray], list[tuple[str, str]]]:
+    """68 landmarks per image in ORIGINAL image pixels, and the images without usable ones.
+
+    From ``cfg.data.landmarks`` when set (an image with no rows, or with malformed rows, is
+    missing; the reason says which); otherwise detected with dlib, cached per image content
+    under ``cache_dir/landmarks`` (an image where no face is found is missing).
+    """
+    found, missing = {}, []
+    if cfg.data.landmarks is not None:
+        table = read_landmark_table(cfg.data.landmarks)
+        by_image = {str(name): rows for name, rows in table.groupby("image", sort=False)}
+        empty = table.iloc[:0]
+        for name in dataset.images:
+            rows = by_image.get(name, empty)
+            if rows.empty:
+                missing.append((name, f"no landmarks in {cfg.data.landmarks}"))
+                continue
+            try:
+                found[name] = regions.landmarks_from_frame(rows, name)
+            except regions.LandmarkError as err:
+                missing.append((name, str(err)))
+        return found, missing
+
+    cache = Path(cfg.output.cache_dir) / "landmarks"
+    progress = outputs.Progress(len(dataset.images), "detecting landmarks (dlib)", "images")
+    for name, path, digest in zip(dataset.images, dataset.paths, dataset.digests):
+        points = outputs.cached_array(cache / f"{digest}.npy", lambda: _detect(path))
+        progress.update()
+        if points.shape == (regions.N_LANDMARKS, 2):
+            found[name] = points.astype(float)
+        else:
+            missing.append((name, "no face found by dlib"))
+    return found, missing
+
+
+def _detect(path: Path) -> np.ndarray:
+    """dlib landmarks of one image file, or an empty (0, 2) array when no face is found (cacheable)."""
+    with Image.open(path) as image:
+        rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    points = regions.detect_landmarks(rgb)
+    return np.zeros((0, 2)) if points is None else points
+
+
+def read_landmark_table(path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: landmarks file not found (set data.landmarks: null to detect faces with dlib)")
+    try:
+        table = pd.read_csv(path, dtype={"image": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not a readable CSV ({str(err).splitlines()[0]})") from None
+    table.columns = [str(c).strip() for c in table.columns]
+    absent = [c for c in ("image", "point", "x", "y") if c not in table.columns]
+    if absent:
+        raise DataError(f"{path}: missing column(s) {', '.join(absent)} (expected image,point,x,y; "
+                        f"found {', '.join(table.columns)})")
+    table["image"] = table["image"].astype(str).str.strip()
+    return table
+
+
+def dataset_landmarks(cfg, dataset: data.Dataset, map_shape: tuple[int, int]):
+    """Landmarks per image mapped onto the (H, W) heatmap grid, and the images without usable ones.
+
+    Returns ``(landmarks, missing)``: ``landmarks`` maps image name -> (68, 2) array in heatmap
+    pixel coordinates (images are resized, not cropped: :func:`regions.scale_landmarks`);
+    ``missing`` is a list of ``(image, reason)`` in dataset order. Callers must report
+    ``missing`` (:func:`report_missing`) and leave those images out of region statistics and
+    alignment.
+    """
+    original, missing = image_landmarks(cfg, dataset)
+    path_of = dict(zip(dataset.images, dataset.paths))
+    scaled = {}
+    for name in dataset.images:
+        if name in original:
+            try:
+                size = data.image_size(path_of[name])
+                regions.region_masks(original[name], size, (8, 8))  # cheap check for degenerate faces
+                scaled[name] = regions.scale_landmarks(original[name], size, map_shape)
+            except ValueError as err:  # LandmarkError is a ValueError
+                missing.append((name, str(err)))
+    order = {name: i for i, name in enumerate(dataset.images)}
+    missing.sort(key=lambda item: order[item[0]])
+    return scaled, missing
+
+
+def report_missing(missing: Sequence[tuple[str, str]], path, n_images: int) -> Path:
+    """Write ``image,reason`` for every image without landmarks (header only when none) and say so on stderr."""
+    outputs.write_csv(path, pd.DataFrame(list(missing), columns=list(MISSING_COLUMNS)))
+    if missing:
+        first = ", ".join(name for name, _ in missing[:3]) + (", ..." if len(missing) > 3 else "")
+        print(f"warning: {len(missing)} of {n_images} image(s) have no usable landmarks and are left out of "
+              f"region statistics and alignment (first: {first}; reasons in {path})", file=sys.stderr)
+    return Path(path)
+
+
+# ----------------------------------------------------------------------------- maps
+
+
+def normalise(maps) -> np.ndarray:
+    """Each map divided by its total absolute relevance, so every image weighs the same.
+
+    LRP conserves relevance: a map sums (roughly) to the model's output for that image, so raw
+    maps of faces with high predicted ratings, or of a model with a larger output range, are
+    bigger overall. Averaged or compared raw, a few such images (or one group's output scale)
+    would dominate. After this step each pixel holds the fraction of the image's total evidence
+    (for and against) that it carries; the sign is kept. All-zero maps stay zero.
+    Accepts (H, W) or (n, H, W); returns float32 of the same shape.
+    """
+    maps = np.asarray(maps, dtype=np.float32)
+    totals = np.abs(maps).sum(axis=(-2, -1), keepdims=True, dtype=np.float64)
+    return (maps / np.where(totals > 0, totals, 1.0)).astype(np.float32)
+
+
+def align(maps, landmarks: Sequence, template) -> np.ndarray:
+    """Warp each map onto ``template`` (all landmarks in heatmap coordinates), conserving relevance.
+
+    :func:`regions.warp_to_template` resamples values; a face enlarged s times would then cover
+    s^2 times the pixels and carry s^2 times the relevance, so each warped map is divided by
+    the Jacobian s^2: a normalised map keeps total 1 (less what is pushed outside the frame).
+    """
+    maps = np.asarray(maps, dtype=np.float32)
+    if len(maps) != len(landmarks):
+        raise ValueError(f"{len(maps)} maps but {len(landmarks)} landmark sets")
+    idx = list(regions.ALIGN_POINTS)
+    template = np.asarray(template, dtype=float)
+    out = np.empty_like(maps)
+    for i, (heat, points) in enumerate(zip(maps, landmarks)):
+        points = np.asarray(points, dtype=float)
+        jacobian = abs(np.linalg.det(regions.similarity_transform(points[idx], template[idx])[:, :2]))
+        out[i] = regions.warp_to_template(heat, points, template) / jacobian
+    return out
+
+
+def prepare(maps, landmarks: Sequence | None = None, template=None) -> np.ndarray:
+    """Normalised maps, aligned to ``template`` (default: the mean face of ``landmarks``) when landmarks are given."""
+    maps = normalise(maps)
+    if landmarks is None:
+        return maps
+    if template is None:
+        template = regions.mean_face(landmarks)
+    return align(maps, landmarks, template)
+
+
+def average_map(maps, landmarks: Sequence | None = None, template=None) -> np.ndarray:
+    """Mean over images of the normalised maps, each first warped onto ``template`` if landmarks are given.
+
+    ``maps`` is (n, H, W); ``landmarks`` a sequence of n (68, 2) arrays in heatmap coordinates
+    (only images that have them); ``template`` defaults to :func:`regions.mean_face` of them.
+    """
+    maps = np.asarray(maps)
+    if len(maps) == 0:
+        raise ValueError("average_map needs at least one map")
+    return prepare(maps, landmarks, template).mean(axis=0, dtype=np.float64)
+
+
+def mean_image(images, landmarks: Sequence | None = None, template=None) -> np.ndarray:
+    """Mean grey face (H, W) in [0, 1] to draw heatmaps on, aligned like the maps when landmarks are given."""
+    grey = np.asarray(images, dtype=np.float32)
+    if grey.ndim == 4:
+        grey = grey.mean(axis=-1)
+    grey = grey / 255.0
+    if landmarks is not None:
+        if template is None:
+            template = regions.mean_face(landmarks)
+        grey = np.stack([regions.warp_to_template(g, p, template) for g, p in zip(grey, landmarks)])
+    return grey.mean(axis=0)
+
+
+@dataclass(frozen=True)
+class GroupDifference:
+    """Per-pixel paired comparison of two models' maps over the same images (A - B)."""
+
+    mean_difference: np.ndarray  # (H, W) mean over images of normalised A - B
+    t: np.ndarray  # paired t statistic (0 where A and B never differ)
+    p: np.ndarray  # two-sided p (1 where untestable: no variation in the difference)
+    q: np.ndarray  # Benjamini-Hochberg adjusted p over all pixels
+    significant: np.ndarray  # bool, q <= alpha
+    alpha: float
+    n_images: int
+
+
+def group_difference(maps_a, maps_b, alpha: float = 0.05, landmarks: Sequence | None = None,
+                     template=None) -> GroupDifference:
+    """Where do two models' heatmaps differ, over the same images? Paired per pixel, FDR over pixels.
+
+    Both are normalised (and aligned when ``landmarks`` are given) as in :func:`average_map`;
+    then ``scipy.stats.ttest_rel`` over the image axis at every pixel, and Benjamini-Hochberg
+    across pixels: ``significant`` marks pixels with adjusted p (``q``) <= ``alpha``. A pixel
+    whose difference does not vary over images (e.g. outside every warped face) gets p = 1.
+    """
+    maps_a, maps_b = np.asarray(maps_a), np.asarray(maps_b)
+    if maps_a.shape != maps_b.shape:
+        raise ValueError(f"paired maps must have the same shape, got {maps_a.shape} and {maps_b.shape}")
+    if len(maps_a) < 2:
+        raise ValueError("a paired test needs at least 2 images")
+    if template is None and landmarks is not None:
+        template = regions.mean_face(landmarks)
+    a = prepare(maps_a, landmarks, template)  # float32: halves memory for thousands of 224 x 224 maps
+    b = prepare(maps_b, landmarks, template)
+    diff = (a - b).mean(axis=0, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t, p = stats.ttest_rel(a, b, axis=0)
+    t, p = np.asarray(t, dtype=float), np.asarray(p, dtype=float)
+    untestable = ~np.isfinite(p)
+    p = np.where(untestable, 1.0, p)
+    t = np.where(np.isnan(t), 0.0, t)
+    q = fdr_bh(p)
+    return GroupDifference(diff, t, p, q, q <= alpha, float(alpha), len(maps_a))
+
+
+def fdr_bh(p) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (same shape as ``p``; NaN stays NaN and is not counted)."""
+    p = np.asarray(p, dtype=float)
+    flat = p.ravel()
+    q = np.full(flat.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(flat))
+    if len(ok):
+        order = ok[np.argsort(flat[ok], kind="stable")]
+        m = len(order)
+        ranked = flat[order] * m / np.arange(1, m + 1)
+        q[order] = np.minimum(np.minimum.accumulate(ranked[::-1])[::-1], 1.0)
+    return q.reshape(p.shape)
+
+
+def holm(p) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values (NaN stays NaN and is not counted in the family)."""
+    p = np.asarray(p, dtype=float)
+    q = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    if len(ok):
+        order = ok[np.argsort(p[ok], kind="stable")]
+        m = len(order)
+        stepped = p[order] * (m - np.arange(m))
+        q[order] = np.minimum(np.maximum.accumulate(stepped), 1.0)
+    return q
+
+
+# ----------------------------------------------------------------------------- regions
+
+
+def region_table(relevance: Mapping[tuple[str, str], np.ndarray], images: Sequence[str],
+                 landmarks: Mapping[str, np.ndarray], map_shape: tuple[int, int]) -> pd.DataFrame:
+    """Relevance share per face region, per model and image with landmarks (long form).
+
+    ``relevance`` maps (group, trait) -> (n_images, H, W) raw maps in ``images`` order;
+    ``landmarks`` maps image -> (68, 2) in heatmap coordinates (images without are skipped).
+    Columns :data:`REGION_COLUMNS`: share_pos (share of the image's positive relevance),
+    share_abs (of its absolute relevance), area_share (of its pixels), pos_per_area =
+    share_pos / area_share (> 1: more relevance than the region's size predicts). Regions
+    partition the map, so each share sums to 1 per model x image (NaN if a map has no
+    positive / no non-zero relevance).
+    """
+    height, width = map_shape
+    rows = []
+    for i, image in enumerate(images):
+        if image not in landmarks:
+            continue
+        masks = regions.region_masks(landmarks[image], (width, height), map_shape)
+        for (group, trait), maps in relevance.items():
+            for region, share in regions.relevance_shares(maps[i], masks).items():
+                rows.append((group, trait, image, region, share["share_pos"], share["share_abs"],
+                             share["area_share"], share["pos_per_area"]))
+    return pd.DataFrame(rows, columns=list(REGION_COLUMNS))
+
+
+def region_summary(table: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Mean shares per model x region over images, with a t-based CI of mean share_pos.
+
+    The CI is mean +- t_{(1+confidence)/2, n-1} * sd / sqrt(n) over images (n = images with a
+    defined share_pos; NaN bounds when n < 2). Columns :data:`SUMMARY_COLUMNS`.
+    """
+    rows = []
+    for (group, trait, region), part in table.groupby(["group", "trait", "region"], sort=False):
+        share = part["share_pos"].dropna().to_numpy()
+        n = len(share)
+        mean = float(share.mean()) if n else float("nan")
+        if n >= 2:
+            half = stats.t.ppf(0.5 + confidence / 2, n - 1) * share.std(ddof=1) / np.sqrt(n)
+        else:
+            half = float("nan")
+        rows.append((group, trait, region, mean, mean - half, mean + half, part["share_abs"].mean(),
+                     part["area_share"].mean(), part["pos_per_area"].mean(), n))
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+
+
+def region_group_tests(table: pd.DataFrame, group_a: str, group_b: str) -> pd.DataFrame:
+    """Per trait x region: paired t-test over images of share_pos, group_a - group_b; Holm over all rows.
+
+    Pairs are the same image rated by the two groups' models; images where either share is
+    undefined are dropped. ``statistic`` is the paired t, ``p`` two-sided, ``p_corrected``
+    Holm-adjusted across all regions x traits (NaN, and outside the family, when a test is
+    undefined). Columns :data:`TEST_COLUMNS`.
+    """
+    rows = []
+    traits = list(dict.fromkeys(table["trait"]))
+    region_names = list(dict.fromkeys(table["region"]))
+    for trait in traits:
+        wide = (table[(table.trait == trait) & table.group.isin([group_a, group_b])]
+                .pivot_table(index=["image", "region"], columns="group", values="share_pos", aggfunc="first"))
+        for region in region_names:
+            if group_a not in wide or group_b not in wide:
+                continue
+            pair = wide.xs(region, level="region")[[group_a, group_b]].dropna()
+            diff = pair[group_a] - pair[group_b]
+            if len(pair) >= 2 and diff.std(ddof=1) > 0:
+                statistic, p = stats.ttest_rel(pair[group_a], pair[group_b])
+            else:
+                statistic, p = float("nan"), float("nan")
+            rows.append([trait, region, group_a, group_b, float(diff.mean()) if len(diff) else float("nan"),
+                         float(statistic), float(p)])
+    tests = pd.DataFrame(rows, columns=list(TEST_COLUMNS[:-1]))
+    tests["p_corrected"] = holm(tests["p"].to_numpy()) if len(tests) else []
+    return tests
+
+
+def top_region(summary: pd.DataFrame, group: str, trait: str, exclude=()) -> pd.Series | None:
+    """The summary row of the region with the highest mean positive share per unit area (``exclude``: names to skip)."""
+    rows = summary[(summary.group == group) & (summary.trait == trait) & ~summary.region.isin(exclude)]
+    rows = rows.dropna(subset=["mean_pos_per_area"])
+    return None if rows.empty else rows.loc[rows["mean_pos_per_area"].idxmax()]

@@ -1,0 +1,325 @@
+"""average_saliency.py end to end on planted heatmaps: ASD models look at the mouth, NT models at the eyes.
+
+No TensorFlow: fake results/relevance/*.npy are written directly, the way lrp_analysis.py writes them.
+"""
+import importlib.util
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image, ImageDraw
+
+from conftest import ROOT, write_blob_dataset, write_config
+from facetraits import regions, saliency
+
+spec = importlib.util.spec_from_file_location("average_saliency", ROOT / "average_saliency.py")
+average_saliency = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(average_saliency)
+
+IMAGE = 80  # stored image side (px)
+MAP = 64  # model input size = heatmap side
+MODELS = [("ASD", "warm"), ("ASD", "strong"), ("NT", "warm"), ("NT", "strong")]
+NO_LANDMARKS = "p02_1.png"
+MOUTH, EYES = list(range(48, 60)), list(range(36, 48))
+
+
+def synthetic_face(size, shift=(0.0, 0.0), scale=1.0):
+    """68 iBUG points of a frontal face in a size x size image, scaled about the centre and shifted."""
+    p = np.zeros((68, 2))
+    theta = np.pi - np.arange(17) * np.pi / 16
+    p[0:17] = np.c_[0.5 + 0.3 * np.cos(theta), 0.45 + 0.43 * np.sin(theta)]
+    brow_x = np.linspace(0.27, 0.45, 5)
+    brow_y = 0.33 - 0.025 * np.sin(np.linspace(0, np.pi, 5))
+    p[17:22] = np.c_[brow_x, brow_y]
+    p[22:27] = np.c_[1.0 - brow_x[::-1], brow_y[::-1]]
+    p[27:31] = np.c_[np.full(4, 0.5), [0.42, 0.47, 0.52, 0.57]]
+    p[31:36] = np.c_[[0.45, 0.475, 0.5, 0.525, 0.55], [0.60, 0.61, 0.62, 0.61, 0.60]]
+    for start, cx in ((36, 0.37), (42, 0.63)):
+        p[start:start + 6] = np.c_[cx + np.array([-0.06, -0.02, 0.02, 0.06, 0.02, -0.02]),
+                                   0.42 + np.array([0.0, -0.025, -0.025, 0.0, 0.025, 0.025])]
+    p[48:60] = np.c_[[0.40, 0.43, 0.46, 0.50, 0.54, 0.57, 0.60, 0.57, 0.54, 0.50, 0.46, 0.43],
+                     [0.72, 0.695, 0.685, 0.69, 0.685, 0.695, 0.72, 0.745, 0.755, 0.76, 0.755, 0.745]]
+    p[60:68] = np.c_[[0.42, 0.46, 0.50, 0.54, 0.58, 0.54, 0.50, 0.46],
+                     [0.72, 0.715, 0.715, 0.715, 0.72, 0.725, 0.725, 0.725]]
+    centre = np.array([0.5, 0.5])
+    return ((p - centre) * scale + centre) * (size - 1) + np.asarray(shift)
+
+
+def draw_face(path, points, size):
+    """A grey cartoon face at the landmarks (only so that the figures can be read)."""
+    image = Image.new("L", (size, size), 60)
+    draw = ImageDraw.Draw(image)
+    draw.polygon([tuple(q) for q in np.vstack([points[0:17], points[26:16:-1] - [0, 8]])], fill=170)
+    for idx in (EYES[:6], EYES[6:], MOUTH):
+        draw.polygon([tuple(q) for q in points[idx]], fill=40)
+    image.convert("RGB").save(path)
+
+
+def blob(centre, sigma, shape=(MAP, MAP)):
+    rows, cols = np.mgrid[0:shape[0], 0:shape[1]]
+    return np.exp(-((cols - centre[0]) ** 2 + (rows - centre[1]) ** 2) / (2 * sigma ** 2))
+
+
+def plant(points, rng, group):
+    """Relevance of one image: a blob on the mouth (ASD) or on each eye (NT), weak noise, a random overall scale."""
+    if group == "ASD":
+        heat = blob(points[MOUTH].mean(axis=0), 2.0)
+    else:
+        heat = blob(points[EYES[:6]].mean(axis=0), 1.4) + blob(points[EYES[6:]].mean(axis=0), 1.4)
+    heat = heat + rng.normal(0.0, 0.02, heat.shape)
+    return heat * rng.uniform(0.5, 5.0)
+
+
+def write_relevance(results, images, map_points, seed=0, models=MODELS):
+    rng = np.random.default_rng(seed)
+    folder = results / "relevance"
+    folder.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"index": range(len(images)), "image": images,
+                  "identity": [name.split("_")[0] for name in images]}).to_csv(folder / "index.csv", index=False)
+    for group, trait in models:
+        maps = np.stack([plant(map_points[name], rng, group) for name in images]).astype(np.float32)
+        np.save(folder / f"{group}__{trait}.npy", maps)
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory):
+    """18 shifted, scaled faces; one without landmarks. Returns (data root, images, landmarks in map coords)."""
+    root = write_blob_dataset(tmp_path_factory.mktemp("faces"), n_identities=6, per_identity=3, size=IMAGE)
+    images = sorted(pd.read_csv(root / "ratings.csv").image.unique())
+    rng = np.random.default_rng(1)
+    rows, map_points = [], {}
+    for name in images:
+        points = synthetic_face(IMAGE, shift=rng.uniform(-8, 8, 2), scale=rng.uniform(0.8, 1.05))
+        draw_face(root / "images" / name, points, IMAGE)
+        map_points[name] = regions.scale_landmarks(points, (IMAGE, IMAGE), (MAP, MAP))
+        if name != NO_LANDMARKS:
+            rows += [{"image": name, "point": k, "x": x, "y": y} for k, (x, y) in enumerate(points)]
+    pd.DataFrame(rows).to_csv(root / "landmarks.csv", index=False)
+    return root, images, map_points
+
+
+def setup(faces, out, **sections):
+    root, images, map_points = faces
+    config = write_config(out / "config.yaml", root, out, model={"input_size": MAP}, **sections)
+    write_relevance(out / "results", images, map_points)
+    return config
+
+
+@pytest.fixture(scope="module")
+def run(faces, tmp_path_factory):
+    """One aligned run (the default) shared by the read-only tests."""
+    out = tmp_path_factory.mktemp("aligned")
+    config = setup(faces, out)
+    average_saliency.main(["--config", str(config)])
+    return out / "results", out / "fig"
+
+
+def template_of(faces):
+    _, images, map_points = faces
+    return regions.mean_face([map_points[name] for name in images if name != NO_LANDMARKS])
+
+
+# ----------------------------------------------------------------------------- outputs
+
+
+def test_writes_every_output_with_exact_columns(run):
+    results, fig = run
+    for name in ("average_saliency.png", "group_difference_warm.png", "group_difference_strong.png",
+                 "region_relevance.png"):
+        assert (fig / name).stat().st_size > 1000, name
+    for group, trait in MODELS:
+        average = np.load(results / "average_saliency" / f"{group}__{trait}.npy")
+        assert average.shape == (MAP, MAP) and np.all(np.isfinite(average))
+    table = pd.read_csv(results / "region_relevance.csv")
+    assert list(table.columns)[:7] == ["group", "trait", "image", "region", "share_pos", "share_abs", "area_share"]
+    assert list(pd.read_csv(results / "region_summary.csv").columns) == [
+        "group", "trait", "region", "mean_share_pos", "ci_low", "ci_high", "mean_share_abs", "mean_area_share",
+        "mean_pos_per_area", "n_images"]
+    assert list(pd.read_csv(results / "region_group_tests.csv").columns) == [
+        "trait", "region", "group_a", "group_b", "mean_difference", "statistic", "p", "p_corrected"]
+    assert list(pd.read_csv(results / "landmarks_missing.csv").columns) == ["image", "reason"]
+    with np.load(results / "group_difference_warm.npz") as saved:
+        assert {"mean_difference", "t", "p", "q", "significant"} <= set(saved.files)
+        assert saved["significant"].dtype == bool and saved["significant"].shape == (MAP, MAP)
+
+
+def test_region_shares_sum_to_one_per_image_and_model(run, faces):
+    table = pd.read_csv(run[0] / "region_relevance.csv")
+    sums = table.groupby(["group", "trait", "image"])[["share_pos", "share_abs", "area_share"]].sum()
+    assert len(sums) == len(MODELS) * (len(faces[1]) - 1)
+    np.testing.assert_allclose(sums.to_numpy(), 1.0, atol=1e-5)  # CSV keeps 6 digits
+    assert set(table.region) == set(regions.REGIONS)
+
+
+def test_planted_region_has_most_relevance_per_unit_area(run):
+    summary = pd.read_csv(run[0] / "region_summary.csv")
+    for (group, trait), rows in summary.groupby(["group", "trait"]):
+        best = rows.loc[rows.mean_pos_per_area.idxmax()]
+        assert best.region == ("mouth" if group == "ASD" else "eyes"), (group, trait)
+        assert best.mean_pos_per_area > 3  # far more than the region's size predicts
+        assert best.ci_low < best.mean_share_pos < best.ci_high
+        assert best.n_images == 17
+
+
+def test_asd_minus_nt_on_the_mouth_is_positive_and_significant(run):
+    tests = pd.read_csv(run[0] / "region_group_tests.csv").set_index(["trait", "region"])
+    assert len(tests) == 2 * len(regions.REGIONS)
+    for trait in ("warm", "strong"):
+        mouth, eyes = tests.loc[(trait, "mouth")], tests.loc[(trait, "eyes")]
+        assert (mouth.group_a, mouth.group_b) == ("ASD", "NT")
+        assert mouth.mean_difference > 0 and mouth.statistic > 0 and mouth.p_corrected < 0.05
+        assert eyes.mean_difference < 0 and eyes.p_corrected < 0.05
+        assert mouth.p_corrected >= mouth.p  # corrected, not raw
+
+
+def test_difference_map_is_positive_on_the_mouth_and_masked_far_from_it(run, faces):
+    template = template_of(faces)
+    with np.load(run[0] / "group_difference_warm.npz") as saved:
+        diff, significant = saved["mean_difference"], saved["significant"]
+    col, row = np.round(template[MOUTH].mean(axis=0)).astype(int)
+    assert diff[row, col] > 0 and significant[row, col]
+    rows, cols = np.mgrid[0:MAP, 0:MAP]
+    features = np.vstack([template[MOUTH].mean(axis=0), template[EYES[:6]].mean(axis=0),
+                          template[EYES[6:]].mean(axis=0)])
+    distance = np.min([np.hypot(cols - x, rows - y) for x, y in features], axis=0)
+    far = distance > 10
+    assert significant[far].mean() < 0.02  # noise only: FDR keeps false discoveries rare
+    assert significant[~far].sum() > 10
+
+
+def test_image_without_landmarks_is_reported_and_left_out(run):
+    missing = pd.read_csv(run[0] / "landmarks_missing.csv")
+    assert missing.image.tolist() == [NO_LANDMARKS]
+    assert "no landmarks" in missing.reason[0]
+    table = pd.read_csv(run[0] / "region_relevance.csv")
+    assert NO_LANDMARKS not in set(table.image)
+    assert table.image.nunique() == 17
+
+
+def test_missing_landmarks_are_reported_on_stderr(faces, tmp_path, capsys):
+    config = setup(faces, tmp_path)
+    average_saliency.main(["--config", str(config), "--trait", "warm"])
+    err = capsys.readouterr().err
+    assert "1 of 18 image(s) have no usable landmarks" in err and NO_LANDMARKS in err
+
+
+# ----------------------------------------------------------------------------- alignment and selection
+
+
+def test_alignment_sharpens_the_average_of_shifted_faces(faces, tmp_path, run):
+    config = setup(faces, tmp_path, lrp={"align": False})
+    average_saliency.main(["--config", str(config), "--group", "ASD", "--trait", "warm"])
+    plain = np.load(tmp_path / "results" / "average_saliency" / "ASD__warm.npy")
+    aligned = np.load(run[0] / "average_saliency" / "ASD__warm.npy")
+    assert aligned.max() > 1.5 * plain.max()  # shifted blobs blur unless the faces are aligned
+    row, col = np.unravel_index(np.argmax(aligned), aligned.shape)
+    assert np.hypot(*(template_of(faces)[MOUTH].mean(axis=0) - (col, row))) < 2.0
+    # Only the selected model, and no group difference with one group selected.
+    assert sorted(p.name for p in (tmp_path / "results" / "average_saliency").glob("*.npy")) == ["ASD__warm.npy"]
+    assert not (tmp_path / "results" / "group_difference_warm.npz").exists()
+    assert set(pd.read_csv(tmp_path / "results" / "region_relevance.csv").group) == {"ASD"}
+
+
+def test_unaligned_average_uses_every_image(faces, tmp_path):
+    _, images, map_points = faces
+    config = setup(faces, tmp_path, lrp={"align": False})
+    average_saliency.main(["--config", str(config), "--group", "NT", "--trait", "strong"])
+    maps = np.load(tmp_path / "results" / "relevance" / "NT__strong.npy")
+    expected = saliency.normalise(maps).mean(axis=0)
+    np.testing.assert_allclose(np.load(tmp_path / "results" / "average_saliency" / "NT__strong.npy"), expected,
+                               atol=1e-7)
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def test_missing_relevance_file_exits_2_with_one_line(faces, tmp_path, capsys):
+    config = setup(faces, tmp_path)
+    (tmp_path / "results" / "relevance" / "NT__strong.npy").unlink()
+    with pytest.raises(SystemExit) as exit_info:
+        average_saliency.main(["--config", str(config)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "NT__strong.npy" in err and "run lrp_analysis.py first" in err
+    assert not (tmp_path / "results" / "region_relevance.csv").exists()
+
+
+def test_index_that_does_not_match_the_dataset_exits_2(faces, tmp_path, capsys):
+    config = setup(faces, tmp_path)
+    index_path = tmp_path / "results" / "relevance" / "index.csv"
+    index = pd.read_csv(index_path)
+    index["image"] = index["image"].iloc[::-1].to_numpy()
+    index.to_csv(index_path, index=False)
+    with pytest.raises(SystemExit) as exit_info:
+        average_saliency.main(["--config", str(config)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "index.csv" in err and "run lrp_analysis.py first" in err
+
+
+def test_relevance_at_the_wrong_size_exits_2(faces, tmp_path, capsys):
+    config = setup(faces, tmp_path)
+    path = tmp_path / "results" / "relevance" / "ASD__warm.npy"
+    np.save(path, np.load(path)[:, :32, :32])
+    with pytest.raises(SystemExit):
+        average_saliency.main(["--config", str(config)])
+    err = capsys.readouterr().err
+    assert "ASD__warm.npy" in err and "(18, 64, 64)" in err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("dlib") is None or importlib.util.find_spec("face_recognition_models") is None,
+                    reason="optional dlib / face-recognition-models not installed")
+def test_without_a_landmarks_file_faces_are_detected_and_a_blank_image_is_reported(faces, tmp_path, capsys):
+    root, images, map_points = faces
+    copy = shutil.copytree(root, tmp_path / "data")
+    (copy / "landmarks.csv").unlink()
+    Image.new("RGB", (IMAGE, IMAGE), (90, 90, 90)).save(copy / "images" / images[0])
+    config = write_config(tmp_path / "config.yaml", copy, tmp_path, model={"input_size": MAP})
+    write_relevance(tmp_path / "results", images, map_points)
+    average_saliency.main(["--config", str(config), "--trait", "warm"])
+    err = capsys.readouterr().err
+    assert "1 of 18 image(s) have no usable landmarks" in err and images[0] in err
+    missing = pd.read_csv(tmp_path / "results" / "landmarks_missing.csv")
+    assert missing.to_dict("records") == [{"image": images[0], "reason": "no face found by dlib"}]
+    table = pd.read_csv(tmp_path / "results" / "region_relevance.csv")
+    assert table.image.nunique() == 17 and images[0] not in set(table.image)
+    assert len(list((tmp_path / "cache" / "landmarks").glob("*.npy"))) == 18  # detections are cached
+    summary = pd.read_csv(tmp_path / "results" / "region_summary.csv")
+    best = summary[summary.group == "ASD"].set_index("region").mean_pos_per_area.idxmax()
+    assert best == "mouth"  # dlib's landmarks put the mouth region where the planted mouth is
+
+
+def test_a_landmarks_file_that_is_named_but_absent_exits_2(faces, tmp_path, capsys):
+    config = setup(faces, tmp_path, data={"landmarks": str(tmp_path / "nowhere.csv")})
+    with pytest.raises(SystemExit) as exit_info:
+        average_saliency.main(["--config", str(config)])
+    assert exit_info.value.code == 2
+    assert "nowhere.csv: landmarks file not found" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def test_normalise_gives_every_image_the_same_weight():
+    maps = np.stack([np.full((4, 4), 2.0), -np.ones((4, 4)) * 0.1, np.zeros((4, 4))])
+    out = saliency.normalise(maps)
+    np.testing.assert_allclose(np.abs(out).sum(axis=(1, 2)), [1.0, 1.0, 0.0], atol=1e-6)
+    assert out[1, 0, 0] < 0  # the sign is kept
+
+
+def test_alignment_conserves_relevance_of_a_scaled_face():
+    template = synthetic_face(MAP)
+    small = synthetic_face(MAP, scale=0.7)
+    heat = saliency.normalise(blob(small[MOUTH].mean(axis=0), 2.0))
+    warped = saliency.align(heat[None], [small], template)[0]
+    assert warped.sum() == pytest.approx(1.0, abs=0.02)
+    row, col = np.unravel_index(np.argmax(warped), warped.shape)
+    assert np.hypot(*(template[MOUTH].mean(axis=0) - (col, row))) < 1.5
+
+
+def test_fdr_and_holm_match_hand_computed_values():
+    p = np.array([0.01, 0.04, 0.03, 0.5, np.nan])
+    np.testing.assert_allclose(saliency.fdr_bh(p), [0.04, 0.16 / 3, 0.16 / 3, 0.5, np.nan], equal_nan=True)
+    np.testing.assert_allclose(saliency.holm(p), [0.04, 0.09, 0.09, 0.5, np.nan], equal_nan=True)
