@@ -19,6 +19,8 @@ tf.compat.v1.disable_eager_execution()
 tf.get_logger().setLevel("ERROR")
 # Keras' v1 (graph-mode) training loop warns about its own internals on every fit.
 warnings.filterwarnings("ignore", message=".*state_updates.*", category=UserWarning)
+# .h5 is the format iNNvestigate and the reference study use; Keras calls it legacy on every save.
+warnings.filterwarnings("ignore", message="You are saving your model as an HDF5 file", category=UserWarning)
 
 
 def seed_everything(seed: int) -> None:

@@ -58,3 +58,22 @@ def blob_data(tmp_path_factory) -> Path:
 @pytest.fixture
 def blob_config(blob_data, tmp_path) -> Path:
     return write_config(tmp_path / "config.yaml", blob_data, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_demo(tmp_path_factory) -> Path:
+    """A tiny version of the demo dataset (same generator, 6 identities x 3 faces, 48 px)."""
+    from facetraits import demo
+    root = tmp_path_factory.mktemp("tiny_demo")
+    demo.generate(root, seed=1, n_identities=6, images_per_identity=3, size=48)
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained(tiny_demo, tmp_path_factory) -> Path:
+    """A config whose four models are trained once for the whole session; returns the config path."""
+    import train_regression
+    outputs = tmp_path_factory.mktemp("trained")
+    path = write_config(outputs / "config.yaml", tiny_demo, outputs)
+    train_regression.main(["--config", str(path)])
+    return path

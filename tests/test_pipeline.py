@@ -1,0 +1,192 @@
+"""Feature cache, training and the three model scripts, run in-process on the tiny demo."""
+import importlib
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+import cross_validate
+import permutation_test
+import train_regression
+from facetraits import config, data, features, model, outputs, training
+from facetraits.errors import FacetraitsError
+from conftest import write_config
+
+SCRIPTS = ["train_regression", "cross_validate", "permutation_test", "lrp_analysis", "average_saliency", "import_dataset"]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_script_has_help(script, capsys):
+    with pytest.raises(SystemExit) as caught:
+        importlib.import_module(script).main(["--help"])
+    assert caught.value.code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
+def test_head_on_cached_features_equals_full_model_on_raw_images(trained):
+    cfg = config.load(trained)
+    dataset = data.load(cfg)
+    base = model.build_base(cfg.model, cfg.seed)
+    conv = features.load_or_extract(dataset, cfg.model, cfg.output.cache_dir, base)
+    y = dataset.target("ASD", "warm")
+    head = training.fit_head(conv, y, dataset.identities, cfg, seed=cfg.seed)
+    full = model.mount(base, head.head)
+    raw = full.predict(model.preprocess(data.load_images(dataset.paths, cfg.model.input_size)), verbose=0).ravel()
+    np.testing.assert_allclose(raw, head.predict(conv), rtol=1e-4, atol=1e-4)
+    assert np.std(raw) > 0
+    saved = model.load_full_model(cfg.output.models_dir / "ASD__warm.h5")
+    from_file = saved.predict(model.preprocess(data.load_images(dataset.paths, cfg.model.input_size)), verbose=0).ravel()
+    np.testing.assert_allclose(from_file, raw, rtol=1e-4, atol=1e-4)  # same seed, same model
+
+
+def test_cache_reextracts_only_what_changed(tiny_demo, tmp_path, capsys):
+    root = tmp_path / "data"
+    shutil.copytree(tiny_demo, root)
+    cfg = config.load(write_config(tmp_path / "c.yaml", root, tmp_path))
+    first = features.load_or_extract(data.load(cfg), cfg.model, cfg.output.cache_dir)
+    assert "extracting 18 images" in capsys.readouterr().err
+    again = features.load_or_extract(data.load(cfg), cfg.model, cfg.output.cache_dir)
+    assert "all 18 images cached" in capsys.readouterr().err
+    np.testing.assert_array_equal(first, again)
+    changed = root / "images" / "id02_01.png"
+    pixels = np.asarray(Image.open(changed).convert("RGB")).copy()
+    pixels[10:30, 10:30] = 255
+    Image.fromarray(pixels).save(changed)
+    dataset = data.load(cfg)
+    updated = features.load_or_extract(dataset, cfg.model, cfg.output.cache_dir)
+    assert "extracting 1 images" in capsys.readouterr().err
+    index = dataset.images.index("id02_01.png")
+    assert not np.allclose(updated[index], first[index])
+    np.testing.assert_array_equal(np.delete(updated, index, 0), np.delete(first, index, 0))
+    for override in ("model.input_size=48", "seed=5"):  # other input size; other (random) weights
+        other = config.load(tmp_path / "c.yaml", [override])
+        features.load_or_extract(dataset, other.model, other.output.cache_dir, seed=other.seed)
+        assert "extracting 18 images" in capsys.readouterr().err
+    assert len(list((tmp_path / "cache" / "features").iterdir())) == 3
+
+
+def test_cross_validate_writes_its_tables_and_figures(trained):
+    cfg = config.load(trained)
+    cross_validate.main(["--config", str(trained)])
+    folds = pd.read_csv(cfg.output.results_dir / "cv_folds.csv")
+    assert list(folds.columns) == ["group", "trait", "fold", "image", "identity", "rating", "prediction"]
+    assert len(folds) == 4 * 18 and folds.prediction.notna().all()
+    for _, model_rows in folds.groupby(["group", "trait"]):
+        assert (model_rows.groupby("identity").fold.nunique() == 1).all()  # identity never split
+    summary = pd.read_csv(cfg.output.results_dir / "cv_summary.csv")
+    assert list(summary.columns[:6]) == ["group", "trait", "fold", "pearson_r", "mae", "n_test"]
+    assert (summary.fold.astype(str) == "all").sum() == 4 and len(summary) == 4 * 4
+    pooled = summary[summary.fold.astype(str) == "all"].set_index(["group", "trait"])
+    asd_warm = folds[(folds.group == "ASD") & (folds.trait == "warm")]
+    assert pooled.loc[("ASD", "warm"), "pearson_r"] == pytest.approx(np.corrcoef(asd_warm.rating, asd_warm.prediction)[0, 1], abs=1e-5)
+    transfer = pd.read_csv(cfg.output.results_dir / "cross_group.csv")
+    assert list(transfer.columns) == ["trait", "model_group", "rating_group", "pearson_r", "mae", "n_images"]
+    assert len(transfer) == 8
+    for name in ["cv_pearson.png", "cv_scatter_ASD__warm.png", "cv_scatter_NT__strong.png"]:
+        assert (cfg.output.fig_dir / name).stat().st_size > 1000
+
+
+def test_rerun_reuses_finished_work(trained, monkeypatch, capsys):
+    cross_validate.main(["--config", str(trained), "--trait", "warm"])
+    def fail(*args, **kwargs):
+        raise AssertionError("retrained although nothing changed")
+    monkeypatch.setattr(training, "cross_val_predict", fail)
+    monkeypatch.setattr(training, "fit_head", fail)
+    cross_validate.main(["--config", str(trained), "--trait", "warm"])
+    train_regression.main(["--config", str(trained)])
+    assert capsys.readouterr().err.count("up to date") == 4
+    with pytest.raises(AssertionError, match="retrained"):  # a changed setting is new work
+        cross_validate.main(["--config", str(trained), "--trait", "warm", "--set", "training.epochs=2"])
+
+
+def test_same_seed_same_numbers(tiny_demo, tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        path = write_config(tmp_path / f"{name}.yaml", tiny_demo, tmp_path / name)
+        cross_validate.main(["--config", str(path), "--group", "NT", "--trait", "strong"])
+        runs.append(pd.read_csv(tmp_path / name / "results" / "cv_folds.csv"))
+    pd.testing.assert_frame_equal(runs[0], runs[1])
+
+
+def test_permutation_test_tables(trained):
+    cfg = config.load(trained)
+    permutation_test.main(["--config", str(trained)])
+    null = pd.read_csv(cfg.output.results_dir / "permutation_null.csv")
+    assert list(null.columns) == ["group", "trait", "permutation", "pearson_r"] and len(null) == 4 * 20
+    summary = pd.read_csv(cfg.output.results_dir / "permutation_summary.csv")
+    assert list(summary.columns) == ["group", "trait", "observed_r", "p_value", "null_mean", "null_sd", "n_permutations", "seed"]
+    for _, row in summary.iterrows():
+        rows = null[(null.group == row.group) & (null.trait == row.trait)]
+        assert row.p_value == pytest.approx(((rows.pearson_r >= row.observed_r).sum() + 1) / 21)
+    assert (cfg.output.fig_dir / "permutation_ASD__warm.png").is_file()
+
+
+def test_permutation_with_the_configured_head(trained):
+    cfg = config.load(trained)
+    permutation_test.main(["--config", str(trained), "--group", "ASD", "--trait", "warm",
+                           "--set", "permutation.null_model=same", "--set", "permutation.n_permutations=2"])
+    summary = pd.read_csv(cfg.output.results_dir / "permutation_summary.csv")
+    assert summary.n_permutations.tolist() == [2]
+    cv = np.load(next((cfg.output.cache_dir / "cv").glob("ASD__warm-*.npy")))
+    y = data.load(cfg).target("ASD", "warm")
+    assert summary.observed_r[0] == pytest.approx(np.corrcoef(y, cv)[0, 1], abs=1e-5)
+
+
+def run_and_expect_error(main, argv, capsys, *fragments):
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    assert caught.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: ")
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+def test_script_errors_are_one_line_with_exit_code_2(trained, tmp_path, capsys):
+    run_and_expect_error(train_regression.main, ["--config", str(trained), "--set", "training.epoch=3"], capsys,
+                         "unknown key training.epoch")
+    run_and_expect_error(cross_validate.main, ["--config", str(trained), "--set", "cv.n_folds=7"], capsys,
+                         "cv.n_folds=7 but", "only 6 identities")
+    run_and_expect_error(train_regression.main, ["--config", str(trained), "--group", "XYZ"], capsys, "--group XYZ")
+    run_and_expect_error(train_regression.main, ["--config", str(trained), "--set", f"model.weights={tmp_path}/no.h5"],
+                         capsys, "model.weights", "no.h5 not found", "imagenet", "none")
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"not hdf5")
+    run_and_expect_error(train_regression.main, ["--config", str(trained), "--set", f"model.weights={bad}"],
+                         capsys, "is not a VGG16 include_top=False weights file")
+
+
+def test_failed_imagenet_download_names_both_options(monkeypatch):
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- [Errno -3] Temporary failure")
+    monkeypatch.setattr(model.keras.applications, "VGG16", offline)
+    with pytest.raises(FacetraitsError) as caught:
+        model.build_base(config.load(None).model)
+    message = str(caught.value)
+    assert "ImageNet" in message and "model.weights" in message and ".h5" in message and "none" in message
+
+
+def test_offline_weights_file_loads_when_present():
+    from conftest import SHARED
+    path = SHARED / "weights" / "vgg16_hed_bsds500_notop.h5"
+    if not path.is_file():
+        pytest.skip("../shared/weights not present")
+    base = model.build_base(config.load(None, [f"model.weights={path}", "model.input_size=32"]).model)
+    assert not any(layer.trainable for layer in base.layers)
+    import h5py
+    with h5py.File(path, "r") as stored:
+        kernel = np.asarray(stored["block1_conv1"]["block1_conv1"]["kernel:0"])
+    np.testing.assert_array_equal(base.get_layer("block1_conv1").get_weights()[0], kernel)
+
+
+def test_interrupted_write_keeps_the_old_file(tmp_path):
+    target = tmp_path / "table.csv"
+    outputs.write_csv(target, pd.DataFrame({"a": [1]}))
+    with pytest.raises(RuntimeError):
+        with outputs.atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+    assert pd.read_csv(target).a.tolist() == [1]
+    assert [p.name for p in tmp_path.iterdir()] == ["table.csv"]
