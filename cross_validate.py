@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from facetraits import cli, data, features, metrics, outputs, plots, training
+from facetraits import cli, metrics, outputs, plots, training
 
 
 def summarise(group, trait, y, predictions, folds):
@@ -40,9 +40,8 @@ def cross_group(dataset, predictions: dict) -> pd.DataFrame:
 def main(argv=None):
     run = cli.setup_run(__doc__, argv)
     cfg = run.config
-    dataset = data.load(cfg)
-    folds = metrics.make_folds(dataset.identities, cfg.cv.n_folds, cfg.cv.group_by, cfg.seed, str(dataset.source))
-    conv = features.load_or_extract(dataset, cfg.model, cfg.output.cache_dir, seed=cfg.seed)
+    study = training.load_study(cfg)
+    dataset, folds, conv = study.dataset, study.folds, study.features
     fold_rows, summary_rows, predictions = [], [], {}
     for group, trait in run.models:
         name = cli.model_name(group, trait)

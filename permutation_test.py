@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from facetraits import cli, config, data, features, metrics, outputs, plots, training
+from facetraits import cli, config, features, metrics, outputs, plots, training
 from facetraits.backend import reset_graph
 
 
@@ -38,9 +38,8 @@ def null_distribution(conv, y, dataset, folds, cfg, name) -> np.ndarray:
 def main(argv=None):
     run = cli.setup_run(__doc__, argv)
     cfg = run.config
-    dataset = data.load(cfg)
-    folds = metrics.make_folds(dataset.identities, cfg.cv.n_folds, cfg.cv.group_by, cfg.seed, str(dataset.source))
-    conv = features.load_or_extract(dataset, cfg.model, cfg.output.cache_dir, seed=cfg.seed)
+    study = training.load_study(cfg)
+    dataset, folds, conv = study.dataset, study.folds, study.features
     null_rows, summary_rows = [], []
     for group, trait in run.models:
         name = cli.model_name(group, trait)

@@ -7,10 +7,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facetraits import config, model, outputs
+from facetraits import config, data, metrics, model, outputs
 from facetraits import features as features_module
 from facetraits.backend import keras, seed_everything
 from facetraits.config import Config, TrainingConfig
+
+
+@dataclass
+class Study:
+    """What cross-validation and the permutation test share: the data, its folds, its features."""
+    dataset: data.Dataset
+    folds: np.ndarray  # fold number per image, grouped by identity (cv.group_by)
+    features: np.ndarray  # cached conv features, image order
+
+
+def load_study(cfg: Config) -> Study:
+    dataset = data.load(cfg)
+    folds = metrics.make_folds(dataset.identities, cfg.cv.n_folds, cfg.cv.group_by, cfg.seed, str(dataset.source))
+    conv = features_module.load_or_extract(dataset, cfg.model, cfg.output.cache_dir, seed=cfg.seed)
+    return Study(dataset, folds, conv)
 
 
 @dataclass

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageDraw
 
-from conftest import ROOT, write_blob_dataset, write_config
+from conftest import ROOT, synthetic_face, write_blob_dataset, write_config
 from facetraits import regions, saliency
 
 spec = importlib.util.spec_from_file_location("average_saliency", ROOT / "average_saliency.py")
@@ -22,28 +22,6 @@ MAP = 64  # model input size = heatmap side
 MODELS = [("ASD", "warm"), ("ASD", "strong"), ("NT", "warm"), ("NT", "strong")]
 NO_LANDMARKS = "p02_1.png"
 MOUTH, EYES = list(range(48, 60)), list(range(36, 48))
-
-
-def synthetic_face(size, shift=(0.0, 0.0), scale=1.0):
-    """68 iBUG points of a frontal face in a size x size image, scaled about the centre and shifted."""
-    p = np.zeros((68, 2))
-    theta = np.pi - np.arange(17) * np.pi / 16
-    p[0:17] = np.c_[0.5 + 0.3 * np.cos(theta), 0.45 + 0.43 * np.sin(theta)]
-    brow_x = np.linspace(0.27, 0.45, 5)
-    brow_y = 0.33 - 0.025 * np.sin(np.linspace(0, np.pi, 5))
-    p[17:22] = np.c_[brow_x, brow_y]
-    p[22:27] = np.c_[1.0 - brow_x[::-1], brow_y[::-1]]
-    p[27:31] = np.c_[np.full(4, 0.5), [0.42, 0.47, 0.52, 0.57]]
-    p[31:36] = np.c_[[0.45, 0.475, 0.5, 0.525, 0.55], [0.60, 0.61, 0.62, 0.61, 0.60]]
-    for start, cx in ((36, 0.37), (42, 0.63)):
-        p[start:start + 6] = np.c_[cx + np.array([-0.06, -0.02, 0.02, 0.06, 0.02, -0.02]),
-                                   0.42 + np.array([0.0, -0.025, -0.025, 0.0, 0.025, 0.025])]
-    p[48:60] = np.c_[[0.40, 0.43, 0.46, 0.50, 0.54, 0.57, 0.60, 0.57, 0.54, 0.50, 0.46, 0.43],
-                     [0.72, 0.695, 0.685, 0.69, 0.685, 0.695, 0.72, 0.745, 0.755, 0.76, 0.755, 0.745]]
-    p[60:68] = np.c_[[0.42, 0.46, 0.50, 0.54, 0.58, 0.54, 0.50, 0.46],
-                     [0.72, 0.715, 0.715, 0.715, 0.72, 0.725, 0.725, 0.725]]
-    centre = np.array([0.5, 0.5])
-    return ((p - centre) * scale + centre) * (size - 1) + np.asarray(shift)
 
 
 def draw_face(path, points, size):
