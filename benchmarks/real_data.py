@@ -1,0 +1,116 @@
+"""Summarise the real-data runs (benchmarks/results/real_data.md) as Markdown tables.
+
+The runs themselves are the ordinary pipeline scripts, one config per dataset, with every output
+outside the repository (the datasets' licences are non-commercial share-alike):
+
+    python import_dataset.py 3dsk /work/shared/data/3dsk /tmp/realdata/3dsk --noise-ceiling
+    python cross_validate.py --config /tmp/realdata/3dsk/config.yaml \
+        --set model.weights=/work/shared/weights/vgg16_hed_bsds500_notop.h5
+    ...   (see benchmarks/results/real_data.md for the full list)
+
+then
+
+    python benchmarks/real_data.py --root /tmp/realdata
+
+prints, per dataset, one row per group x trait: n images, pooled CV r and mean fold r of the MLP
+head, MAE, the ridge null model's observed r and permutation p, and the split-half noise ceiling
+(with r / ceiling), then the region with the most positive relevance per unit area per model and
+the number of images dlib found no face in. Nothing is written; no data enter the repository.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import pandas as pd
+
+
+def _fmt(value, digits=3):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.{digits}f}"
+
+
+def _p(value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.4f}" if value >= 1e-3 else f"{value:.2g}"
+
+
+def dataset_table(folder: Path) -> str:
+    results = folder / "results"
+    cv = pd.read_csv(results / "cv_summary.csv")
+    pooled = cv[cv.fold.astype(str) == "all"].set_index(["group", "trait"])
+    perm_path = results / "permutation_summary.csv"
+    perm = pd.read_csv(perm_path).set_index(["group", "trait"]) if perm_path.is_file() else None
+    ceil_path = folder / "noise_ceiling.csv"
+    ceil = pd.read_csv(ceil_path).set_index(["group", "trait"]) if ceil_path.is_file() else None
+    lines = ["| group | trait | n images | CV pooled r (MLP) | mean fold r | MAE | ridge observed r | "
+             "permutation p | noise ceiling | pooled r / ceiling |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for (group, trait), row in pooled.iterrows():
+        observed = p = ceiling = float("nan")
+        n_perm = ""
+        if perm is not None and (group, trait) in perm.index:
+            observed, p = perm.loc[(group, trait), "observed_r"], perm.loc[(group, trait), "p_value"]
+            n_perm = int(perm.loc[(group, trait), "n_permutations"])
+        if ceil is not None and (group, trait) in ceil.index:
+            ceiling = ceil.loc[(group, trait), "noise_ceiling"]
+        ratio = row.pearson_r / ceiling if ceiling and not math.isnan(ceiling) else float("nan")
+        lines.append(f"| {group} | {trait} | {int(row.n_test)} | {_fmt(row.pearson_r)} | {_fmt(row.mean_fold_r)} | "
+                     f"{_fmt(row.mae)} | {_fmt(observed)} | {_p(p)}{f' ({n_perm})' if n_perm else ''} | "
+                     f"{_fmt(ceiling)} | {_fmt(ratio, 2)} |")
+    return "\n".join(lines)
+
+
+def region_table(folder: Path) -> str | None:
+    path = folder / "results" / "region_summary.csv"
+    if not path.is_file():
+        return None
+    summary = pd.read_csv(path).dropna(subset=["mean_pos_per_area"])
+    summary = summary[summary.region != "background"]
+    lines = ["| group | trait | top region (pos. relevance / area share) | 2nd | share of positive relevance on face "
+             "(eyes, brows, nose, mouth, rest) | n images |", "|---|---|---|---|---|---:|"]
+    for (group, trait), part in summary.groupby(["group", "trait"], sort=False):
+        ranked = part.sort_values("mean_pos_per_area", ascending=False)
+        top = [f"{r.region} ({r.mean_pos_per_area:.2f})" for r in ranked.head(2).itertuples()]
+        shares = {r.region: r.mean_share_pos for r in part.itertuples()}
+        text = ", ".join(f"{shares.get(k, float('nan')):.2f}" for k in ("eyes", "brows", "nose", "mouth", "face"))
+        lines.append(f"| {group} | {trait} | {top[0]} | {top[1] if len(top) > 1 else ''} | {text} | "
+                     f"{int(ranked.n_images.iloc[0])} |")
+    return "\n".join(lines)
+
+
+def missing_faces(folder: Path) -> str | None:
+    path = folder / "results" / "landmarks_missing.csv"
+    if not path.is_file():
+        return None
+    missing = pd.read_csv(path)
+    n_images = pd.read_csv(folder / "ratings.csv").image.nunique()
+    return f"{len(missing)} of {n_images} images without usable landmarks" + (
+        f" ({', '.join(missing.image.astype(str).head(10))})" if len(missing) else "")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Markdown tables of the real-data runs")
+    parser.add_argument("--root", default="/tmp/realdata", help="folder holding <dataset>/results (default /tmp/realdata)")
+    parser.add_argument("datasets", nargs="*", default=["omi", "london", "3dsk"])
+    args = parser.parse_args(argv)
+    for name in args.datasets:
+        folder = Path(args.root) / name
+        if not (folder / "results" / "cv_summary.csv").is_file():
+            print(f"## {name}\n\n(no results under {folder})\n")
+            continue
+        print(f"## {name}\n\n{dataset_table(folder)}\n")
+        regions = region_table(folder)
+        if regions:
+            print(f"{regions}\n")
+        missing = missing_faces(folder)
+        if missing:
+            print(f"{missing}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
