@@ -35,7 +35,7 @@ def _fmt(value, digits=3):
 def _p(value):
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
-    return f"{value:.4f}" if value >= 1e-3 else f"{value:.2g}"
+    return f"{value:.3g}"
 
 
 def dataset_table(folder: Path) -> str:
@@ -69,15 +69,17 @@ def region_table(folder: Path) -> str | None:
     if not path.is_file():
         return None
     summary = pd.read_csv(path).dropna(subset=["mean_pos_per_area"])
-    summary = summary[summary.region != "background"]
-    lines = ["| group | trait | top region (pos. relevance / area share) | 2nd | share of positive relevance on face "
-             "(eyes, brows, nose, mouth, rest) | n images |", "|---|---|---|---|---|---:|"]
+    lines = ["| group | trait | top region (pos. relevance / area share) | top face part | share of positive relevance "
+             "(eyes, brows, nose, mouth, rest of face, background) | n images |", "|---|---|---|---|---|---:|"]
     for (group, trait), part in summary.groupby(["group", "trait"], sort=False):
         ranked = part.sort_values("mean_pos_per_area", ascending=False)
-        top = [f"{r.region} ({r.mean_pos_per_area:.2f})" for r in ranked.head(2).itertuples()]
+        top = [f"{r.region} ({r.mean_pos_per_area:.2f})" for r in ranked.head(1).itertuples()]
+        part_top = ranked[ranked.region.isin(["eyes", "brows", "nose", "mouth"])].head(1)
+        top.append(f"{part_top.region.iloc[0]} ({part_top.mean_pos_per_area.iloc[0]:.2f})" if len(part_top) else "")
         shares = {r.region: r.mean_share_pos for r in part.itertuples()}
-        text = ", ".join(f"{shares.get(k, float('nan')):.2f}" for k in ("eyes", "brows", "nose", "mouth", "face"))
-        lines.append(f"| {group} | {trait} | {top[0]} | {top[1] if len(top) > 1 else ''} | {text} | "
+        text = ", ".join(f"{shares.get(k, float('nan')):.3f}"
+                         for k in ("eyes", "brows", "nose", "mouth", "face", "background"))
+        lines.append(f"| {group} | {trait} | {top[0]} | {top[1]} | {text} | "
                      f"{int(ranked.n_images.iloc[0])} |")
     return "\n".join(lines)
 
