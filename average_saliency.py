@@ -81,6 +81,7 @@ def main(argv=None):
                   f"pixels differ (FDR q <= {result.alpha:g}, {result.n_images} images)")
 
     table = saliency.region_table(relevance, dataset.images, landmarks, shape)
+    saliency.report_empty_maps(table)
     summary = saliency.region_summary(table)
     tests = (saliency.region_group_tests(table, *groups[:2]) if len(groups) >= 2
              else pd.DataFrame(columns=list(saliency.TEST_COLUMNS)))

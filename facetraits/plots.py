@@ -112,7 +112,7 @@ def average_saliency(maps: dict, groups, traits, aligned: bool, background: np.n
         for c, trait in enumerate(traits):
             ax = axes[r, c]
             _heat_panel(ax, np.asarray(maps[(group, trait)], dtype=float), norm, cmap, signed, background)
-            label = f"{group} raters, {trait}"
+            label = f"{group}, {trait}"
             if n_images and (group, trait) in n_images:
                 label += f"\n(n = {n_images[(group, trait)]} images)"
             ax.set_title(label, fontsize=9)
@@ -184,7 +184,7 @@ def region_relevance(summary: pd.DataFrame, tests: pd.DataFrame | None = None, a
             colour = GROUP_COLOURS[k % len(GROUP_COLOURS)]
             offset = x - 0.4 + width * (k + 0.5)
             ax.bar(offset, mean, width * 0.92, yerr=np.nan_to_num(err), capsize=2, color=colour, error_kw={"lw": 0.8},
-                   label=f"{group} raters' model (n = {int(n) if np.isfinite(n) else 0} images)")
+                   label=f"{group} model (n = {int(n) if np.isfinite(n) else 0} images)")
             ax_ratio.bar(offset, rows["mean_pos_per_area"].to_numpy(float), width * 0.92, color=colour)
         area = summary[summary.trait == trait].groupby("region")["mean_area_share"].mean().reindex(region_names)
         ax.hlines(area.to_numpy(float), x - 0.45, x + 0.45, colors="black", lw=1.6, label="share of image area")

@@ -356,6 +356,16 @@ def region_table(relevance: Mapping[tuple[str, str], np.ndarray], images: Sequen
     return pd.DataFrame(rows, columns=list(REGION_COLUMNS))
 
 
+def report_empty_maps(table: pd.DataFrame) -> None:
+    """Say which heatmaps have no positive relevance: their share_pos is undefined (NaN), so they
+    drop out of the share_pos statistics and a model's n_images there is smaller than its maps."""
+    empty = table[table.region == table.region.iloc[0]] if len(table) else table
+    empty = empty[empty.share_pos.isna()]
+    for (group, trait), rows in empty.groupby(["group", "trait"]):
+        print(f"warning: {group} {trait}: {len(rows)} heatmap(s) have no positive relevance and are left out "
+              f"of the share_pos statistics (first: {rows.image.iloc[0]})", file=sys.stderr)
+
+
 def region_summary(table: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """Mean shares per model x region over images, with a t-based CI of mean share_pos.
 

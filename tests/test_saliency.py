@@ -301,3 +301,12 @@ def test_fdr_and_holm_match_hand_computed_values():
     p = np.array([0.01, 0.04, 0.03, 0.5, np.nan])
     np.testing.assert_allclose(saliency.fdr_bh(p), [0.04, 0.16 / 3, 0.16 / 3, 0.5, np.nan], equal_nan=True)
     np.testing.assert_allclose(saliency.holm(p), [0.04, 0.09, 0.09, 0.5, np.nan], equal_nan=True)
+
+
+def test_heatmaps_without_positive_relevance_are_reported(capsys):
+    table = pd.DataFrame({"group": ["ASD"] * 4, "trait": ["warm"] * 4, "image": ["a", "a", "b", "b"],
+                          "region": ["eyes", "mouth"] * 2, "share_pos": [np.nan, np.nan, 0.4, 0.6],
+                          "share_abs": [0.5] * 4, "area_share": [0.5] * 4, "pos_per_area": [np.nan, np.nan, 0.8, 1.2]})
+    saliency.report_empty_maps(table)
+    err = capsys.readouterr().err
+    assert "ASD warm: 1 heatmap(s) have no positive relevance" in err and "(first: a)" in err
