@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from facetraits import cli, config, features, metrics, outputs, plots, training
-from facetraits.backend import reset_graph
 
 
 def null_distribution(conv, y, dataset, folds, cfg, name) -> np.ndarray:
@@ -28,7 +27,6 @@ def null_distribution(conv, y, dataset, folds, cfg, name) -> np.ndarray:
     scores = [metrics.pearson_r(y, training.cached_cross_val_predict(conv, y, dataset.identities, folds, cfg, name))]
     progress = outputs.Progress(shuffles.shape[1], f"{name} permutations", "fits")
     for column in shuffles.T:
-        reset_graph(cfg.seed)  # graph mode keeps every head alive otherwise
         scores.append(metrics.pearson_r(column, training.cross_val_predict(conv, column, dataset.identities, folds, cfg)))
         progress.update()
     return np.array(scores)
