@@ -91,7 +91,7 @@ class PermutationConfig:
 @dataclass(frozen=True)
 class LRPConfig:
     analyzer: str = choice("lrp.sequential_preset_a_flat", *ANALYZERS)
-    batch_size: int = bounded(16, 1)
+    batch_size: int = bounded(8, 1)
     n_extremes: int = bounded(5, 1)  # k highest- and k lowest-rated faces in the extremes figure
     colormap: str = choice("signed", "signed", "positive")
     overlays: bool = True  # one overlay PNG per image under fig/lrp/<model>/
