@@ -116,9 +116,46 @@ def machine() -> dict:
         "innvestigate": version("innvestigate"),
         "numpy": version("numpy"),
         "load average at start (1/5/15 min)": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "cpu lock": f"run under flock {LOCK} (heavy jobs of the team run one at a time)" if under_flock() else
-                    f"NOT run under flock {LOCK}: numbers may include other jobs' load (development run)",
+        "cpu lock": lock_status(),
     }
+
+
+def lock_status() -> str:
+    if under_flock():
+        return f"run under flock {LOCK} (heavy jobs of the team run one at a time)"
+    if lock_held_by_someone():
+        return (f"NOT run under {LOCK}: another process held the lock when this started, so this ran "
+                f"without it; see 'other processes' CPU' below for the load other jobs added")
+    return f"NOT run under flock {LOCK}: numbers may include other jobs' load (development run)"
+
+
+class Contention:
+    """How much CPU other processes used while we ran: (machine busy time - our own CPU time) / wall.
+
+    Machine busy time from /proc/stat (all CPUs, user+nice+system+irq+softirq+steal), our own from
+    getrusage (self + waited-for children)."""
+
+    def __init__(self):
+        self.start = self._snapshot()
+
+    @staticmethod
+    def _snapshot():
+        import resource
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        busy = (fields[0] + fields[1] + fields[2] + fields[5] + fields[6] + fields[7]) / os.sysconf("SC_CLK_TCK")
+        own = sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                     resource.getrusage(resource.RUSAGE_CHILDREN)))
+        return time.perf_counter(), busy, own
+
+    def report(self) -> str:
+        t1, busy1, own1 = self._snapshot()
+        t0, busy0, own0 = self.start
+        wall, ncpu = t1 - t0, os.cpu_count() or 1
+        other = max(0.0, (busy1 - busy0) - (own1 - own0))
+        own = own1 - own0
+        return (f"{other / wall:.2f} of {ncpu} cores on average over the {wall:.0f} s run "
+                f"(this benchmark itself: {own / wall:.2f} cores; load average at end "
+                f"{' / '.join(f'{x:.2f}' for x in os.getloadavg())})")
 
 
 def table(rows: list[dict], columns: list[str] | None = None) -> str:
@@ -144,8 +181,11 @@ def table(rows: list[dict], columns: list[str] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(path: Path, title: str, command: str, info: dict, sections: list[tuple[str, str]]) -> Path:
+def write_report(path: Path, title: str, command: str, info: dict, sections: list[tuple[str, str]],
+                 contention: Contention | None = None) -> Path:
     """Markdown: title, exact command, machine, then (heading, body) sections. Printed too."""
+    if contention is not None:
+        info = {**info, "other processes' CPU during the run": contention.report()}
     parts = [f"# {title}\n", "Command (run from the repository root):\n", f"    {command}\n", "Machine:\n"]
     parts += [f"- {key}: {value}" for key, value in info.items()]
     parts.append("")

@@ -135,6 +135,7 @@ def measure_batches(call, images, args, label) -> tuple[list[dict], float | None
 
 def main(argv=None):
     args = parse_args(argv)
+    contention = _common.Contention()
     info = _common.machine()
     command = _common.command_line()
     overrides = [f"model.input_size={args.input_size}", f"model.weights={args.weights}", *args.overrides]
@@ -235,7 +236,7 @@ def main(argv=None):
                          _common.table(growth_rows) + "\nIn TF1 graph mode (needed by iNNvestigate) every analyzer "
                          "and model stays in the default graph until `keras.backend.clear_session()` "
                          "(`facetraits.backend.reset_graph`); the rows show what keeping them costs."))
-    _common.write_report(Path(args.out), "LRP / explanation throughput", command, info, sections)
+    _common.write_report(Path(args.out), "LRP / explanation throughput", command, info, sections, contention)
 
 
 def predict_for(keras_model):

@@ -158,6 +158,7 @@ def main(argv=None):
     if args.child:
         run_child(args)
         return
+    contention = _common.Contention()
     info = _common.machine()
     command = _common.command_line()
     work = Path(args.work)
@@ -240,7 +241,7 @@ def main(argv=None):
                          "relevance file touched so far (clean or dirty page cache the kernel can write back and "
                          "drop under pressure); ru_maxrss counts them, RssAnon does not."))
     sections.append(("Every phase", _common.table(phase_rows)))
-    _common.write_report(Path(args.out), "Memory: feature extraction and LRP vs data-set size", command, info, sections)
+    _common.write_report(Path(args.out), "Memory: feature extraction and LRP vs data-set size", command, info, sections, contention)
 
 
 if __name__ == "__main__":
