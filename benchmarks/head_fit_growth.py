@@ -1,11 +1,14 @@
-"""Do head fits slow down as the TF1 graph grows? fit_head N times in one graph vs with reset_graph.
+"""Do head fits slow down as the TF1 graph grows? fit_head in one graph vs with reset_graph vs CV.
 
-cross_validate.py fits 5 folds x every model in one process without resetting the Keras graph
-(permutation_test.py with null_model=same resets it before every permutation). Each fit adds a
+In TF1 graph mode every model ever built stays in the default graph. cross_validate.py fits
+5 folds x every model in one process; since commit e02cfd8 training.cross_val_predict clears the
+Keras graph before each fold (permutation_test.py with null_model=same resets it before every
+permutation). Each fit adds a
 new model, optimizer and training function to the default graph. This fits the configured head
 --fits times on the same cached features (fold 1's training part of one model) in ONE graph, then
---fits times with `facetraits.backend.reset_graph` before each, and reports seconds per epoch per
-fit, repeated --rounds times alternating the order. Needs a filled feature cache (e.g. the one
+--fits times with `facetraits.backend.reset_graph` before each, then runs cross_val_predict for
+every model as cross_validate.py does, and reports seconds per epoch per fit, repeated --rounds
+times (order reversed in even rounds). Needs a filled feature cache (e.g. the one
 study_cost.py leaves).
 
     flock /tmp/facetraits-cpu.lock .venv/bin/python benchmarks/head_fit_growth.py
@@ -51,6 +54,28 @@ def series(conv, y, identities, cfg, n, reset: bool) -> list[dict]:
     return rows
 
 
+def series_cross_val_predict(study, cfg) -> list[dict]:
+    """What cross_validate.py does: cross_val_predict for every group x trait, one graph, no reset."""
+    rows, original = [], training.fit_head
+
+    def recorded(*a, **k):
+        ops = len(tf.compat.v1.get_default_graph().get_operations())
+        trained = original(*a, **k)
+        rows.append({"fit": len(rows) + 1, "graph ops before": ops, "epochs": trained.epochs,
+                     "seconds": trained.seconds, "s/epoch": trained.seconds / trained.epochs})
+        return trained
+    reset_graph(cfg.seed)
+    training.fit_head = recorded
+    try:
+        for group in cfg.groups:
+            for trait in cfg.traits:
+                training.cross_val_predict(study.features, study.dataset.target(group, trait),
+                                           study.dataset.identities, study.folds, cfg)
+    finally:
+        training.fit_head = original
+    return rows
+
+
 def main(argv=None):
     args = parse_args(argv)
     contention = _common.Contention()
@@ -64,26 +89,34 @@ def main(argv=None):
     conv, y = study.features[train], study.dataset.target(group, trait)[train]
     identities = study.dataset.identities[train]
     summary, detail = [], []
+    labels = {"loop": "fit_head in a loop, one graph, no reset", "reset": "fit_head in a loop, reset_graph before each fit",
+              "cvp": "cross_val_predict for every model (= cross_validate.py)"}
     for round_ in range(1, args.rounds + 1):
-        order = (False, True) if round_ % 2 else (True, False)
-        for reset in order:
-            label = "reset_graph before each fit" if reset else "one graph, no reset (as cross_validate.py)"
+        order = ("loop", "reset", "cvp") if round_ % 2 else ("cvp", "reset", "loop")
+        for kind in order:
+            label = labels[kind]
             print(f"round {round_}: {label} ...", file=sys.stderr)
-            rows = series(conv, y, identities, cfg, args.fits, reset)
+            if kind == "cvp":
+                rows = series_cross_val_predict(study, cfg)
+            else:
+                rows = series(conv, y, identities, cfg, args.fits, kind == "reset")
             per = np.array([r["s/epoch"] for r in rows])
             k = max(1, min(5, len(rows) // 3))
-            summary.append({"round": round_, "series": label, "fits": len(rows), "epochs per fit": rows[0]["epochs"],
-                            f"s/epoch, fits 1-{k}": float(per[:k].mean()),
-                            f"s/epoch, last {k} fits": float(per[-k:].mean()),
+            summary.append({"round": round_, "series": label, "fits": len(rows),
+                            "epochs per fit": f"{min(r['epochs'] for r in rows)}-{max(r['epochs'] for r in rows)}",
+                            "k": k, "s/epoch, first k fits": float(per[:k].mean()),
+                            "s/epoch, last k fits": float(per[-k:].mean()),
                             "last / first": float(per[-k:].mean() / per[:k].mean()),
-                            "graph ops at last fit": rows[-1]["graph ops before"],
+                            "graph ops before last fit": rows[-1]["graph ops before"],
                             "total s": float(sum(r["seconds"] for r in rows))})
-            detail += [{"round": round_, "series": "reset" if reset else "one graph", **r} for r in rows]
+            detail += [{"round": round_, "series": kind, **r} for r in rows]
     reset_graph(cfg.seed)
-    setup = (f"fit_head (the configured head: {cfg.model.dense_units} units, dropout {cfg.model.dropout}, "
+    setup = (f"Series 'loop' and 'reset': fit_head (the configured head: {cfg.model.dense_units} units, dropout {cfg.model.dropout}, "
              f"{cfg.training.optimizer}, up to {cfg.training.epochs} epochs with early stopping) on the cached "
              f"features of fold 1's training part of {group}__{trait} ({int(train.sum())} images, input "
-             f"{cfg.model.input_size} px), same seed every fit, so every fit runs the same epochs.\n\n"
+             f"{cfg.model.input_size} px), same seed every fit, so every fit runs the same epochs. Series 'cvp': "
+             f"training.cross_val_predict for each of the {len(cfg.groups) * len(cfg.traits)} models in turn "
+             f"({cfg.cv.n_folds} folds each, epochs vary by fold), exactly what cross_validate.py runs.\n\n"
              + _common.WEIGHTS_NOTE.format(weights=args.weights))
     _common.write_report(Path(args.out), "Head fits: one growing graph vs reset_graph", command, info,
                          [("Set-up", setup), ("Summary", _common.table(summary)),
