@@ -115,4 +115,9 @@ def mount(base: keras.Model, head: keras.Model) -> keras.Model:
 def load_full_model(path: Path) -> keras.Model:
     if not Path(path).is_file():
         raise FacetraitsError(f"{path}: model not found; run train_regression.py first")
-    return keras.models.load_model(str(path), compile=False)
+    loaded = keras.models.load_model(str(path), compile=False)
+    # A loaded model keeps its layer names ("input_1") but Keras' name counter does not know them
+    # after a graph reset; advance it, or analyzers that add an Input (integrated_gradients)
+    # create a second "input_1" and fail.
+    keras.backend.get_uid("input")
+    return loaded

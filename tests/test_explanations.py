@@ -95,3 +95,13 @@ def test_patch_order_ranks_by_summed_relevance():
     relevance[2:, :2] = 5  # patch (1, 0) with patch size 2 -> index 2
     relevance[:2, 2:] = 1  # patch (0, 1) -> index 1
     assert faithfulness.patch_order(relevance, 2)[:2].tolist() == [2, 1]
+
+
+def test_integrated_gradients_on_a_model_loaded_after_a_graph_reset(trained):
+    from facetraits.backend import reset_graph
+    cfg = config.load(trained)
+    reset_graph(cfg.seed)
+    keras_model = model.load_full_model(cfg.output.models_dir / "NT__warm.h5")
+    images = data.load_images(data.load(cfg).paths[:2], cfg.model.input_size)
+    relevance = explanations.Explainer(keras_model, "integrated_gradients")(images)
+    assert relevance.shape == (2, cfg.model.input_size, cfg.model.input_size) and np.isfinite(relevance).all()
