@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from importlib import metadata
+import argparse
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -267,3 +268,12 @@ class RssSampler:
             first = before[-1] if before else inside[0]
             out[name] = {f: (first.get(f, 0) / 1024, max(s.get(f, 0) for s in inside) / 1024) for f in self.FIELDS}
         return out
+
+
+def argument_parser(doc: str) -> argparse.ArgumentParser:
+    """The options every benchmark shares: the settings file and the (offline, HED) weights."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=str(ROOT / "config.yaml"), help="settings file (default: %(default)s)")
+    parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS),
+                        help="VGG16 notop .h5 (default: %(default)s; HED, not ImageNet)")
+    return parser

@@ -15,7 +15,6 @@ study_cost.py leaves).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -28,9 +27,7 @@ from facetraits.backend import reset_graph, tf
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default=str(_common.ROOT / "config.yaml"), help="settings file (default: %(default)s)")
-    parser.add_argument("--weights", default=str(_common.DEFAULT_WEIGHTS), help="(default: %(default)s; HED, not ImageNet)")
+    parser = _common.argument_parser(__doc__)
     parser.add_argument("--cache-dir", default="/tmp/facetraits-bench/study_cost/cache",
                         help="a feature cache holding every image (default: %(default)s)")
     parser.add_argument("--fits", type=int, default=20, help="fits per series (default: %(default)s)")

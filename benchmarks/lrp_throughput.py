@@ -17,7 +17,6 @@ it at a cache that already holds the features to skip the extraction).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -35,10 +34,7 @@ ANALYZERS = ["lrp.sequential_preset_a_flat", "lrp.epsilon", "lrp.alpha_2_beta_1"
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default=str(_common.ROOT / "config.yaml"), help="settings file (default: %(default)s)")
-    parser.add_argument("--weights", default=str(_common.DEFAULT_WEIGHTS),
-                        help="VGG16 notop .h5 used to train the model when none is given (default: %(default)s; HED, not ImageNet)")
+    parser = _common.argument_parser(__doc__)
     parser.add_argument("--models-dir", default=None,
                         help="folder with a trained <group>__<trait>.h5 to explain (default: train one in --work)")
     parser.add_argument("--work", default="/tmp/facetraits-bench/lrp_throughput", help="scratch folder (default: %(default)s)")

@@ -38,10 +38,7 @@ import _common  # first: puts the repository root on sys.path
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default=str(_common.ROOT / "config.yaml"), help="settings file (default: %(default)s)")
-    parser.add_argument("--weights", default=str(_common.DEFAULT_WEIGHTS),
-                        help="VGG16 notop .h5 (default: %(default)s; HED, not ImageNet)")
+    parser = _common.argument_parser(__doc__)
     parser.add_argument("--work", default="/tmp/facetraits-bench/memory",
                         help="scratch folder: copied images, caches, relevance files (default: %(default)s)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[500, 5000], help="numbers of images (default: %(default)s)")

@@ -20,7 +20,6 @@ floor of any method that uses VGG16 features), and the cost per permutation of
 """
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import time
@@ -38,10 +37,7 @@ from facetraits.backend import keras, reset_graph
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default=str(_common.ROOT / "config.yaml"), help="settings file (default: %(default)s)")
-    parser.add_argument("--weights", default=str(_common.DEFAULT_WEIGHTS),
-                        help="VGG16 notop .h5 (default: %(default)s; HED, not ImageNet)")
+    parser = _common.argument_parser(__doc__)
     parser.add_argument("--work", default="/tmp/facetraits-bench/study_cost",
                         help="scratch folder for cache, results, figures; its cache is EMPTIED first (default: %(default)s)")
     parser.add_argument("--out", default=str(_common.RESULTS / "study_cost.md"), help="Markdown report (default: %(default)s)")
