@@ -10,8 +10,8 @@ Writes fig/average_saliency.png, results/average_saliency/<group>__<trait>.npy (
 maps), for the first two selected groups fig/group_difference_<trait>.png and
 results/group_difference_<trait>.npz (mean difference, t, p, FDR q, significant mask at
 lrp.alpha), results/region_relevance.csv (per model x image x region), results/region_summary.csv
-(mean shares with 95% t CIs), results/region_group_tests.csv (paired test per trait x region,
-Holm-corrected) and fig/region_relevance.png.
+(mean shares with 95% t CIs), results/region_group_tests.csv (paired test per trait x region x
+measure: share of positive and of absolute relevance, Holm-corrected) and fig/region_relevance.png.
 
     python average_saliency.py --set lrp.align=false --trait warm
 """
@@ -95,13 +95,14 @@ def main(argv=None):
         n_with_landmarks=len(landmarks), n_missing_landmarks=len(missing)))
 
     for group, trait in run.models:
-        best = saliency.top_region(summary, group, trait)
-        if best is not None:
-            print(f"{cli.model_name(group, trait)}: most relevance per unit area on the {best.region} "
-                  f"({best.mean_pos_per_area:.2f} x its area share; {100 * best.mean_share_pos:.0f}% of positive "
-                  f"relevance on {100 * best.mean_area_share:.0f}% of the image, {best.n_images} images)")
+        positive = saliency.top_region(summary, group, trait, measure="mean_pos_per_area")
+        absolute = saliency.top_region(summary, group, trait, measure="mean_abs_per_area")
+        if positive is not None and absolute is not None:
+            print(f"{cli.model_name(group, trait)}: most relevance per unit area on the {absolute.region} "
+                  f"(absolute: {absolute.mean_abs_per_area:.2f} x its area share), most positive relevance on the "
+                  f"{positive.region} ({positive.mean_pos_per_area:.2f} x), {positive.n_images} images")
     for row in tests[tests.p_corrected < cfg.lrp.alpha].itertuples():
-        print(f"{row.trait}, {row.region}: {row.group_a} - {row.group_b} share of positive relevance "
+        print(f"{row.trait}, {row.region}: {row.group_a} - {row.group_b} {row.measure} "
               f"{row.mean_difference:+.3f} (t = {row.statistic:.2f}, Holm p = {row.p_corrected:.3g})")
     print(f"wrote {run.results('region_summary.csv')} and figures in {cfg.output.fig_dir}", file=sys.stderr)
 

@@ -25,7 +25,7 @@ def main(argv=None):
         name = cli.model_name(group, trait)
         y = dataset.target(group, trait)
         inputs = outputs.digest(conv, y, dataset.identities.tolist(), config.as_dict(cfg.model),
-                                config.as_dict(cfg.training), cfg.seed)
+                                config.as_dict(cfg.training), cfg.seed, model.HEAD_LAYOUT)
         model_path = cfg.output.models_dir / f"{name}.h5"
         record_path = model_path.with_suffix(".json")
         if model_path.is_file() and record_path.is_file() and json.loads(record_path.read_text()).get("inputs") == inputs:

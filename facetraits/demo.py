@@ -56,6 +56,13 @@ MAX_SHIFT_PX_AT_128 = 5.0
 MAX_ROTATION_DEG = 6.0
 MAX_SCALE_DEV = 0.06
 GLASSES_PROB = 0.25
+
+# How strongly the drivers show in the drawing (per SD of the latent expression variable).
+SMILE_PER_SD, SMILE_MAX = 0.30, 0.9  # mouth sag / mouth half-width
+EYE_OPENNESS_MEAN, EYE_OPENNESS_PER_SD, EYE_OPENNESS_RANGE = 0.36, 0.11, (0.08, 0.72)  # eye height / width
+BROW_DEG_PER_SD, BROW_MAX_DEG = 10.0, 25.0  # brow tilt
+MOUTH_LINE_WIDTH = 0.011  # canonical units (fraction of the image side)
+BROW_WIDTH = 0.030
 FACE_CENTRE = (0.5, 0.49)  # canonical origin, as a fraction of the image side
 
 N_CIRCLE = 72
@@ -155,9 +162,9 @@ def sample_parameters(rng: np.random.Generator, n_identities: int, images_per_id
                     "image": f"{ident['identity']}_{j:0{wid}d}.png",
                     "id_index": i,
                     # geometry the drivers map to (all monotone in the latent)
-                    "smile": float(np.clip(0.30 * sm, -0.9, 0.9)),  # mouth sag / mouth half-width
-                    "eye_openness": float(np.clip(0.36 + 0.11 * ey, 0.08, 0.72)),  # eye height / width
-                    "brow_angle": float(np.clip(10.0 * br, -25.0, 25.0)),  # deg, + = inner ends raised
+                    "smile": float(np.clip(SMILE_PER_SD * sm, -SMILE_MAX, SMILE_MAX)),  # mouth sag / mouth half-width
+                    "eye_openness": float(np.clip(EYE_OPENNESS_MEAN + EYE_OPENNESS_PER_SD * ey, *EYE_OPENNESS_RANGE)),  # eye height / width
+                    "brow_angle": float(np.clip(BROW_DEG_PER_SD * br, -BROW_MAX_DEG, BROW_MAX_DEG)),  # deg, + = inner ends raised
                     "jaw_width": ident["jaw_width"],
                     "glasses": int(glasses[i, j]),
                     "dx": float(shift[i, j, 0]) * MAX_SHIFT_PX_AT_128 * size / 128.0,
@@ -387,7 +394,7 @@ def render(ident, img, size: int) -> Image.Image:
     # brows (darker of hair colour and darkened skin so they always contrast with the skin)
     brow_col = np.minimum(hair * 0.8, skin * 0.32)
     for side in (-1, 1):
-        _stroke(d, pose.hi(_brow(ident, img, side)), pose.w(0.030), _rgb(brow_col))
+        _stroke(d, pose.hi(_brow(ident, img, side)), pose.w(BROW_WIDTH), _rgb(brow_col))
     # eyes: sclera, iris + pupil clipped to the eye, outline
     es, a = ident["eye_sep"], ident["eye_a"]
     b = a * img["eye_openness"]
@@ -436,7 +443,7 @@ def render(ident, img, size: int) -> Image.Image:
     lips = np.vstack([np.stack([xs, up], 1), np.stack([xs[::-1], lo[::-1]], 1)])
     lip_col = _lerp(skin, LIP_RED, 0.6) * (0.75 + 0.25 * (1 - ident["skin_tone"]))
     d.polygon(pose.hi(lips), fill=_rgb(lip_col))
-    _stroke(d, pose.hi(np.stack([xs, cy], 1)), pose.w(0.011), (62, 16, 24))
+    _stroke(d, pose.hi(np.stack([xs, cy], 1)), pose.w(MOUTH_LINE_WIDTH), (62, 16, 24))
     # glasses (occluder): tinted lenses, frames, bridge and arms
     if img["glasses"]:
         fc = _rgb(img["glasses_colour"])

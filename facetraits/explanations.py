@@ -3,6 +3,8 @@
 All methods come from iNNvestigate and explain output unit 0, the predicted rating
 (`neuron_selection_mode="index"`). Relevance is summed over colour channels; for the LRP rules
 it decomposes the predicted rating from 0: positive pixels push the rating up, negative down.
+The head centres its pooled features on the training faces' mean (`model.build_head`), so the
+relevance that reaches the image measures each face against the average face.
 Images go through the same `model.preprocess` as in training, so the explained input is exactly
 what the model saw.
 """
@@ -46,8 +48,11 @@ class Explainer:
     def __init__(self, keras_model, method: str = "lrp.sequential_preset_a_flat"):
         check_names([method])
         self.model, self.method = keras_model, method
+        # disable_model_checks: iNNvestigate 2.1.2 raises NotImplementedError after *warning* about
+        # any layer outside its list of convnet layers, such as the head's centring layer.
         self.analyzer = innvestigate.create_analyzer(
-            method, keras_model, neuron_selection_mode="index", **ANALYZER_OPTIONS.get(method, {}))
+            method, keras_model, neuron_selection_mode="index", disable_model_checks=True,
+            **ANALYZER_OPTIONS.get(method, {}))
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) uint8 -> (N, H, W) float32 relevance of the predicted rating."""

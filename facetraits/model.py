@@ -19,6 +19,11 @@ OFFLINE_HINT = ("set model.weights to a local VGG16 include_top=False .h5 file "
                 "(--set model.weights=PATH/vgg16_notop.h5), or to none for a smoke test with random weights")
 
 
+# Bump when the saved model's layer layout changes, so that train_regression.py rebuilds models
+# saved by an earlier version instead of calling them up to date (2: head_centre layer).
+HEAD_LAYOUT = 2
+
+
 def preprocess(images: np.ndarray) -> np.ndarray:
     """RGB uint8 (N, H, W, 3) -> VGG16 input: BGR, ImageNet channel means subtracted, float32."""
     return keras.applications.vgg16.preprocess_input(np.asarray(images, dtype=np.float32).copy())
@@ -95,11 +100,25 @@ def build_dense(n_inputs: int, cfg: ModelConfig, seed: int) -> keras.Model:
     return keras.Model(inputs, dense_layers(inputs, cfg, seed), name="dense_head")
 
 
-def build_head(feature_shape, cfg: ModelConfig, seed: int = 0) -> keras.Model:
-    """The regression head on conv features: pooling -> Dense(relu) -> [Dropout] -> Dense(1)."""
-    inputs = keras.Input(shape=tuple(feature_shape), name="conv_features")
+def build_head(feature_shape, cfg: ModelConfig, seed: int = 0, feature_mean=None) -> keras.Model:
+    """The regression head on conv features: centring -> pooling -> Dense(relu) -> [Dropout] -> Dense(1).
+
+    The centring layer subtracts the training faces' mean conv feature map (zeros until
+    `training.fit_head` sets it). It changes nothing in the predictions, but it makes the
+    explanations measure each face against the average face: LRP passes relevance through a
+    layer without a kernel unchanged, so relevance lands where this face's features differ
+    from the average face's at the same place, including where a feature the average face has
+    is missing. With the mean folded into the Dense bias instead, features that are strong in
+    every face (pupils, the hair line, image borders) get large relevance of either sign that
+    cancels in the prediction and swamps the heatmaps.
+    """
+    shape = tuple(int(n) for n in feature_shape)
+    inputs = keras.Input(shape=shape, name="conv_features")
+    mean = np.zeros(shape, np.float32) if feature_mean is None else np.asarray(feature_mean, np.float32)
+    centred = keras.layers.Normalization(axis=(1, 2, 3), mean=mean, variance=np.ones(shape, np.float32),
+                                         name="head_centre")(inputs)
     pool = keras.layers.GlobalAveragePooling2D if cfg.pooling == "gap" else keras.layers.Flatten
-    return keras.Model(inputs, dense_layers(pool(name="head_pool")(inputs), cfg, seed), name="head")
+    return keras.Model(inputs, dense_layers(pool(name="head_pool")(centred), cfg, seed), name="head")
 
 
 def mount(base: keras.Model, head: keras.Model) -> keras.Model:

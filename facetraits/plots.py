@@ -157,9 +157,10 @@ def region_relevance(summary: pd.DataFrame, tests: pd.DataFrame | None = None, a
     Top row: mean share of positive relevance with its 95 % CI; a black bar across each region
     marks its share of the image area, so a bar above the mark means more relevance than the
     region's size predicts. ``*`` marks a region whose group difference has a corrected
-    p < alpha in ``tests`` (columns trait, region, p_corrected). Bottom row: the same as a
-    ratio, mean share / area share per image (log scale; 1 = as much as its size predicts),
-    which keeps small regions such as the eyes readable.
+    p < alpha for share_pos in ``tests`` (columns trait, region, measure, p_corrected). Bottom
+    row: relevance either way per unit area, mean share of absolute relevance / area share per
+    image (log scale; 1 = as much as its size predicts), which keeps small regions such as the
+    eyes readable.
     """
     groups = list(dict.fromkeys(summary["group"]))
     traits = list(dict.fromkeys(summary["trait"]))
@@ -171,7 +172,7 @@ def region_relevance(summary: pd.DataFrame, tests: pd.DataFrame | None = None, a
     top = float(np.nanmax(np.r_[summary["ci_high"].to_numpy(float), summary["mean_share_pos"].to_numpy(float),
                                 summary["mean_area_share"].to_numpy(float)]))
     top = top if np.isfinite(top) and top > 0 else 1.0
-    ratios = summary["mean_pos_per_area"].to_numpy(float)
+    ratios = summary["mean_abs_per_area"].to_numpy(float)
     ratios = ratios[np.isfinite(ratios) & (ratios > 0)]
     x = np.arange(len(region_names))
     for column, trait in enumerate(traits):
@@ -185,12 +186,12 @@ def region_relevance(summary: pd.DataFrame, tests: pd.DataFrame | None = None, a
             offset = x - 0.4 + width * (k + 0.5)
             ax.bar(offset, mean, width * 0.92, yerr=np.nan_to_num(err), capsize=2, color=colour, error_kw={"lw": 0.8},
                    label=f"{group} model (n = {int(n) if np.isfinite(n) else 0} images)")
-            ax_ratio.bar(offset, rows["mean_pos_per_area"].to_numpy(float), width * 0.92, color=colour)
+            ax_ratio.bar(offset, rows["mean_abs_per_area"].to_numpy(float), width * 0.92, color=colour)
         area = summary[summary.trait == trait].groupby("region")["mean_area_share"].mean().reindex(region_names)
         ax.hlines(area.to_numpy(float), x - 0.45, x + 0.45, colors="black", lw=1.6, label="share of image area")
         if tests is not None and len(tests):
             for i, region in enumerate(region_names):
-                hit = tests[(tests.trait == trait) & (tests.region == region)]
+                hit = tests[(tests.trait == trait) & (tests.region == region) & (tests.measure == "share_pos")]
                 if len(hit) and np.nanmin(hit["p_corrected"].to_numpy(float), initial=np.inf) < alpha:
                     ax.text(i, top * 1.04, "*", ha="center", va="bottom", fontsize=13)
         ax.set_title(trait, fontsize=10)
@@ -201,7 +202,7 @@ def region_relevance(summary: pd.DataFrame, tests: pd.DataFrame | None = None, a
             ax_ratio.set_ylim(min(ratios.min(), 0.5) / 1.5, max(ratios.max(), 2.0) * 1.5)
         ax_ratio.set_xticks(x, region_names, rotation=30)
     axes[0, 0].set_ylabel("share of positive relevance")
-    axes[1, 0].set_ylabel("share / area share")
+    axes[1, 0].set_ylabel("share of |relevance|\n/ area share")
     axes[0, -1].legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axes[1, -1].legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     star = f"; * group difference, Holm-corrected p < {alpha:g}" if tests is not None else ""

@@ -35,10 +35,16 @@ from facetraits.errors import DataError, FacetraitsError
 RELEVANCE_DIR = "relevance"
 RELEVANCE_HINT = "run lrp_analysis.py first"
 MISSING_COLUMNS = ("image", "reason")
-REGION_COLUMNS = ("group", "trait", "image", "region", "share_pos", "share_abs", "area_share", "pos_per_area")
+REGION_COLUMNS = ("group", "trait", "image", "region", "share_pos", "share_abs", "area_share", "pos_per_area",
+                  "abs_per_area")
 SUMMARY_COLUMNS = ("group", "trait", "region", "mean_share_pos", "ci_low", "ci_high", "mean_share_abs",
-                   "mean_area_share", "mean_pos_per_area", "n_images")
-TEST_COLUMNS = ("trait", "region", "group_a", "group_b", "mean_difference", "statistic", "p", "p_corrected")
+                   "mean_area_share", "mean_pos_per_area", "mean_abs_per_area", "n_images")
+TEST_COLUMNS = ("trait", "region", "measure", "group_a", "group_b", "mean_difference", "statistic", "p",
+                "p_corrected")
+# Shares compared between groups: of positive relevance (evidence for a higher rating) and of
+# absolute relevance (evidence either way: a frown at the mouth is negative relevance for
+# "warm", yet the mouth is what drives that rating).
+GROUP_TEST_MEASURES = ("share_pos", "share_abs")
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -339,7 +345,8 @@ def region_table(relevance: Mapping[tuple[str, str], np.ndarray], images: Sequen
     ``landmarks`` maps image -> (68, 2) in heatmap coordinates (images without are skipped).
     Columns :data:`REGION_COLUMNS`: share_pos (share of the image's positive relevance),
     share_abs (of its absolute relevance), area_share (of its pixels), pos_per_area =
-    share_pos / area_share (> 1: more relevance than the region's size predicts). Regions
+    share_pos / area_share (> 1: more relevance than the region's size predicts) and
+    abs_per_area = share_abs / area_share. Regions
     partition the map, so each share sums to 1 per model x image (NaN if a map has no
     positive / no non-zero relevance).
     """
@@ -352,7 +359,7 @@ def region_table(relevance: Mapping[tuple[str, str], np.ndarray], images: Sequen
         for (group, trait), maps in relevance.items():
             for region, share in regions.relevance_shares(maps[i], masks).items():
                 rows.append((group, trait, image, region, share["share_pos"], share["share_abs"],
-                             share["area_share"], share["pos_per_area"]))
+                             share["area_share"], share["pos_per_area"], share["abs_per_area"]))
     return pd.DataFrame(rows, columns=list(REGION_COLUMNS))
 
 
@@ -382,42 +389,46 @@ def region_summary(table: pd.DataFrame, confidence: float = 0.95) -> pd.DataFram
         else:
             half = float("nan")
         rows.append((group, trait, region, mean, mean - half, mean + half, part["share_abs"].mean(),
-                     part["area_share"].mean(), part["pos_per_area"].mean(), n))
+                     part["area_share"].mean(), part["pos_per_area"].mean(), part["abs_per_area"].mean(), n))
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
 
 
-def region_group_tests(table: pd.DataFrame, group_a: str, group_b: str) -> pd.DataFrame:
-    """Per trait x region: paired t-test over images of share_pos, group_a - group_b; Holm over all rows.
+def region_group_tests(table: pd.DataFrame, group_a: str, group_b: str,
+                       measures=GROUP_TEST_MEASURES) -> pd.DataFrame:
+    """Per trait x region x measure: paired t-test over images, group_a - group_b; Holm over all rows.
 
-    Pairs are the same image rated by the two groups' models; images where either share is
+    Pairs are the same image explained by the two groups' models; images where either share is
     undefined are dropped. ``statistic`` is the paired t, ``p`` two-sided, ``p_corrected``
-    Holm-adjusted across all regions x traits (NaN, and outside the family, when a test is
-    undefined). Columns :data:`TEST_COLUMNS`.
+    Holm-adjusted across all regions x traits x measures (NaN, and outside the family, when a
+    test is undefined). Columns :data:`TEST_COLUMNS`.
     """
     rows = []
     traits = list(dict.fromkeys(table["trait"]))
     region_names = list(dict.fromkeys(table["region"]))
     for trait in traits:
-        wide = (table[(table.trait == trait) & table.group.isin([group_a, group_b])]
-                .pivot_table(index=["image", "region"], columns="group", values="share_pos", aggfunc="first"))
-        for region in region_names:
-            if group_a not in wide or group_b not in wide:
-                continue
-            pair = wide.xs(region, level="region")[[group_a, group_b]].dropna()
-            diff = pair[group_a] - pair[group_b]
-            if len(pair) >= 2 and diff.std(ddof=1) > 0:
-                statistic, p = stats.ttest_rel(pair[group_a], pair[group_b])
-            else:
-                statistic, p = float("nan"), float("nan")
-            rows.append([trait, region, group_a, group_b, float(diff.mean()) if len(diff) else float("nan"),
-                         float(statistic), float(p)])
+        for measure in measures:
+            wide = (table[(table.trait == trait) & table.group.isin([group_a, group_b])]
+                    .pivot_table(index=["image", "region"], columns="group", values=measure, aggfunc="first"))
+            for region in region_names:
+                if group_a not in wide or group_b not in wide:
+                    continue
+                pair = wide.xs(region, level="region")[[group_a, group_b]].dropna()
+                diff = pair[group_a] - pair[group_b]
+                if len(pair) >= 2 and diff.std(ddof=1) > 0:
+                    statistic, p = stats.ttest_rel(pair[group_a], pair[group_b])
+                else:
+                    statistic, p = float("nan"), float("nan")
+                rows.append([trait, region, measure, group_a, group_b,
+                             float(diff.mean()) if len(diff) else float("nan"), float(statistic), float(p)])
     tests = pd.DataFrame(rows, columns=list(TEST_COLUMNS[:-1]))
     tests["p_corrected"] = holm(tests["p"].to_numpy()) if len(tests) else []
     return tests
 
 
-def top_region(summary: pd.DataFrame, group: str, trait: str, exclude=()) -> pd.Series | None:
-    """The summary row of the region with the highest mean positive share per unit area (``exclude``: names to skip)."""
+def top_region(summary: pd.DataFrame, group: str, trait: str, exclude=(),
+               measure: str = "mean_pos_per_area") -> pd.Series | None:
+    """The summary row of the region with the highest ``measure`` (a per-unit-area column;
+    ``exclude``: region names to skip)."""
     rows = summary[(summary.group == group) & (summary.trait == trait) & ~summary.region.isin(exclude)]
-    rows = rows.dropna(subset=["mean_pos_per_area"])
-    return None if rows.empty else rows.loc[rows["mean_pos_per_area"].idxmax()]
+    rows = rows.dropna(subset=[measure])
+    return None if rows.empty else rows.loc[rows[measure].idxmax()]

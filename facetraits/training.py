@@ -63,9 +63,10 @@ def fit_head(features: np.ndarray, y: np.ndarray, identities: np.ndarray, cfg: C
 
     The dense layers train on pooled features standardised with the training part's mean and sd,
     and on standardised ratings; both scalings are then folded into the weights of the head's
-    first and last Dense layers. The returned head is plain pool -> Dense -> Dense on raw conv
-    features, predicts ratings directly, and LRP decomposes the rating itself. (VGG16 channels
-    differ in scale by orders of magnitude; without standardising, Adam fits far worse.)
+    first and last Dense layers, except the mean, which stays in the head's centring layer as a mean feature map (see
+    `model.build_head`). The returned head works on raw conv features and predicts ratings
+    directly. (VGG16 channels differ in scale by orders of magnitude; without standardising,
+    Adam fits far worse.)
     """
     start = time.perf_counter()
     seed_everything(seed)
@@ -88,9 +89,9 @@ def fit_head(features: np.ndarray, y: np.ndarray, identities: np.ndarray, cfg: C
     history = dense.fit(x[fit], z[fit], validation_data=validation, epochs=cfg.training.epochs,
                         batch_size=cfg.training.batch_size, shuffle=True, callbacks=callbacks,
                         verbose=2 if cfg.training.verbose else 0)
-    head = model.build_head(features.shape[1:], cfg.model, seed)
+    head = model.build_head(features.shape[1:], cfg.model, seed, feature_mean=features[fit].mean(axis=0))
     kernel, bias = dense.get_layer("head_dense").get_weights()
-    head.get_layer("head_dense").set_weights([kernel / x_sd[:, None], bias - (x_mean / x_sd) @ kernel])
+    head.get_layer("head_dense").set_weights([kernel / x_sd[:, None], bias])
     kernel, bias = dense.get_layer("head_rating").get_weights()
     head.get_layer("head_rating").set_weights([kernel * y_sd, bias * y_sd + y_mean])
     return TrainedHead(head, len(history.history["loss"]), time.perf_counter() - start)

@@ -2,6 +2,7 @@
 
 No TensorFlow: fake results/relevance/*.npy are written directly, the way lrp_analysis.py writes them.
 """
+import itertools
 import importlib.util
 import shutil
 
@@ -113,9 +114,9 @@ def test_writes_every_output_with_exact_columns(run):
     assert list(table.columns)[:7] == ["group", "trait", "image", "region", "share_pos", "share_abs", "area_share"]
     assert list(pd.read_csv(results / "region_summary.csv").columns) == [
         "group", "trait", "region", "mean_share_pos", "ci_low", "ci_high", "mean_share_abs", "mean_area_share",
-        "mean_pos_per_area", "n_images"]
+        "mean_pos_per_area", "mean_abs_per_area", "n_images"]
     assert list(pd.read_csv(results / "region_group_tests.csv").columns) == [
-        "trait", "region", "group_a", "group_b", "mean_difference", "statistic", "p", "p_corrected"]
+        "trait", "region", "measure", "group_a", "group_b", "mean_difference", "statistic", "p", "p_corrected"]
     assert list(pd.read_csv(results / "landmarks_missing.csv").columns) == ["image", "reason"]
     with np.load(results / "group_difference_warm.npz") as saved:
         assert {"mean_difference", "t", "p", "q", "significant"} <= set(saved.files)
@@ -136,15 +137,16 @@ def test_planted_region_has_most_relevance_per_unit_area(run):
         best = rows.loc[rows.mean_pos_per_area.idxmax()]
         assert best.region == ("mouth" if group == "ASD" else "eyes"), (group, trait)
         assert best.mean_pos_per_area > 3  # far more than the region's size predicts
+        assert rows.loc[rows.mean_abs_per_area.idxmax()].region == best.region
         assert best.ci_low < best.mean_share_pos < best.ci_high
         assert best.n_images == 17
 
 
 def test_asd_minus_nt_on_the_mouth_is_positive_and_significant(run):
-    tests = pd.read_csv(run[0] / "region_group_tests.csv").set_index(["trait", "region"])
-    assert len(tests) == 2 * len(regions.REGIONS)
-    for trait in ("warm", "strong"):
-        mouth, eyes = tests.loc[(trait, "mouth")], tests.loc[(trait, "eyes")]
+    tests = pd.read_csv(run[0] / "region_group_tests.csv").set_index(["trait", "region", "measure"])
+    assert len(tests) == 2 * len(regions.REGIONS) * 2
+    for trait, measure in itertools.product(("warm", "strong"), ("share_pos", "share_abs")):
+        mouth, eyes = tests.loc[(trait, "mouth", measure)], tests.loc[(trait, "eyes", measure)]
         assert (mouth.group_a, mouth.group_b) == ("ASD", "NT")
         assert mouth.mean_difference > 0 and mouth.statistic > 0 and mouth.p_corrected < 0.05
         assert eyes.mean_difference < 0 and eyes.p_corrected < 0.05
