@@ -105,3 +105,23 @@ def test_integrated_gradients_on_a_model_loaded_after_a_graph_reset(trained):
     images = data.load_images(data.load(cfg).paths[:2], cfg.model.input_size)
     relevance = explanations.Explainer(keras_model, "integrated_gradients")(images)
     assert relevance.shape == (2, cfg.model.input_size, cfg.model.input_size) and np.isfinite(relevance).all()
+
+
+@pytest.mark.parametrize("method", ["lrp.sequential_preset_a_flat", "lrp.epsilon"])
+def test_the_average_face_gets_no_relevance(blob_config, method):
+    """The head centres on the training faces' mean features, so relevance measures a face
+    against the average face: a face that IS the average gets an empty map although its
+    predicted rating (all from the biases) is not 0, and any other face gets a non-empty one."""
+    cfg = config.load(blob_config)
+    dataset = data.load(cfg)
+    images = data.load_images(dataset.paths[:2], cfg.model.input_size)
+    base = model.build_base(cfg.model)
+    conv = base.predict(model.preprocess(images), verbose=0)
+    head = model.build_head(conv.shape[1:], cfg.model, seed=0, feature_mean=conv[0])
+    kernel, bias = head.get_layer("head_dense").get_weights()
+    head.get_layer("head_dense").set_weights([kernel, bias + 0.5])
+    explainer = explanations.Explainer(model.mount(base, head), method)
+    maps = explainer(images)
+    assert abs(explainer.predict(images[:1])[0]) > 1e-3
+    assert np.abs(maps[0]).max() == 0
+    assert np.abs(maps[1]).max() > 0
