@@ -2,7 +2,9 @@
 
 For each group x trait model (trained by train_regression.py) the configured iNNvestigate method
 (lrp.analyzer, default lrp.sequential_preset_a_flat as in the reference study) explains output
-unit 0, the predicted rating: relevance decomposes the rating from 0, positive pixels push it up.
+unit 0, the predicted rating: relevance decomposes the rating from 0, positive pixels push it up;
+the head centres its features on the average training face, so a map shows where this face
+differs from the average face in a way that moves the rating (see model.build_head).
 Writes results/relevance/<group>__<trait>.npy (float32, images x H x W, channels summed, in the
 order of results/relevance/index.csv), overlays under fig/lrp/<group>__<trait>/,
 fig/extremes_<group>__<trait>.png (k highest- and k lowest-rated faces with their heatmaps),
