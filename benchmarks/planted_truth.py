@@ -1,0 +1,75 @@
+"""Does the demo's planted ground truth come out of the region statistics?
+
+Reads the tables average_saliency.py wrote for the demo dataset (region_summary.csv,
+region_group_tests.csv) and checks them against what data/demo/README.md plants:
+
+* per model, the driving region carries the most relevance per unit area (absolute relevance,
+  evidence either way, and positive relevance): ASD-warm the mouth, NT-warm the eyes, NT-strong
+  the brows. ASD-strong is driven by the jaw line, which is not a region of its own (it lies in
+  "face" and, at its outer edge, "background"), so it has no winner check;
+* ASD - NT, per trait: warm - mouth > 0 and eyes < 0; strong - brows < 0 and face (jaw) > 0.
+
+Prints a Markdown report and writes it to --out. No TensorFlow; seconds.
+
+    python benchmarks/planted_truth.py /tmp/hedrun/results --out benchmarks/results/planted_truth.md
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+WINNERS = {("ASD", "warm"): "mouth", ("NT", "warm"): "eyes", ("NT", "strong"): "brows"}
+DIFFERENCES = {("warm", "mouth"): +1, ("warm", "eyes"): -1, ("strong", "brows"): -1, ("strong", "face"): +1}
+MEASURES = {"absolute": ("mean_abs_per_area", "share_abs"), "positive": ("mean_pos_per_area", "share_pos")}
+
+
+def winner_rows(summary: pd.DataFrame) -> list[str]:
+    lines = ["| model | planted | measure | top region (x its area share) | planted region | holds |",
+             "|---|---|---|---|---|---|"]
+    for (group, trait), planted in WINNERS.items():
+        rows = summary[(summary.group == group) & (summary.trait == trait)].set_index("region")
+        for label, (column, _) in MEASURES.items():
+            ranked = rows[column].sort_values(ascending=False)
+            top = ranked.index[0]
+            lines.append(f"| {group} {trait} | {planted} | {label} | {top} ({ranked.iloc[0]:.2f}) | "
+                         f"{rows.loc[planted, column]:.2f} (rank {list(ranked.index).index(planted) + 1}) | "
+                         f"{'yes' if top == planted else 'NO'} |")
+    return lines
+
+
+def difference_rows(tests: pd.DataFrame) -> list[str]:
+    lines = ["| trait | region | planted ASD - NT | measure | mean difference | Holm p | holds |",
+             "|---|---|---|---|---|---|---|"]
+    for (trait, region), sign in DIFFERENCES.items():
+        for label, (_, measure) in MEASURES.items():
+            row = tests[(tests.trait == trait) & (tests.region == region) & (tests.measure == measure)].iloc[0]
+            holds = row.mean_difference * sign > 0
+            lines.append(f"| {trait} | {region}{' (jaw)' if region == 'face' else ''} | {'> 0' if sign > 0 else '< 0'} | "
+                         f"{label} | {row.mean_difference:+.4f} | {row.p_corrected:.2g} | {'yes' if holds else 'NO'} |")
+    return lines
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("results", type=Path, help="results_dir of an average_saliency.py run on data/demo")
+    parser.add_argument("--out", type=Path, help="also write the report here")
+    args = parser.parse_args(argv)
+    try:
+        summary = pd.read_csv(args.results / "region_summary.csv")
+        tests = pd.read_csv(args.results / "region_group_tests.csv")
+    except FileNotFoundError as err:
+        print(f"error: {err.filename} not found; run lrp_analysis.py and average_saliency.py first", file=sys.stderr)
+        return 2
+    report = "\n".join(["## Driving region per model (relevance per unit area)", "", *winner_rows(summary), "",
+                        "## ASD - NT per region (paired over images)", "", *difference_rows(tests), ""])
+    print(report)
+    if args.out:
+        args.out.write_text(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
