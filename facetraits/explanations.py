@@ -3,8 +3,8 @@
 All methods come from iNNvestigate and explain output unit 0, the predicted rating
 (`neuron_selection_mode="index"`). Relevance is summed over colour channels; for the LRP rules
 it decomposes the predicted rating from 0: positive pixels push the rating up, negative down.
-The head centres its pooled features on the training faces' mean (`model.build_head`), so the
-relevance that reaches the image measures each face against the average face.
+The head centres its conv features on the training faces' mean feature map (`model.build_head`),
+so the relevance that reaches the image measures each face against the average face.
 Images go through the same `model.preprocess` as in training, so the explained input is exactly
 what the model saw.
 """

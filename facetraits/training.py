@@ -63,8 +63,8 @@ def fit_head(features: np.ndarray, y: np.ndarray, identities: np.ndarray, cfg: C
 
     The dense layers train on pooled features standardised with the training part's mean and sd,
     and on standardised ratings; both scalings are then folded into the weights of the head's
-    first and last Dense layers, except the mean, which stays in the head's centring layer as a mean feature map (see
-    `model.build_head`). The returned head works on raw conv features and predicts ratings
+    first and last Dense layers, except the mean, which stays in the head's centring layer as a
+    mean feature map (see `model.build_head`). The returned head works on raw conv features and predicts ratings
     directly. (VGG16 channels differ in scale by orders of magnitude; without standardising,
     Adam fits far worse.)
     """
