@@ -1,8 +1,10 @@
 """Cross-validated Pearson r and MAE per rater group x trait, folds grouped by identity.
 
-No identity has images in both the training and the test part of a fold (cv.group_by), and
-early stopping uses identities held out of the training part only. Writes
-results/cv_folds.csv, results/cv_summary.csv, results/cross_group.csv, fig/cv_pearson.png and
+No identity has images in both the training and the test part of a fold (cv.group_by). The
+whole fit is repeated inside each training part: for the ridge head the inner CV that picks the
+feature set and penalty, for the mlp head the identities held out for early stopping. Writes
+results/cv_folds.csv, results/cv_summary.csv (per fold and pooled, with the chosen settings and a
+95% bootstrap CI of the pooled r over identities), results/cross_group.csv, fig/cv_pearson.png and
 fig/cv_scatter_<group>__<trait>.png. Finished models are cached and skipped on a re-run.
 
     python cross_validate.py --set cv.n_folds=5
@@ -13,16 +15,6 @@ import numpy as np
 import pandas as pd
 
 from facetraits import cli, metrics, outputs, plots, training
-
-
-def summarise(group, trait, y, predictions, folds):
-    rows = [{"group": group, "trait": trait, "fold": str(k + 1), "pearson_r": metrics.pearson_r(y[folds == k], predictions[folds == k]),
-             "mae": metrics.mae(y[folds == k], predictions[folds == k]), "n_test": int(np.sum(folds == k))}
-            for k in range(int(folds.max()) + 1)]
-    rows.append({"group": group, "trait": trait, "fold": "all", "pearson_r": metrics.pearson_r(y, predictions),
-                 "mae": metrics.mae(y, predictions), "n_test": len(y),
-                 "mean_fold_r": float(np.nanmean([row["pearson_r"] for row in rows]))})
-    return rows
 
 
 def cross_group(dataset, predictions: dict) -> pd.DataFrame:
@@ -41,20 +33,24 @@ def main(argv=None):
     run = cli.setup_run(__doc__, argv)
     cfg = run.config
     study = training.load_study(cfg)
-    dataset, folds, conv = study.dataset, study.folds, study.features
+    dataset, folds = study.dataset, study.folds
     fold_rows, summary_rows, predictions = [], [], {}
     for group, trait in run.models:
         name = cli.model_name(group, trait)
         y = dataset.target(group, trait)
-        predictions[(group, trait)] = predicted = training.cached_cross_val_predict(conv, y, dataset.identities, folds, cfg, name)
+        result = training.cached_cross_val_predict(study, y, cfg, name)
+        predictions[(group, trait)] = predicted = np.array(result["predictions"])
         fold_rows.append(pd.DataFrame({"group": group, "trait": trait, "fold": folds + 1, "image": dataset.images,
                                        "identity": dataset.identities, "rating": y, "prediction": predicted}))
-        rows = summarise(group, trait, y, predicted, folds)
+        final = training.final_settings(study.features, y, dataset.identities, cfg)
+        rows = metrics.cv_summary(group, trait, y, predicted, folds, dataset.identities, result["settings"], final, cfg.seed)
         summary_rows += rows
         outputs.save_figure(plots.cv_scatter(y, predicted, folds, name, rows[-1]["pearson_r"]),
                             run.fig(f"cv_scatter_{name}.png"))
-        print(f"{name}: pooled r = {rows[-1]['pearson_r']:.3f}, mean fold r = {rows[-1]['mean_fold_r']:.3f}, "
-              f"MAE = {rows[-1]['mae']:.3f}")
+        pooled = rows[-1]
+        print(f"{name}: pooled r = {pooled['pearson_r']:.3f} [95% CI {pooled['r_ci_low']:.3f}, {pooled['r_ci_high']:.3f}], "
+              f"mean fold r = {pooled['mean_fold_r']:.3f}, MAE = {pooled['mae']:.3f} "
+              f"({final['head']}: {final['layers']}@{final['grid']}, alpha {final['alpha']:.3g})")
     summary = pd.DataFrame(summary_rows)
     outputs.write_csv(run.results("cv_folds.csv"), pd.concat(fold_rows, ignore_index=True))
     outputs.write_csv(run.results("cv_summary.csv"), summary)

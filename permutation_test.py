@@ -1,10 +1,11 @@
-"""Permutation test of the cross-validated Pearson r: is a model better than chance?
+"""Permutation test of the cross-validated Pearson r of the configured head: better than chance?
 
-Ratings are shuffled across ALL images (not within identity, which would keep between-identity
-differences in the null), the same identity-grouped folds are re-run for every shuffle, and
-p = (#null r >= observed r + 1) / (N + 1). permutation.null_model picks the model re-fitted for
-every shuffle: `ridge` (closed form on pooled features, 1000 shuffles in seconds; the observed r
-is then the ridge's own, so like is compared with like) or `same` (the configured head; exact, slow).
+The null repeats the whole procedure of cross_validate.py (same head, same folds, inner selection
+included) on ratings permuted between whole identities (see metrics.permuted_by_identity), and
+p = (#null r >= observed r + 1) / (N + 1). The observed r is cross_validate.py's pooled r, read
+from the same cache, so the r, the p-value and the model that lrp_analysis.py explains belong to
+one procedure. Ridge head: all permutations are solved at once (seconds). mlp head: one full CV of
+Keras fits per permutation (about 20 s each on 2 CPU cores): use fewer, e.g. n_permutations=100.
 Writes results/permutation_null.csv, results/permutation_summary.csv, fig/permutation_<group>__<trait>.png.
 
     python permutation_test.py --set permutation.n_permutations=1000
@@ -14,22 +15,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from facetraits import cli, config, features, metrics, outputs, plots, training
-
-
-def null_distribution(conv, y, dataset, folds, cfg, name) -> np.ndarray:
-    """Pooled CV r for the real ratings (entry 0) and every shuffle (entries 1..N)."""
-    shuffles = metrics.shuffled_labels(y, cfg.permutation.n_permutations, cfg.seed)
-    if cfg.permutation.null_model == "ridge":
-        targets = np.column_stack([y, shuffles])
-        x = features.pooled(conv, cfg.model.pooling)
-        return metrics.pearson_columns(targets, training.ridge_cv_predict(x, targets, folds, cfg.permutation.ridge_alpha))
-    scores = [metrics.pearson_r(y, training.cached_cross_val_predict(conv, y, dataset.identities, folds, cfg, name))]
-    progress = outputs.Progress(shuffles.shape[1], f"{name} permutations", "fits")
-    for column in shuffles.T:
-        scores.append(metrics.pearson_r(column, training.cross_val_predict(conv, column, dataset.identities, folds, cfg)))
-        progress.update()
-    return np.array(scores)
+from facetraits import cli, config, metrics, outputs, plots, training
 
 
 @cli.script
@@ -37,26 +23,29 @@ def main(argv=None):
     run = cli.setup_run(__doc__, argv)
     cfg = run.config
     study = training.load_study(cfg)
-    dataset, folds, conv = study.dataset, study.folds, study.features
+    identities = study.dataset.identities
     null_rows, summary_rows = [], []
     for group, trait in run.models:
         name = cli.model_name(group, trait)
-        y = dataset.target(group, trait)
-        key = outputs.digest(conv, y, folds, config.as_dict(cfg.model), config.as_dict(cfg.training),
-                             config.as_dict(cfg.permutation), cfg.seed)
-        scores = outputs.cached_array(cfg.output.cache_dir / "permutation" / f"{name}-{key}.npy",
-                                      lambda: null_distribution(conv, y, dataset, folds, cfg, name))
-        observed, null = float(scores[0]), scores[1:]
+        y = study.dataset.target(group, trait)
+        observed = metrics.pearson_r(y, np.array(training.cached_cross_val_predict(study, y, cfg, name)["predictions"]))
+        key = training.inputs_key(cfg, *study.features.values(), y, study.folds, identities.tolist(),
+                                  config.as_dict(cfg.permutation))
+        null = outputs.cached_array(cfg.output.cache_dir / "permutation" / f"{name}-{key}.npy",
+                                    lambda: training.permutation_null(study, y, cfg, name))
         p_value = metrics.permutation_p_value(observed, null)
         null_rows.append(pd.DataFrame({"group": group, "trait": trait, "permutation": np.arange(1, len(null) + 1),
                                        "pearson_r": null}))
-        summary_rows.append({"group": group, "trait": trait, "observed_r": observed, "p_value": p_value,
-                             "null_mean": float(np.mean(null)), "null_sd": float(np.std(null, ddof=1)) if len(null) > 1 else float("nan"),
-                             "n_permutations": len(null), "seed": cfg.seed})
-        outputs.save_figure(plots.permutation_null(null, observed, p_value, f"{name} ({cfg.permutation.null_model})"),
+        summary_rows.append({"group": group, "trait": trait, "head": cfg.model.head, "observed_r": observed,
+                             "p_value": p_value, "null_mean": float(np.mean(null)),
+                             "null_sd": float(np.std(null, ddof=1)) if len(null) > 1 else float("nan"),
+                             "n_permutations": len(null), "permutation_unit": "identity",
+                             "n_identities": len(np.unique(identities)),
+                             "n_fixed_identities": metrics.fixed_identities(identities), "seed": cfg.seed})
+        outputs.save_figure(plots.permutation_null(null, observed, p_value, f"{name} ({cfg.model.head} head)"),
                             run.fig(f"permutation_{name}.png"))
-        print(f"{name}: observed r = {observed:.3f} ({cfg.permutation.null_model}), null mean = {np.mean(null):+.3f}, "
-              f"p = {p_value:.4g} ({len(null)} permutations)")
+        print(f"{name}: observed r = {observed:.3f} ({cfg.model.head} head), null mean = {np.mean(null):+.3f}, "
+              f"sd = {np.std(null):.3f}, p = {p_value:.4g} ({len(null)} identity permutations)")
     outputs.write_csv(run.results("permutation_null.csv"), pd.concat(null_rows, ignore_index=True))
     outputs.write_csv(run.results("permutation_summary.csv"), pd.DataFrame(summary_rows))
     print(f"wrote {run.results('permutation_summary.csv')}", file=sys.stderr)

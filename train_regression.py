@@ -1,9 +1,10 @@
 """Train one VGG16 regression model per rater group x trait on all images.
 
 VGG16's conv layers stay frozen, so their features come from the cache (extracted once); only
-the regression head is trained, then mounted on the base and saved as one Keras model:
-models/<group>__<trait>.h5, with models/<group>__<trait>.json (config hash, seed, metrics).
-A model whose inputs (features, ratings, settings) did not change is not trained again.
+the head is fitted (model.head: ridge, with feature set and penalty chosen by inner CV, or the
+reference study's mlp), then mounted on the base and saved as one plain Keras model:
+models/<group>__<trait>.h5, with models/<group>__<trait>.json (settings chosen, config hash,
+seed, metrics). A model whose inputs (features, ratings, settings) did not change is kept.
 
     python train_regression.py
     python train_regression.py --group ASD --set model.weights=PATH/vgg16_notop.h5
@@ -11,37 +12,38 @@ A model whose inputs (features, ratings, settings) did not change is not trained
 import json
 import sys
 
-from facetraits import cli, config, data, features, metrics, model, outputs, training
+from facetraits import cli, config, metrics, model, outputs, training
 
 
 @cli.script
 def main(argv=None):
     run = cli.setup_run(__doc__, argv)
     cfg = run.config
-    dataset = data.load(cfg)
     base = model.build_base(cfg.model, cfg.seed)
-    conv = features.load_or_extract(dataset, cfg.model, cfg.output.cache_dir, base)
+    study = training.load_study(cfg, base)
+    dataset, maps = study.dataset, study.features
     for group, trait in run.models:
         name = cli.model_name(group, trait)
         y = dataset.target(group, trait)
-        inputs = outputs.digest(conv, y, dataset.identities.tolist(), config.as_dict(cfg.model),
-                                config.as_dict(cfg.training), cfg.seed, model.HEAD_LAYOUT)
+        inputs = training.inputs_key(cfg, *maps.values(), y, dataset.identities.tolist(), model.HEAD_LAYOUT)
         model_path = cfg.output.models_dir / f"{name}.h5"
         record_path = model_path.with_suffix(".json")
         if model_path.is_file() and record_path.is_file() and json.loads(record_path.read_text()).get("inputs") == inputs:
             print(f"{name}: up to date ({model_path})", file=sys.stderr)
             continue
-        trained = training.fit_head(conv, y, dataset.identities, cfg, seed=cfg.seed)
+        trained = training.fit_head(maps, y, dataset.identities, cfg, seed=cfg.seed)
         with outputs.atomic_path(model_path) as tmp:
             model.mount(base, trained.head).save(tmp, save_format="h5")
-        fitted = trained.predict(conv)
+        fitted = trained.predict(maps)
         scores = {"train_pearson_r": metrics.pearson_r(y, fitted), "train_mae": metrics.mae(y, fitted),
                   "n_images": len(y), "epochs": trained.epochs}
         outputs.write_json(record_path, outputs.run_record(
             "train_regression.py", run.argv, config.as_dict(cfg), group=group, trait=trait, inputs=inputs,
-            config_hash=cfg.hash(), seed=cfg.seed, metrics=scores))
-        print(f"{name}: trained in {trained.seconds:.1f} s ({trained.epochs} epochs), "
-              f"train r = {scores['train_pearson_r']:.3f} (in-sample; see cross_validate.py) -> {model_path}")
+            config_hash=cfg.hash(), seed=cfg.seed, settings=trained.settings, metrics=scores))
+        chosen = trained.settings
+        print(f"{name}: {chosen['head']} head on {chosen['layers']}@{chosen['grid']} (alpha {chosen['alpha']:.3g}) "
+              f"fitted in {trained.seconds:.1f} s, train r = {scores['train_pearson_r']:.3f} "
+              f"(in-sample; see cross_validate.py) -> {model_path}")
 
 
 if __name__ == "__main__":

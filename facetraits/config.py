@@ -20,6 +20,17 @@ from facetraits.errors import ConfigError
 
 WEIGHT_KEYWORDS = ("imagenet", "none")
 
+# VGG16 layers whose output can feed the head (model.layers, ridge.feature_sets).
+VGG16_LAYERS = tuple(f"block{b}_{kind}" for b, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3))
+                     for kind in [f"conv{i}" for i in range(1, n + 1)] + ["pool"])
+
+# Keys of earlier versions: loading one fails with a line that names what replaced it.
+RENAMED = {
+    "model.pooling": "model.grid (1 = global average pooling, k = k x k average cells)",
+    "permutation.null_model": "model.head (the permutation test now refits the configured head itself)",
+    "permutation.ridge_alpha": "ridge.alphas (the penalty is chosen by inner cross-validation)",
+}
+
 # iNNvestigate's analyzer names this project offers (checked against iNNvestigate's own
 # registry in explanations.py as well; kept here so a typo fails without importing TensorFlow).
 ANALYZERS = (
@@ -34,6 +45,23 @@ ANALYZERS = (
     "deep_taylor",
     "input_t_gradient",
 )
+
+
+def feature_map_size(layer: str, input_size: int) -> int:
+    """Side of a VGG16 layer's output map: each block's pool halves it (floor)."""
+    block = int(layer[5])
+    return input_size // 2 ** (block if layer.endswith("pool") else block - 1)
+
+
+def cell_bounds(size: int, grid: int) -> list[tuple[int, int]]:
+    """[start, stop) of each of `grid` cells along a side of `size`: exactly the windows of Keras'
+    AveragePooling2D(pool_size=strides=ceil(size/grid), padding="same"), which leaves the padding
+    out of each average. Raises ValueError when that pooling does not give `grid` cells."""
+    stride = -(-size // grid)
+    if grid > size or -(-size // stride) != grid:
+        raise ValueError(f"grid {grid} cannot cut a {size}x{size} map into {grid}x{grid} average cells")
+    pad = max((grid - 1) * stride + stride - size, 0) // 2
+    return [(max(i * stride - pad, 0), min(i * stride - pad + stride, size)) for i in range(grid)]
 
 
 def choice(default, *options):
@@ -56,19 +84,46 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class FeatureSet:
+    """Head input: the named VGG16 layers' maps, each averaged over grid x grid cells, concatenated."""
+    layers: tuple[str, ...] = field(default=("block5_pool",), metadata={"choices": VGG16_LAYERS})
+    grid: int = bounded(1, 1, 14)  # 1 = global average pooling (reference study); k = k x k cells
+
+    def label(self) -> str:
+        return f"{'+'.join(self.layers)}@{self.grid}"
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     weights: str = "imagenet"  # imagenet | none | path to a VGG16 include_top=False .h5
     input_size: int = bounded(224, 32, 1024)  # images are resized to input_size x input_size
-    pooling: str = choice("gap", "gap", "flatten")
-    dense_units: int = bounded(1024, 1)
-    dropout: float = bounded(0.0, 0.0, 0.95)
+    head: str = choice("ridge", "ridge", "mlp")  # ridge: closed form, chosen by inner CV | mlp: reference study
+    layers: tuple[str, ...] = field(default=("block5_pool",), metadata={"choices": VGG16_LAYERS})  # mlp head input
+    grid: int = bounded(1, 1, 14)  # mlp head input pooling: 1 = GAP (reference study), k = k x k cells
+    dense_units: int = bounded(1024, 1)  # mlp only
+    dropout: float = bounded(0.5, 0.0, 0.95)  # mlp only
+
+    def mlp_features(self) -> FeatureSet:
+        return FeatureSet(self.layers, self.grid)
+
+
+DEFAULT_FEATURE_SETS = (FeatureSet(("block5_pool",), 1), FeatureSet(("block4_pool", "block5_pool"), 1),
+                        FeatureSet(("block4_pool",), 3))
+
+
+@dataclass(frozen=True)
+class RidgeConfig:
+    """The ridge head: feature set and penalty chosen by identity-grouped CV inside the training data."""
+    feature_sets: tuple[FeatureSet, ...] = DEFAULT_FEATURE_SETS
+    alphas: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)  # penalty / number of features
+    inner_folds: int = bounded(5, 2)
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
     optimizer: str = choice("adam", "adam", "sgd", "rmsprop")
-    learning_rate: float = bounded(1e-4, 0.0)
-    epochs: int = bounded(50, 1)
+    learning_rate: float = bounded(1e-3, 0.0)
+    epochs: int = bounded(60, 1)
     batch_size: int = bounded(32, 1)
     validation_split: float = bounded(0.1, 0.0, 0.5)  # part of the TRAINING data, never the test fold
     early_stopping_patience: int = bounded(10, 0)  # 0 = off
@@ -84,8 +139,6 @@ class CVConfig:
 @dataclass(frozen=True)
 class PermutationConfig:
     n_permutations: int = bounded(1000, 1)
-    null_model: str = choice("ridge", "ridge", "same")
-    ridge_alpha: float = bounded(1.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -118,6 +171,7 @@ class Config:
     traits: tuple[str, ...] = ("warm", "strong")
     seed: int = 0
     model: ModelConfig = ModelConfig()
+    ridge: RidgeConfig = RidgeConfig()
     training: TrainingConfig = TrainingConfig()
     cv: CVConfig = CVConfig()
     permutation: PermutationConfig = PermutationConfig()
@@ -166,7 +220,21 @@ def load(path: str | Path | None, overrides: list[str] = ()) -> Config:
         key, value = _parse_override(item, source)
         _assign(raw, key, value, source)
         _resolve_paths(_only(key, value), Path.cwd(), into=raw)
-    return _build(Config, raw, source, prefix="", extra={"source": source})
+    cfg = _build(Config, raw, source, prefix="", extra={"source": source})
+    _check_grids(cfg)
+    return cfg
+
+
+def _check_grids(cfg: Config) -> None:
+    """Every feature set's grid must cut each of its layers' maps at this input size into cells."""
+    sets = [("model", cfg.model.mlp_features())] + [(f"ridge.feature_sets[{i}]", s) for i, s in enumerate(cfg.ridge.feature_sets)]
+    for key, feature_set in sets:
+        for layer in feature_set.layers:
+            try:
+                cell_bounds(feature_map_size(layer, cfg.model.input_size), feature_set.grid)
+            except ValueError as err:
+                raise ConfigError(f"{cfg.source}: {key}.grid: {err} ({layer} at model.input_size="
+                                  f"{cfg.model.input_size})") from None
 
 
 def _parse_override(item: str, source: str):
@@ -220,6 +288,8 @@ def _build(cls, raw, source: str, prefix: str, extra: dict | None = None):
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
     for key in raw:
+        if f"{prefix}{key}" in RENAMED:
+            raise ConfigError(f"{source}: {prefix}{key} is no longer a setting; use {RENAMED[prefix + key]}")
         if key not in fields:
             close = difflib.get_close_matches(str(key), fields, n=1)
             hint = f" (did you mean {prefix}{close[0]}?)" if close else f" (known: {', '.join(fields)})"
@@ -254,6 +324,15 @@ def _check(kind, value, f, source: str, key: str):
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
         value = str(value)
+    elif kind == tuple[FeatureSet, ...]:
+        if not isinstance(value, list) or not value:
+            raise ConfigError(f"{where}: expected a non-empty list of {{layers: [...], grid: k}} entries")
+        return tuple(_build(FeatureSet, item, source, f"{key}[{i}].") for i, item in enumerate(value))
+    elif kind == tuple[float, ...]:
+        if not isinstance(value, list) or not value or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in value):
+            raise ConfigError(f"{where}: expected a non-empty list of positive numbers, got {value!r}")
+        return tuple(float(v) for v in value)
     elif kind == tuple[str, ...]:
         if isinstance(value, str):
             value = [value]

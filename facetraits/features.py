@@ -1,9 +1,9 @@
-"""Frozen VGG16 conv features, extracted once per image and cached on disk.
+"""Frozen VGG16 conv features, extracted once per image and layer and cached on disk.
 
 With a frozen base the conv output is a pure function of (image bytes, weights, input size), so
 every model, fold and permutation trains on the cache instead of re-running VGG16. The cache
 key holds all three: change an image, the weights or the input size and only what changed is
-extracted again. Layout: <cache_dir>/features/<weights+size key>/<image sha256>.npy
+extracted again. Layout: <cache_dir>/features/<weights+size key>/<layer>/<image sha256>.npy
 """
 from __future__ import annotations
 
@@ -15,11 +15,23 @@ from pathlib import Path
 import numpy as np
 
 from facetraits import data, model, outputs
-from facetraits.config import ModelConfig
+from facetraits.backend import keras
+from facetraits.config import VGG16_LAYERS, Config, FeatureSet, cell_bounds
 
 EXTRACTION_BATCH = 32
 # Bump when preprocess() or the resizing in data.load_image changes: old features become invalid.
 PREPROCESSING_VERSION = "vgg16-caffe-bilinear-1"
+
+
+def feature_sets(cfg: Config) -> tuple[FeatureSet, ...]:
+    """The head's candidate inputs: the ridge's list, or the mlp's single feature set."""
+    return cfg.ridge.feature_sets if cfg.model.head == "ridge" else (cfg.model.mlp_features(),)
+
+
+def needed_layers(cfg: Config) -> list[str]:
+    """Every VGG16 layer some candidate feature set reads, in network order."""
+    wanted = {layer for feature_set in feature_sets(cfg) for layer in feature_set.layers}
+    return [layer for layer in VGG16_LAYERS if layer in wanted]
 
 
 def cache_folder(cache_dir: Path, base, input_size: int) -> Path:
@@ -27,36 +39,49 @@ def cache_folder(cache_dir: Path, base, input_size: int) -> Path:
     return Path(cache_dir) / "features" / key.hexdigest()[:20]
 
 
-def load_or_extract(dataset: data.Dataset, cfg: ModelConfig, cache_dir: Path, base=None, seed: int = 0) -> np.ndarray:
-    """Conv features (N, h, w, 512) float32 in dataset order, extracting only images not cached.
-
-    `seed` only matters for model.weights=none (which random VGG16)."""
-    base = base if base is not None else model.build_base(cfg, seed)
-    folder = cache_folder(cache_dir, base, cfg.input_size)
-    files = [folder / f"{digest}.npy" for digest in dataset.digests]
-    todo = [i for i, f in enumerate(files) if not f.is_file()]
+def load_or_extract(dataset: data.Dataset, cfg: Config, base=None) -> dict[str, np.ndarray]:
+    """{layer: conv maps (N, h, w, c) float32 in dataset order}, extracting only what is not cached."""
+    base = base if base is not None else model.build_base(cfg.model, cfg.seed)
+    layers = needed_layers(cfg)
+    folder = cache_folder(cfg.output.cache_dir, base, cfg.model.input_size)
+    files = {layer: [folder / layer / f"{digest}.npy" for digest in dataset.digests] for layer in layers}
+    todo = [i for i in range(len(dataset)) if not all(files[layer][i].is_file() for layer in layers)]
     if todo:
-        extract(base, [dataset.paths[i] for i in todo], [files[i] for i in todo], cfg.input_size)
+        extract(base, layers, [dataset.paths[i] for i in todo], {layer: [files[layer][i] for i in todo] for layer in layers},
+                cfg.model.input_size)
     else:
-        print(f"features: all {len(files)} images cached in {folder}", file=sys.stderr)
-    return np.stack([np.load(f) for f in files])
+        print(f"features: all {len(dataset)} images cached in {folder} ({', '.join(layers)})", file=sys.stderr)
+    return {layer: np.stack([np.load(f) for f in files[layer]]) for layer in layers}
 
 
-def extract(base, paths, files, input_size: int, batch_size: int = EXTRACTION_BATCH) -> None:
-    """Run images through the frozen base in batches; write one .npy per image, atomically."""
-    print(f"features: extracting {len(paths)} images at {input_size}x{input_size}", file=sys.stderr)
+def extract(base, layers, paths, files: dict, input_size: int, batch_size: int = EXTRACTION_BATCH) -> None:
+    """Run images through the frozen base once for all layers; write one .npy per image and layer."""
+    print(f"features: extracting {len(paths)} images at {input_size}x{input_size} ({', '.join(layers)})",
+          file=sys.stderr)
+    tapped = keras.Model(base.input, [base.get_layer(layer).output for layer in layers])
     progress = outputs.Progress(len(paths), "features", "images")
     start = time.perf_counter()
     for first in range(0, len(paths), batch_size):
         chunk = slice(first, first + batch_size)
         images = data.load_images(paths[chunk], input_size)
-        conv = base.predict(model.preprocess(images), batch_size=batch_size, verbose=0).astype(np.float32)
-        for array, path in zip(conv, files[chunk]):
-            outputs.write_npy(path, array)
+        maps = tapped.predict(model.preprocess(images), batch_size=batch_size, verbose=0)
+        for layer, conv in zip(layers, maps if len(layers) > 1 else [maps]):
+            for array, path in zip(conv.astype(np.float32), files[layer][chunk]):
+                outputs.write_npy(path, array)
         progress.update(len(images))
     print(f"features: {len(paths)} images in {time.perf_counter() - start:.1f} s", file=sys.stderr)
 
 
-def pooled(features: np.ndarray, pooling: str) -> np.ndarray:
-    """The head's first step in NumPy (for the closed-form ridge null model)."""
-    return features.mean(axis=(1, 2)) if pooling == "gap" else features.reshape(len(features), -1)
+def pooled(maps: dict[str, np.ndarray], feature_set: FeatureSet) -> np.ndarray:
+    """The head's pooling in NumPy: (N, features), in the order of the Keras head's Concatenate."""
+    return np.concatenate([pool(maps[layer], feature_set.grid) for layer in feature_set.layers], axis=1)
+
+
+def pool(conv: np.ndarray, grid: int) -> np.ndarray:
+    """Average over grid x grid cells (those of the head's AveragePooling2D), flattened cell by cell."""
+    if grid == 1:
+        return conv.mean(axis=(1, 2))
+    rows, cols = cell_bounds(conv.shape[1], grid), cell_bounds(conv.shape[2], grid)
+    cells = np.stack([np.stack([conv[:, r0:r1, c0:c1].mean(axis=(1, 2)) for c0, c1 in cols], axis=1)
+                      for r0, r1 in rows], axis=1)
+    return cells.reshape(len(conv), -1)

@@ -1,4 +1,4 @@
-"""Statistics: Pearson r, MAE, identity-grouped folds, label shuffles, permutation p-values."""
+"""Statistics: Pearson r, MAE, identity-grouped folds, identity permutations, p-values, bootstrap CIs."""
 from __future__ import annotations
 
 import numpy as np
@@ -52,17 +52,72 @@ def make_folds(identities: np.ndarray, n_folds: int, group_by: str, seed: int, s
     return np.array([fold_of[unit] for unit in identities])
 
 
-def shuffled_labels(y: np.ndarray, n_permutations: int, seed: int) -> np.ndarray:
-    """(n_images, n_permutations): ratings shuffled across ALL images, not within identity.
+def permuted_by_identity(y: np.ndarray, identities: np.ndarray, n_permutations: int, seed: int) -> np.ndarray:
+    """(n_images, n_permutations): whole identities' ratings moved to other identities.
 
-    Shuffling within identity (scikit-learn's permutation_test_score with groups) would keep every
-    between-identity difference in the null and make it far too easy to "beat".
+    Images of one identity are not independent: when ratings cluster by identity, the out-of-fold
+    r varies with the number of identities, not of images, and shuffling single images gives a
+    null far too narrow (false positives). So the exchangeable unit is the identity: each identity
+    receives all ratings of another identity (in random order over its images). An identity can
+    only swap with one that has the same number of images (exchangeability blocks, as in
+    Winkler et al. 2015); an identity whose image count is unique keeps its own ratings, which
+    makes the test conservative, never liberal. With one image per identity this is a plain
+    shuffle of all ratings. (Shuffling *within* identity, scikit-learn's permutation_test_score
+    with groups, answers another question: whether a model tells apart images of one face.)
     """
     rng = np.random.default_rng(seed)
-    return np.stack([y[rng.permutation(len(y))] for _ in range(n_permutations)], axis=1)
+    _, unit = np.unique(identities, return_inverse=True)
+    members = [np.flatnonzero(unit == u) for u in range(unit.max() + 1)]
+    sizes = np.array([len(m) for m in members])
+    blocks = [np.flatnonzero(sizes == size) for size in np.unique(sizes)]
+    permuted = np.empty((len(y), n_permutations))
+    for column in permuted.T:
+        for block in blocks:
+            for target, source in zip(block, block[rng.permutation(len(block))]):
+                column[members[target]] = y[members[source]][rng.permutation(sizes[source])]
+    return permuted
+
+
+def fixed_identities(identities: np.ndarray) -> int:
+    """How many identities no permutation can move (their image count is unique)."""
+    _, counts = np.unique(identities, return_counts=True)
+    sizes, how_often = np.unique(counts, return_counts=True)
+    return int(sizes[how_often == 1].size)
+
+
+def bootstrap_r_ci(y, prediction, identities, n_resamples: int = 2000, seed: int = 0, level: float = 0.95):
+    """Percentile CI of the pooled r, resampling identities (with all their images) with replacement."""
+    rng = np.random.default_rng(seed)
+    _, unit = np.unique(identities, return_inverse=True)
+    counts = rng.multinomial(unit.max() + 1, np.full(unit.max() + 1, 1 / (unit.max() + 1)), size=n_resamples)
+    weights = counts[:, unit].T.astype(np.float64)  # (n_images, n_resamples): times each image is drawn
+    y, prediction = np.asarray(y, np.float64)[:, None], np.asarray(prediction, np.float64)[:, None]
+    total = weights.sum(axis=0)
+    y_c = y - (weights * y).sum(axis=0) / total
+    p_c = prediction - (weights * prediction).sum(axis=0) / total
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (weights * y_c * p_c).sum(axis=0) / np.sqrt((weights * y_c ** 2).sum(axis=0) * (weights * p_c ** 2).sum(axis=0))
+    tail = (1 - level) / 2 * 100
+    return tuple(float(v) for v in np.nanpercentile(r, [tail, 100 - tail])) if np.isfinite(r).any() else (np.nan, np.nan)
 
 
 def permutation_p_value(observed: float, null: np.ndarray) -> float:
     """p = (#null >= observed + 1) / (N + 1): never 0, exact under exchangeability."""
     null = np.asarray(null)
     return float((np.sum(null >= observed) + 1.0) / (len(null) + 1.0))
+
+
+def cv_summary(group: str, trait: str, y, predictions, folds, identities, fold_settings, final_settings, seed=0):
+    """cv_summary.csv rows: one per fold (with that fold's chosen settings), then the pooled row
+    ("all": pooled r with a bootstrap CI over identities, and the settings of the final model)."""
+    rows = []
+    for k, settings in enumerate(fold_settings):
+        test = folds == k
+        rows.append({"group": group, "trait": trait, "fold": str(k + 1), "pearson_r": pearson_r(y[test], predictions[test]),
+                     "mae": mae(y[test], predictions[test]), "n_test": int(test.sum()), **settings})
+    low, high = bootstrap_r_ci(y, predictions, identities, seed=seed)
+    rows.append({"group": group, "trait": trait, "fold": "all", "pearson_r": pearson_r(y, predictions),
+                 "mae": mae(y, predictions), "n_test": len(y), **final_settings,
+                 "mean_fold_r": float(np.nanmean([row["pearson_r"] for row in rows])),
+                 "r_ci_low": low, "r_ci_high": high, "n_identities": len(np.unique(identities))})
+    return rows

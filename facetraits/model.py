@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from facetraits.backend import keras
-from facetraits.config import ModelConfig
+from facetraits.config import FeatureSet, ModelConfig
 from facetraits.errors import ConfigError, FacetraitsError
 
 OFFLINE_HINT = ("set model.weights to a local VGG16 include_top=False .h5 file "
@@ -20,8 +20,9 @@ OFFLINE_HINT = ("set model.weights to a local VGG16 include_top=False .h5 file "
 
 
 # Bump when the saved model's layer layout changes, so that train_regression.py rebuilds models
-# saved by an earlier version instead of calling them up to date (2: head_centre layer).
-HEAD_LAYOUT = 2
+# saved by an earlier version instead of calling them up to date (2: head_centre layer;
+# 3: several layers, grid cells, ridge head).
+HEAD_LAYOUT = 3
 
 
 def preprocess(images: np.ndarray) -> np.ndarray:
@@ -84,51 +85,79 @@ def weights_digest(base: keras.Model) -> str:
     return digest.hexdigest()
 
 
-def dense_layers(x, cfg: ModelConfig, seed: int):
-    """Dense(relu) -> [Dropout] -> Dense(1): the trainable part of the head, seeded."""
+def pooling_layers(x, shape, grid: int, layer: str):
+    """grid 1: GlobalAveragePooling2D (the reference study); k: k x k average cells, flattened."""
+    if grid == 1:
+        return keras.layers.GlobalAveragePooling2D(name=f"head_pool_{layer}")(x)
+    stride = -(-int(shape[0]) // grid)  # the cells of config.cell_bounds, which features.pool averages too
+    x = keras.layers.AveragePooling2D(stride, strides=stride, padding="same", name=f"head_pool_{layer}")(x)
+    return keras.layers.Flatten(name=f"head_flatten_{layer}")(x)
+
+
+def build_head(feature_shapes: dict, feature_set: FeatureSet, cfg: ModelConfig, seed: int = 0,
+               feature_means: dict | None = None, kind: str | None = None) -> keras.Model:
+    """The regression head on conv maps: per layer centring -> pooling; concatenated; then
+    Dense(1) (ridge) or Dense(relu) -> [Dropout] -> Dense(1) (mlp). Inputs: one map per layer.
+
+    The centring layers subtract the training faces' mean map of each layer (zeros until the fit
+    sets them). Pooling and the first Dense layer are linear, so this changes no prediction; it
+    keeps the feature means out of the Dense bias. For a linear head the relevance at the pooled
+    features is then exactly w x (f - mean f), and the output bias is the mean training rating.
+    """
+    kind = kind or cfg.head
+    inputs, branches = [], []
+    for layer in feature_set.layers:
+        shape = tuple(int(n) for n in feature_shapes[layer])
+        x = keras.Input(shape=shape, name=f"{layer}_features")
+        inputs.append(x)
+        mean = np.zeros(shape, np.float32) if feature_means is None else np.asarray(feature_means[layer], np.float32)
+        x = keras.layers.Normalization(axis=(1, 2, 3), mean=mean, variance=np.ones(shape, np.float32),
+                                       name=f"head_centre_{layer}")(x)
+        branches.append(pooling_layers(x, shape, feature_set.grid, layer))
+    x = branches[0] if len(branches) == 1 else keras.layers.Concatenate(name="head_concat")(branches)
+    return keras.Model(inputs, dense_layers(x, cfg, seed, kind), name="head")
+
+
+def dense_layers(x, cfg: ModelConfig, seed: int, kind: str):
+    """ridge: Dense(1). mlp: Dense(relu) -> [Dropout] -> Dense(1). Seeded."""
     init = keras.initializers
-    x = keras.layers.Dense(cfg.dense_units, activation="relu", name="head_dense",
-                           kernel_initializer=init.GlorotUniform(seed=seed))(x)
-    if cfg.dropout > 0:
-        x = keras.layers.Dropout(cfg.dropout, seed=seed, name="head_dropout")(x)
+    if kind == "mlp":
+        x = keras.layers.Dense(cfg.dense_units, activation="relu", name="head_dense",
+                               kernel_initializer=init.GlorotUniform(seed=seed))(x)
+        if cfg.dropout > 0:
+            x = keras.layers.Dropout(cfg.dropout, seed=seed, name="head_dropout")(x)
     return keras.layers.Dense(1, name="head_rating", kernel_initializer=init.GlorotUniform(seed=seed + 1))(x)
 
 
 def build_dense(n_inputs: int, cfg: ModelConfig, seed: int) -> keras.Model:
-    """The dense part alone, trained on pooled (standardised) features: pooling is done once, in NumPy."""
+    """The mlp's dense part alone, trained on pooled (standardised) features: pooling is done once, in NumPy."""
     inputs = keras.Input(shape=(n_inputs,), name="pooled_features")
-    return keras.Model(inputs, dense_layers(inputs, cfg, seed), name="dense_head")
+    return keras.Model(inputs, dense_layers(inputs, cfg, seed, "mlp"), name="dense_head")
 
 
-def build_head(feature_shape, cfg: ModelConfig, seed: int = 0, feature_mean=None) -> keras.Model:
-    """The regression head on conv features: centring -> pooling -> Dense(relu) -> [Dropout] -> Dense(1).
-
-    The centring layer subtracts the training faces' mean conv feature map (zeros until
-    `training.fit_head` sets it). It changes nothing in the predictions, but it makes the
-    explanations measure each face against the average face: LRP passes relevance through a
-    layer without a kernel unchanged, so relevance lands where this face's features differ
-    from the average face's at the same place, including where a feature the average face has
-    is missing. With the mean folded into the Dense bias instead, features that are strong in
-    every face (pupils, the hair line, image borders) get large relevance of either sign that
-    cancels in the prediction and swamps the heatmaps.
-    """
-    shape = tuple(int(n) for n in feature_shape)
-    inputs = keras.Input(shape=shape, name="conv_features")
-    mean = np.zeros(shape, np.float32) if feature_mean is None else np.asarray(feature_mean, np.float32)
-    centred = keras.layers.Normalization(axis=(1, 2, 3), mean=mean, variance=np.ones(shape, np.float32),
-                                         name="head_centre")(inputs)
-    pool = keras.layers.GlobalAveragePooling2D if cfg.pooling == "gap" else keras.layers.Flatten
-    return keras.Model(inputs, dense_layers(pool(name="head_pool")(centred), cfg, seed), name="head")
+def head_inputs(head: keras.Model, maps: dict) -> list:
+    """The head's inputs, in its order, from {layer: conv maps}."""
+    return [maps[name.removesuffix("_features")] for name in head.input_names]
 
 
 def mount(base: keras.Model, head: keras.Model) -> keras.Model:
-    """Base + head as ONE flat functional model (iNNvestigate cannot walk nested models)."""
-    x = base.input
+    """Base + head as ONE flat functional model (iNNvestigate cannot walk nested models).
+
+    VGG16 is a chain; each head input is fed the output of the VGG16 layer it is named after,
+    and the head's own layers are re-applied in order, so the weights are shared, not copied."""
+    tensors, x = {}, base.input
     for layer in base.layers[1:]:
-        x = layer(x)
-    for layer in head.layers[1:]:
-        x = layer(x)
-    return keras.Model(base.input, x, name="vgg16_regression")
+        x = tensors[layer.name] = layer(x)
+    for name in head.input_names:
+        tensors[name] = tensors[name.removesuffix("_features")]
+    for layer in head.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        inbound = layer.inbound_nodes[0].inbound_layers
+        inbound = inbound if isinstance(inbound, list) else [inbound]
+        arguments = [tensors[source.name] for source in inbound]
+        tensors[layer.name] = layer(arguments if len(arguments) > 1 else arguments[0])
+    return keras.Model(base.input, tensors[head.layers[-1].name], name="vgg16_regression")
 
 
 def load_full_model(path: Path) -> keras.Model:

@@ -110,6 +110,16 @@ def cached_array(path, compute) -> np.ndarray:
     return array
 
 
+def cached_json(path, compute) -> dict:
+    """Like cached_array, for a result that is a JSON-ready dict."""
+    path = Path(path)
+    if path.is_file():
+        return json.loads(path.read_text())
+    result = compute()
+    write_json(path, result)
+    return result
+
+
 def file_digest(path) -> str:
     """sha256 of a file's bytes, read in chunks (model files are ~60 MB)."""
     hasher = hashlib.sha256()

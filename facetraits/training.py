@@ -1,4 +1,9 @@
-"""The one head-fitting loop, cross-validated predictions, and the closed-form ridge null model."""
+"""Fitting the configured head (ridge or mlp), its cross-validated predictions, and its permutation null.
+
+One function fits a head (`fit_head`), one cross-validates it (`cross_val_predict`) and one
+builds its null distribution (`permutation_null`), so the r, the p-value and the saved model that
+lrp_analysis.py explains all come from the same procedure.
+"""
 from __future__ import annotations
 
 import sys
@@ -7,10 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facetraits import config, data, metrics, model, outputs
+from facetraits import config, data, metrics, model, outputs, ridge
 from facetraits import features as features_module
 from facetraits.backend import keras, seed_everything
-from facetraits.config import Config, TrainingConfig
+from facetraits.config import Config, FeatureSet, TrainingConfig
+
+# Bump when fitting changes in a way that changes results: cached CV predictions and nulls made
+# by an older version are then recomputed instead of reused.
+FIT_VERSION = 2
 
 
 @dataclass
@@ -18,24 +27,68 @@ class Study:
     """What cross-validation and the permutation test share: the data, its folds, its features."""
     dataset: data.Dataset
     folds: np.ndarray  # fold number per image, grouped by identity (cv.group_by)
-    features: np.ndarray  # cached conv features, image order
+    features: dict  # {VGG16 layer: cached conv maps (N, h, w, c)}, image order
 
 
-def load_study(cfg: Config) -> Study:
+def load_study(cfg: Config, base=None) -> Study:
     dataset = data.load(cfg)
     folds = metrics.make_folds(dataset.identities, cfg.cv.n_folds, cfg.cv.group_by, cfg.seed, str(dataset.source))
-    conv = features_module.load_or_extract(dataset, cfg.model, cfg.output.cache_dir, seed=cfg.seed)
-    return Study(dataset, folds, conv)
+    return Study(dataset, folds, features_module.load_or_extract(dataset, cfg, base))
 
 
 @dataclass
 class TrainedHead:
-    head: keras.Model  # predicts ratings on the rating scale
-    epochs: int  # epochs actually run (early stopping may end sooner)
+    head: keras.Model  # conv maps -> rating, on the rating scale
+    settings: dict  # head, layers, grid, alpha: what was fitted (chosen by inner CV for ridge)
+    epochs: int  # epochs run (mlp; early stopping may end sooner); 0 for the closed-form ridge
     seconds: float
 
-    def predict(self, features: np.ndarray) -> np.ndarray:
-        return self.head.predict(features, batch_size=256, verbose=0).ravel().astype(np.float64)
+    def predict(self, maps: dict) -> np.ndarray:
+        return self.head.predict(model.head_inputs(self.head, maps), batch_size=256, verbose=0).ravel().astype(np.float64)
+
+
+def settings_of(feature_set: FeatureSet, head: str, alpha=None) -> dict:
+    return {"head": head, "layers": "+".join(feature_set.layers), "grid": feature_set.grid,
+            "alpha": float("nan") if alpha is None else float(alpha)}
+
+
+def fit_head(maps: dict, y: np.ndarray, identities: np.ndarray, cfg: Config, seed: int) -> TrainedHead:
+    """A fresh head on (training) conv maps; every choice it makes uses these rows only."""
+    start = time.perf_counter()
+    seed_everything(seed)
+    fit = fit_ridge if cfg.model.head == "ridge" else fit_mlp
+    head, settings, epochs = fit(maps, y, identities, cfg, seed)
+    return TrainedHead(head, settings, epochs, time.perf_counter() - start)
+
+
+def centred_head(maps: dict, rows, feature_set: FeatureSet, cfg: Config, seed: int, kind: str) -> keras.Model:
+    """A head whose centring layers hold the mean map of `rows` (see model.build_head)."""
+    shapes = {layer: maps[layer].shape[1:] for layer in feature_set.layers}
+    means = {layer: maps[layer][rows].mean(axis=0) for layer in feature_set.layers}
+    return model.build_head(shapes, feature_set, cfg.model, seed, feature_means=means, kind=kind)
+
+
+def candidate_features(maps: dict, cfg: Config) -> list[np.ndarray]:
+    """Pooled features of every ridge.feature_sets candidate, in config order."""
+    return [features_module.pooled(maps, s).astype(np.float64) for s in cfg.ridge.feature_sets]
+
+
+def fit_ridge(maps, y, identities, cfg: Config, seed: int):
+    """Inner CV picks the feature set and penalty; the chosen ridge becomes the head's Dense(1)."""
+    linear = ridge.fit(candidate_features(maps, cfg), y, identities, cfg.ridge.alphas, cfg.ridge.inner_folds, seed)
+    chosen = cfg.ridge.feature_sets[linear.candidate]
+    head = centred_head(maps, slice(None), chosen, cfg, seed, "ridge")
+    head.get_layer("head_rating").set_weights([linear.kernel[:, None].astype(np.float32),
+                                               np.array([linear.bias], np.float32)])
+    return head, settings_of(chosen, "ridge", linear.alpha), 0
+
+
+def final_settings(maps, y, identities, cfg: Config) -> dict:
+    """The settings fit_head chooses on all images (those of the saved, explained model), without Keras."""
+    if cfg.model.head == "mlp":
+        return settings_of(cfg.model.mlp_features(), "mlp")
+    linear = ridge.fit(candidate_features(maps, cfg), y, identities, cfg.ridge.alphas, cfg.ridge.inner_folds, cfg.seed)
+    return settings_of(cfg.ridge.feature_sets[linear.candidate], "ridge", linear.alpha)
 
 
 def optimizer(cfg: TrainingConfig):
@@ -58,21 +111,19 @@ def validation_indices(identities: np.ndarray, fraction: float, seed: int) -> np
     return mask if mask.sum() < len(mask) else np.zeros(len(identities), dtype=bool)
 
 
-def fit_head(features: np.ndarray, y: np.ndarray, identities: np.ndarray, cfg: Config, seed: int) -> TrainedHead:
-    """Train a fresh head on (training) features. Validation identities come out of THIS data only.
+def fit_mlp(maps, y, identities, cfg: Config, seed: int):
+    """The reference study's head, trained with Keras; validation identities come out of THIS data only.
 
     The dense layers train on pooled features standardised with the training part's mean and sd,
-    and on standardised ratings; both scalings are then folded into the weights of the head's
-    first and last Dense layers, except the mean, which stays in the head's centring layer as a
-    mean feature map (see `model.build_head`). The returned head works on raw conv features and predicts ratings
-    directly. (VGG16 channels differ in scale by orders of magnitude; without standardising,
-    Adam fits far worse.)
+    and on standardised ratings; the sd and the rating scale are then folded into the weights of
+    the first and last Dense layers and the mean stays in the centring layers. The returned head
+    works on raw conv maps. (VGG16 channels differ in scale by orders of magnitude; without
+    standardising, Adam fits far worse.)
     """
-    start = time.perf_counter()
-    seed_everything(seed)
     held_out = validation_indices(identities, cfg.training.validation_split, seed)
     fit = ~held_out
-    pooled = features_module.pooled(features, cfg.model.pooling)
+    feature_set = cfg.model.mlp_features()
+    pooled = features_module.pooled(maps, feature_set)
     x_mean, x_sd = pooled[fit].mean(axis=0), pooled[fit].std(axis=0)
     x_sd[x_sd == 0] = 1.0
     x = ((pooled - x_mean) / x_sd).astype(np.float32)
@@ -89,53 +140,71 @@ def fit_head(features: np.ndarray, y: np.ndarray, identities: np.ndarray, cfg: C
     history = dense.fit(x[fit], z[fit], validation_data=validation, epochs=cfg.training.epochs,
                         batch_size=cfg.training.batch_size, shuffle=True, callbacks=callbacks,
                         verbose=2 if cfg.training.verbose else 0)
-    head = model.build_head(features.shape[1:], cfg.model, seed, feature_mean=features[fit].mean(axis=0))
+    head = centred_head(maps, fit, feature_set, cfg, seed, "mlp")
     kernel, bias = dense.get_layer("head_dense").get_weights()
     head.get_layer("head_dense").set_weights([kernel / x_sd[:, None], bias])
     kernel, bias = dense.get_layer("head_rating").get_weights()
     head.get_layer("head_rating").set_weights([kernel * y_sd, bias * y_sd + y_mean])
-    return TrainedHead(head, len(history.history["loss"]), time.perf_counter() - start)
+    return head, settings_of(feature_set, "mlp"), len(history.history["loss"])
 
 
-def cross_val_predict(features, y, identities, folds, cfg: Config, label: str = "") -> np.ndarray:
-    """Out-of-fold predictions: fold k's images are predicted by a head that never saw them."""
+def cross_val_predict(maps: dict, y: np.ndarray, identities, folds, cfg: Config, label: str = "") -> dict:
+    """Out-of-fold predictions (fold k's images predicted by a head that never saw them) and the
+    settings each fold's head chose: {"predictions": [...], "settings": [one dict per fold]}."""
+    if cfg.model.head == "ridge":
+        return ridge_cross_val_predict(maps, y[:, None], identities, folds, cfg)
     predictions = np.full(len(y), np.nan)
-    n_folds = int(folds.max()) + 1
+    settings, n_folds = [], int(folds.max()) + 1
     for fold in range(n_folds):
         test = folds == fold
         # Graph mode keeps every model ever built in one graph, and each fit gets slower as it
         # grows (about 3x after 20 heads); nothing built before is needed here, so start afresh.
         keras.backend.clear_session()
-        trained = fit_head(features[~test], y[~test], identities[~test], cfg, seed=cfg.seed + fold)
-        predictions[test] = trained.predict(features[test])
+        trained = fit_head({k: v[~test] for k, v in maps.items()}, y[~test], identities[~test], cfg, cfg.seed + fold)
+        predictions[test] = trained.predict({k: v[test] for k, v in maps.items()})
+        settings.append(trained.settings)
         if label:
             print(f"  {label} fold {fold + 1}/{n_folds}: {trained.epochs} epochs, {trained.seconds:.1f} s",
                   file=sys.stderr, flush=True)
-    return predictions
+    return {"predictions": predictions.tolist(), "settings": settings}
 
 
-def cached_cross_val_predict(features, y, identities, folds, cfg: Config, name: str) -> np.ndarray:
+def ridge_cross_val_predict(maps, targets: np.ndarray, identities, folds, cfg: Config) -> dict:
+    """cross_val_predict of the ridge head for the first column of `targets` (see ridge.cv_predict)."""
+    sets = cfg.ridge.feature_sets
+    predictions, candidates, alpha_index = ridge.cv_predict(
+        candidate_features(maps, cfg), targets, identities, folds, cfg.ridge.alphas, cfg.ridge.inner_folds, cfg.seed)
+    settings = [settings_of(sets[c], "ridge", cfg.ridge.alphas[a]) for c, a in zip(candidates[:, 0], alpha_index[:, 0])]
+    return {"predictions": predictions[:, 0].tolist(), "settings": settings}
+
+
+def inputs_key(cfg: Config, *arrays) -> str:
+    """Digest of everything a fitted result depends on (not the output or explanation settings)."""
+    return outputs.digest(*arrays, config.as_dict(cfg.model), config.as_dict(cfg.ridge), config.as_dict(cfg.training),
+                          cfg.seed, FIT_VERSION)
+
+
+def cached_cross_val_predict(study: Study, y: np.ndarray, cfg: Config, name: str) -> dict:
     """cross_val_predict, computed once per unchanged inputs (features, ratings, folds, settings)."""
-    key = outputs.digest(features, y, folds, config.as_dict(cfg.model), config.as_dict(cfg.training), cfg.seed)
-    return outputs.cached_array(cfg.output.cache_dir / "cv" / f"{name}-{key}.npy",
-                                lambda: cross_val_predict(features, y, identities, folds, cfg, label=name))
+    maps = study.features
+    key = inputs_key(cfg, *maps.values(), y, study.folds)
+    return outputs.cached_json(cfg.output.cache_dir / "cv" / f"{name}-{key}.json",
+                               lambda: cross_val_predict(maps, y, study.dataset.identities, study.folds, cfg, label=name))
 
 
-def ridge_cv_predict(x: np.ndarray, targets: np.ndarray, folds: np.ndarray, alpha: float) -> np.ndarray:
-    """Out-of-fold ridge predictions for many target columns at once (observed + permutations).
+def permutation_null(study: Study, y: np.ndarray, cfg: Config, name: str) -> np.ndarray:
+    """Pooled CV r of the whole procedure (inner selection included) for every identity permutation.
 
-    Per fold: standardise features on the training part, one SVD, then every column's solution
-    is a matrix product, so 1000 permutations cost about as much as one fit.
-    """
-    predictions = np.empty_like(targets, dtype=np.float64)
-    for fold in np.unique(folds):
-        test = folds == fold
-        mean, sd = x[~test].mean(axis=0), x[~test].std(axis=0)
-        sd[sd == 0] = 1.0
-        train_x, test_x = (x[~test] - mean) / sd, (x[test] - mean) / sd
-        y_mean = targets[~test].mean(axis=0)
-        u, s, vt = np.linalg.svd(train_x, full_matrices=False)
-        shrink = s / (s ** 2 + alpha * len(train_x))
-        coefficients = vt.T @ (shrink[:, None] * (u.T @ (targets[~test] - y_mean)))
-        predictions[test] = test_x @ coefficients + y_mean
-    return predictions
+    ridge: all permutations solved at once. mlp: cross-validated Keras fits, one per permutation."""
+    permuted = metrics.permuted_by_identity(y, study.dataset.identities, cfg.permutation.n_permutations, cfg.seed)
+    identities, folds, maps = study.dataset.identities, study.folds, study.features
+    if cfg.model.head == "ridge":
+        predictions, _, _ = ridge.cv_predict(candidate_features(maps, cfg), permuted, identities, folds,
+                                             cfg.ridge.alphas, cfg.ridge.inner_folds, cfg.seed)
+        return metrics.pearson_columns(permuted, predictions)
+    scores = []
+    progress = outputs.Progress(permuted.shape[1], f"{name} permutations", "fits")
+    for column in permuted.T:
+        scores.append(metrics.pearson_r(column, np.array(cross_val_predict(maps, column, identities, folds, cfg)["predictions"])))
+        progress.update()
+    return np.array(scores)

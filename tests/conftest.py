@@ -54,11 +54,15 @@ def write_blob_dataset(root: Path, n_identities=4, per_identity=3, size=40, seed
 
 
 def write_config(path: Path, data_root: Path, outputs: Path, **sections) -> Path:
-    """A config for tiny runs: random weights, 32 px input, a small head, few epochs."""
+    """A config for tiny runs: random weights, 32 px input, a small mlp, few epochs."""
     settings = {
         "data": {"ratings": str(data_root / "ratings.csv"), "images": str(data_root / "images"),
                  "landmarks": str(data_root / "landmarks.csv") if (data_root / "landmarks.csv").exists() else None},
         "model": {"weights": "none", "input_size": 32, "dense_units": 16},
+        # the shipped candidates at 32 px: block4_pool is 2 x 2 there, block5_pool 1 x 1
+        "ridge": {"feature_sets": [{"layers": ["block5_pool"], "grid": 1},
+                                   {"layers": ["block4_pool", "block5_pool"], "grid": 1},
+                                   {"layers": ["block4_pool"], "grid": 2}]},
         "training": {"epochs": 3, "batch_size": 8, "learning_rate": 0.003, "early_stopping_patience": 2},
         "cv": {"n_folds": 3},
         "permutation": {"n_permutations": 20},

@@ -10,7 +10,8 @@ def test_shipped_config_loads_with_documented_defaults():
     cfg = config.load(ROOT / "config.yaml")
     assert cfg.groups == ("ASD", "NT") and cfg.traits == ("warm", "strong")
     assert cfg.model.weights == "imagenet"
-    assert cfg.model.pooling == "gap" and cfg.model.dense_units == 1024
+    assert cfg.model.head == "ridge" and cfg.model.layers == ("block5_pool",) and cfg.model.grid == 1
+    assert [s.label() for s in cfg.ridge.feature_sets] == ["block5_pool@1", "block4_pool+block5_pool@1", "block4_pool@3"]
     assert cfg.cv.n_folds == 5 and cfg.permutation.n_permutations == 1000
     assert cfg.data.ratings == ROOT / "data" / "demo" / "ratings.csv"
 
@@ -52,6 +53,13 @@ def test_hash_changes_with_settings():
     ("traits: [warm, warm]\n", "traits: names repeat"),
     ("lrp:\n  overlays: maybe\n", "lrp.overlays: expected true or false"),
     ("model: vgg\n", "model: expected a section"),
+    ("model:\n  pooling: gap\n", "model.pooling is no longer a setting; use model.grid"),
+    ("permutation:\n  null_model: same\n", "permutation.null_model is no longer a setting; use model.head"),
+    ("model:\n  layers: [block6_pool]\n", "model.layers: 'block6_pool' is not one of"),
+    ("ridge:\n  feature_sets: [{layers: [block4_pool], grid: 6}]\n",
+     "ridge.feature_sets[0].grid: grid 6 cannot cut a 14x14 map into 6x6 average cells (block4_pool at model.input_size=224)"),
+    ("ridge:\n  feature_sets: [{layer: [block4_pool]}]\n", "unknown key ridge.feature_sets[0].layer "),
+    ("ridge:\n  alphas: [1, -2]\n", "ridge.alphas: expected a non-empty list of positive numbers"),
     ("- a\n- b\n", "expected a mapping of settings"),
     ("data: [\n", "not valid YAML"),
 ])
@@ -75,3 +83,13 @@ def test_bad_override_is_rejected():
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         config.load(tmp_path / "nope.yaml")
+
+
+def test_the_dataclass_defaults_are_the_shipped_config():
+    """config.yaml is the documented source of defaults: a file that leaves a key out gets the same value."""
+    shipped = config.as_dict(config.load(ROOT / "config.yaml"))
+    defaults = config.as_dict(config.load(None))
+    for section in ("data", "output"):  # paths: the file's resolve relative to the file
+        shipped.pop(section), defaults.pop(section)
+    shipped.pop("source"), defaults.pop("source")
+    assert shipped == defaults

@@ -117,7 +117,8 @@ def test_the_average_face_gets_no_relevance(blob_config, method):
     images = data.load_images(dataset.paths[:2], cfg.model.input_size)
     base = model.build_base(cfg.model)
     conv = base.predict(model.preprocess(images), verbose=0)
-    head = model.build_head(conv.shape[1:], cfg.model, seed=0, feature_mean=conv[0])
+    head = model.build_head({"block5_pool": conv.shape[1:]}, cfg.model.mlp_features(), cfg.model, seed=0,
+                            feature_means={"block5_pool": conv[0]}, kind="mlp")
     kernel, bias = head.get_layer("head_dense").get_weights()
     head.get_layer("head_dense").set_weights([kernel, bias + 0.5])
     explainer = explanations.Explainer(model.mount(base, head), method)

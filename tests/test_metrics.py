@@ -1,8 +1,8 @@
-"""Folds, label shuffles, p-values and the ridge null model: the statistics the conclusions rest on."""
+"""Folds, identity permutations, p-values, bootstrap CIs and the ridge: the statistics the conclusions rest on."""
 import numpy as np
 import pytest
 
-from facetraits import metrics, training
+from facetraits import metrics, ridge
 from facetraits.errors import ConfigError
 
 
@@ -36,13 +36,48 @@ def test_p_value_on_a_hand_built_null():
     assert metrics.permutation_p_value(-1.0, null) == pytest.approx(1.0)
 
 
-def test_shuffles_move_ratings_across_identities():
-    y = np.repeat(np.arange(10.0), 5)  # identity i has rating i on all its images
-    shuffled = metrics.shuffled_labels(y, 50, seed=0)
-    assert shuffled.shape == (50, 50)
-    assert all(sorted(column) == sorted(y) for column in shuffled.T)
-    within = [np.ptp(column[:5]) for column in shuffled.T]  # identity 0's images
-    assert np.mean(within) > 0, "ratings never left their identity: that is the wrong null"
+def test_identity_permutations_move_whole_identities():
+    identities = np.repeat([f"id{i}" for i in range(10)], 5)
+    y = np.repeat(np.arange(10.0), 5) + np.tile(np.arange(5) / 10, 10)  # identity i: i, i.1, ..., i.4
+    permuted = metrics.permuted_by_identity(y, identities, 50, seed=0)
+    assert permuted.shape == (50, 50)
+    for column in permuted.T:
+        assert sorted(column) == sorted(y)
+        for identity in range(10):  # each identity got all ratings of ONE identity
+            received = column[identities == f"id{identity}"]
+            assert np.ptp(np.floor(received)) == 0
+    moved = np.mean([np.floor(column[0]) != 0 for column in permuted.T])
+    assert moved > 0.7, "identity 0 kept its own ratings: nothing was permuted"
+    np.testing.assert_array_equal(permuted, metrics.permuted_by_identity(y, identities, 50, seed=0))
+
+
+def test_identities_swap_only_with_identities_of_the_same_size():
+    identities = np.array(["a", "a", "b", "b", "c", "c", "c", "d"])
+    y = np.arange(8.0)
+    for column in metrics.permuted_by_identity(y, identities, 30, seed=1).T:
+        assert set(column[4:7]) == {4.0, 5.0, 6.0} and column[7] == 7.0  # c and d: unique sizes, stay
+        assert set(column[:2]) in ({0.0, 1.0}, {2.0, 3.0})
+    assert metrics.fixed_identities(identities) == 2
+
+
+def test_one_image_per_identity_is_a_plain_shuffle():
+    y = np.arange(40.0)
+    permuted = metrics.permuted_by_identity(y, np.arange(40), 200, seed=2)
+    assert abs(np.corrcoef(np.tile(y, 200), permuted.T.ravel())[0, 1]) < 0.05
+    assert np.mean(permuted[0] == 0.0) < 0.1
+
+
+def test_bootstrap_ci_covers_the_pooled_r_and_widens_with_fewer_identities():
+    rng = np.random.default_rng(3)
+    y = rng.normal(size=200)
+    prediction = y + rng.normal(size=200)
+    r = metrics.pearson_r(y, prediction)
+    many = metrics.bootstrap_r_ci(y, prediction, np.arange(200), seed=0)
+    few = metrics.bootstrap_r_ci(y, prediction, np.repeat(np.arange(10), 20), seed=0)
+    assert many[0] < r < many[1] and few[0] < r < few[1]
+    assert (few[1] - few[0]) > (many[1] - many[0])
+    draws = [metrics.pearson_r(y[i], prediction[i]) for i in rng.integers(0, 200, size=(500, 200))]
+    assert many[0] == pytest.approx(np.percentile(draws, 2.5), abs=0.03)
 
 
 def test_pearson_columns_matches_numpy_and_flags_constants():
@@ -54,28 +89,72 @@ def test_pearson_columns_matches_numpy_and_flags_constants():
     assert metrics.mae([1, 2, 3], [2, 2, 5]) == pytest.approx(1.0)
 
 
-def test_ridge_recovers_signal_and_its_null_is_centred_on_zero():
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(200, 20))
-    y = x[:, 0] * 2 + rng.normal(scale=0.5, size=200)
-    identities = np.repeat(np.arange(40), 5)
-    folds = metrics.make_folds(identities, 5, "identity", 0)
-    targets = np.column_stack([y, metrics.shuffled_labels(y, 200, seed=0)])
-    scores = metrics.pearson_columns(targets, training.ridge_cv_predict(x, targets, folds, alpha=0.1))
-    assert scores[0] > 0.9
-    assert abs(scores[1:].mean()) < 0.1
-    assert metrics.permutation_p_value(scores[0], scores[1:]) == pytest.approx(1 / 201)
-
-
-def test_ridge_matches_scikit_learn():
+def test_ridge_solver_matches_scikit_learn():
     from sklearn.linear_model import Ridge
     from sklearn.preprocessing import StandardScaler
     rng = np.random.default_rng(2)
-    x, y = rng.normal(size=(60, 8)), rng.normal(size=60)
-    folds = np.arange(60) % 3
-    ours = training.ridge_cv_predict(x, y[:, None], folds, alpha=0.5)[:, 0]
-    for fold in range(3):
-        test = folds == fold
-        scaler = StandardScaler().fit(x[~test])
-        fitted = Ridge(alpha=0.5 * (~test).sum()).fit(scaler.transform(x[~test]), y[~test])
-        np.testing.assert_allclose(ours[test], fitted.predict(scaler.transform(x[test])), rtol=1e-6, atol=1e-8)
+    x, y = rng.normal(size=(60, 8)) * [1, 10, 100, 1, 1, 1, 1, 1], rng.normal(size=60)
+    train = np.arange(60) % 3 != 0
+    solver = ridge.Solver(x[train])
+    ours = solver.predictions(x[~train], (y[train] - y[train].mean())[:, None], [0.5, 5.0])[:, :, 0] + y[train].mean()
+    scaler = StandardScaler().fit(x[train])
+    for row, alpha in zip(ours, [0.5, 5.0]):
+        fitted = Ridge(alpha=alpha * 8).fit(scaler.transform(x[train]), y[train])
+        np.testing.assert_allclose(row, fitted.predict(scaler.transform(x[~train])), rtol=1e-6, atol=1e-8)
+
+
+def test_inner_selection_picks_the_informative_feature_set_and_never_sees_the_test_fold():
+    rng = np.random.default_rng(1)
+    identities = np.repeat(np.arange(40), 5)
+    noise, signal = rng.normal(size=(200, 30)), rng.normal(size=(200, 5))
+    y = signal[:, 0] * 2 + rng.normal(scale=0.5, size=200)
+    folds = metrics.make_folds(identities, 5, "identity", 0)
+    alphas = [0.01, 1.0, 100.0]
+    predictions, candidates, _ = ridge.cv_predict([noise, signal], y[:, None], identities, folds, alphas, 4, seed=0)
+    assert (candidates[:, 0] == 1).all() and metrics.pearson_r(y, predictions[:, 0]) > 0.9
+    wrecked = y.copy()
+    wrecked[folds == 0] = rng.normal(size=(folds == 0).sum()) * 100  # test ratings of fold 0 only
+    again, again_candidates, _ = ridge.cv_predict([noise, signal], wrecked[:, None], identities, folds, alphas, 4, 0)
+    np.testing.assert_array_equal(again[folds == 0, 0], predictions[folds == 0, 0])
+    assert again_candidates[0, 0] == candidates[0, 0]
+
+
+def test_many_columns_at_once_equal_one_column_at_a_time():
+    rng = np.random.default_rng(4)
+    identities = np.repeat(np.arange(20), 3)
+    xs = [rng.normal(size=(60, 6)), rng.normal(size=(60, 40))]
+    targets = np.column_stack([xs[0][:, 0] + rng.normal(size=60), rng.normal(size=(60, 4))])
+    folds = metrics.make_folds(identities, 4, "identity", 0)
+    together = ridge.cv_predict(xs, targets, identities, folds, [0.1, 10.0], 3, seed=0)
+    for column in range(5):
+        alone = ridge.cv_predict(xs, targets[:, [column]], identities, folds, [0.1, 10.0], 3, seed=0)
+        np.testing.assert_allclose(alone[0][:, 0], together[0][:, column], rtol=1e-9, atol=1e-12)
+        np.testing.assert_array_equal(alone[1][:, 0], together[1][:, column])
+
+
+def null_false_positive_rate(unit: str, n_datasets=40, n_permutations=99, seed=0) -> float:
+    """Share of no-signal datasets (ratings and features clustered by identity) called significant at .05."""
+    rng = np.random.default_rng(seed)
+    identities = np.repeat(np.arange(30), 6)
+    folds = metrics.make_folds(identities, 5, "identity", seed)
+    hits = 0
+    for _ in range(n_datasets):
+        x = np.repeat(rng.normal(size=(30, 10)), 6, axis=0) + 0.5 * rng.normal(size=(180, 10))
+        y = np.repeat(rng.normal(size=30), 6) * np.sqrt(0.8) + rng.normal(size=180) * np.sqrt(0.2)
+        if unit == "identity":
+            permuted = metrics.permuted_by_identity(y, identities, n_permutations, int(rng.integers(1 << 31)))
+        else:  # the old null: single images shuffled
+            permuted = metrics.permuted_by_identity(y, np.arange(180), n_permutations, int(rng.integers(1 << 31)))
+        targets = np.column_stack([y, permuted])
+        predictions = ridge.cv_predict([x], targets, identities, folds, [1.0], 3, seed)[0]
+        scores = metrics.pearson_columns(targets, predictions)
+        hits += metrics.permutation_p_value(scores[0], scores[1:]) <= 0.05
+    return hits / n_datasets
+
+
+def test_identity_permutation_null_is_calibrated_where_image_shuffling_is_not():
+    """A small version of benchmarks/null_calibration.py (fixed seeds, so it is deterministic)."""
+    identity_rate = null_false_positive_rate("identity")
+    image_rate = null_false_positive_rate("image")
+    assert identity_rate <= 0.1
+    assert image_rate > identity_rate + 0.05

@@ -25,29 +25,55 @@ def test_every_script_has_help(script, capsys):
     assert "usage:" in capsys.readouterr().out
 
 
-def test_head_on_cached_features_equals_full_model_on_raw_images(trained):
-    cfg = config.load(trained)
+@pytest.mark.parametrize("overrides", [
+    [],  # the default ridge head, its candidates chosen by inner CV
+    ["ridge.feature_sets=[{layers: [block4_pool, block5_pool], grid: 1}]"],  # two branches, GAP
+    ["model.input_size=56", "ridge.feature_sets=[{layers: [block3_pool], grid: 3}]"],  # 7 x 7 in 3 x 3: padded cells
+    ["model.head=mlp", "model.layers=[block4_pool, block5_pool]", "model.grid=1"],
+    ["model.head=mlp", "model.layers=[block4_pool]", "model.grid=2"],
+])
+def test_head_on_cached_features_equals_full_model_on_raw_images(trained, overrides):
+    cfg = config.load(trained, overrides)
     dataset = data.load(cfg)
     base = model.build_base(cfg.model, cfg.seed)
-    conv = features.load_or_extract(dataset, cfg.model, cfg.output.cache_dir, base)
+    maps = features.load_or_extract(dataset, cfg, base)
     y = dataset.target("ASD", "warm")
-    head = training.fit_head(conv, y, dataset.identities, cfg, seed=cfg.seed)
+    head = training.fit_head(maps, y, dataset.identities, cfg, seed=cfg.seed)
     full = model.mount(base, head.head)
     raw = full.predict(model.preprocess(data.load_images(dataset.paths, cfg.model.input_size)), verbose=0).ravel()
-    np.testing.assert_allclose(raw, head.predict(conv), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(raw, head.predict(maps), rtol=1e-4, atol=1e-4)
     assert np.std(raw) > 0
-    saved = model.load_full_model(cfg.output.models_dir / "ASD__warm.h5")
-    from_file = saved.predict(model.preprocess(data.load_images(dataset.paths, cfg.model.input_size)), verbose=0).ravel()
-    np.testing.assert_allclose(from_file, raw, rtol=1e-4, atol=1e-4)  # same seed, same model
+    if not overrides:  # train_regression.py saved this very model
+        saved = model.load_full_model(cfg.output.models_dir / "ASD__warm.h5")
+        from_file = saved.predict(model.preprocess(data.load_images(dataset.paths, cfg.model.input_size)), verbose=0).ravel()
+        np.testing.assert_allclose(from_file, raw, rtol=1e-4, atol=1e-4)
+
+
+def test_ridge_head_is_the_closed_form_ridge_it_chose(trained):
+    """The Keras head predicts what the NumPy ridge predicts, for the feature set and penalty in its settings."""
+    from sklearn.linear_model import Ridge
+    cfg = config.load(trained)
+    dataset = data.load(cfg)
+    maps = features.load_or_extract(dataset, cfg)
+    y = dataset.target("NT", "warm")
+    trained_head = training.fit_head(maps, y, dataset.identities, cfg, seed=cfg.seed)
+    settings = trained_head.settings
+    chosen = next(s for s in cfg.ridge.feature_sets if s.label() == f"{settings['layers']}@{settings['grid']}")
+    x = features.pooled(maps, chosen).astype(np.float64)
+    scaled = (x - x.mean(axis=0)) / np.where(x.std(axis=0) > 0, x.std(axis=0), 1)
+    expected = Ridge(alpha=settings["alpha"] * x.shape[1]).fit(scaled, y).predict(scaled)
+    np.testing.assert_allclose(trained_head.predict(maps), expected, rtol=1e-3, atol=1e-3)
+    layer_types = {type(layer).__name__ for layer in trained_head.head.layers}
+    assert "Lambda" not in layer_types and trained_head.head.layers[-1].get_config()["units"] == 1
 
 
 def test_cache_reextracts_only_what_changed(tiny_demo, tmp_path, capsys):
     root = tmp_path / "data"
     shutil.copytree(tiny_demo, root)
     cfg = config.load(write_config(tmp_path / "c.yaml", root, tmp_path))
-    first = features.load_or_extract(data.load(cfg), cfg.model, cfg.output.cache_dir)
+    first = features.load_or_extract(data.load(cfg), cfg)["block5_pool"]
     assert "extracting 18 images" in capsys.readouterr().err
-    again = features.load_or_extract(data.load(cfg), cfg.model, cfg.output.cache_dir)
+    again = features.load_or_extract(data.load(cfg), cfg)["block5_pool"]
     assert "all 18 images cached" in capsys.readouterr().err
     np.testing.assert_array_equal(first, again)
     changed = root / "images" / "id02_01.png"
@@ -55,14 +81,14 @@ def test_cache_reextracts_only_what_changed(tiny_demo, tmp_path, capsys):
     pixels[10:30, 10:30] = 255
     Image.fromarray(pixels).save(changed)
     dataset = data.load(cfg)
-    updated = features.load_or_extract(dataset, cfg.model, cfg.output.cache_dir)
+    updated = features.load_or_extract(dataset, cfg)["block5_pool"]
     assert "extracting 1 images" in capsys.readouterr().err
     index = dataset.images.index("id02_01.png")
     assert not np.allclose(updated[index], first[index])
     np.testing.assert_array_equal(np.delete(updated, index, 0), np.delete(first, index, 0))
     for override in ("model.input_size=48", "seed=5"):  # other input size; other (random) weights
         other = config.load(tmp_path / "c.yaml", [override])
-        features.load_or_extract(dataset, other.model, other.output.cache_dir, seed=other.seed)
+        features.load_or_extract(dataset, other)
         assert "extracting 18 images" in capsys.readouterr().err
     assert len(list((tmp_path / "cache" / "features").iterdir())) == 3
 
@@ -76,7 +102,12 @@ def test_cross_validate_writes_its_tables_and_figures(trained):
     for _, model_rows in folds.groupby(["group", "trait"]):
         assert (model_rows.groupby("identity").fold.nunique() == 1).all()  # identity never split
     summary = pd.read_csv(cfg.output.results_dir / "cv_summary.csv")
-    assert list(summary.columns[:6]) == ["group", "trait", "fold", "pearson_r", "mae", "n_test"]
+    assert list(summary.columns) == ["group", "trait", "fold", "pearson_r", "mae", "n_test", "head", "layers", "grid",
+                                     "alpha", "mean_fold_r", "r_ci_low", "r_ci_high", "n_identities"]
+    assert summary["head"].eq("ridge").all() and summary.alpha.gt(0).all()
+    all_rows = summary[summary.fold.astype(str) == "all"]
+    assert (all_rows.r_ci_low <= all_rows.pearson_r).all() and (all_rows.pearson_r <= all_rows.r_ci_high).all()
+    assert (all_rows.n_identities == 6).all()
     assert (summary.fold.astype(str) == "all").sum() == 4 and len(summary) == 4 * 4
     pooled = summary[summary.fold.astype(str) == "all"].set_index(["group", "trait"])
     asd_warm = folds[(folds.group == "ASD") & (folds.trait == "warm")]
@@ -116,22 +147,28 @@ def test_permutation_test_tables(trained):
     null = pd.read_csv(cfg.output.results_dir / "permutation_null.csv")
     assert list(null.columns) == ["group", "trait", "permutation", "pearson_r"] and len(null) == 4 * 20
     summary = pd.read_csv(cfg.output.results_dir / "permutation_summary.csv")
-    assert list(summary.columns) == ["group", "trait", "observed_r", "p_value", "null_mean", "null_sd", "n_permutations", "seed"]
+    assert list(summary.columns) == ["group", "trait", "head", "observed_r", "p_value", "null_mean", "null_sd",
+                                     "n_permutations", "permutation_unit", "n_identities", "n_fixed_identities", "seed"]
     for _, row in summary.iterrows():
         rows = null[(null.group == row.group) & (null.trait == row.trait)]
         assert row.p_value == pytest.approx(((rows.pearson_r >= row.observed_r).sum() + 1) / 21)
+        assert rows.pearson_r.nunique() > 10  # each permutation is a different refit
     assert (cfg.output.fig_dir / "permutation_ASD__warm.png").is_file()
 
 
-def test_permutation_with_the_configured_head(trained):
-    cfg = config.load(trained)
-    permutation_test.main(["--config", str(trained), "--group", "ASD", "--trait", "warm",
-                           "--set", "permutation.null_model=same", "--set", "permutation.n_permutations=2"])
-    summary = pd.read_csv(cfg.output.results_dir / "permutation_summary.csv")
-    assert summary.n_permutations.tolist() == [2]
-    cv = np.load(next((cfg.output.cache_dir / "cv").glob("ASD__warm-*.npy")))
-    y = data.load(cfg).target("ASD", "warm")
-    assert summary.observed_r[0] == pytest.approx(np.corrcoef(y, cv)[0, 1], abs=1e-5)
+@pytest.mark.parametrize("head", ["ridge", "mlp"])
+def test_observed_r_is_the_cross_validated_r_of_the_same_head(trained, head):
+    cfg = config.load(trained, [f"model.head={head}"])
+    argv = ["--config", str(trained), "--trait", "strong", "--set", f"model.head={head}",
+            "--set", f"permutation.n_permutations={20 if head == 'ridge' else 2}"]
+    cross_validate.main(argv)
+    permutation_test.main(argv)
+    cv = pd.read_csv(cfg.output.results_dir / "cv_summary.csv")
+    pooled = cv[cv.fold.astype(str) == "all"].set_index(["group", "trait"])
+    summary = pd.read_csv(cfg.output.results_dir / "permutation_summary.csv").set_index(["group", "trait"])
+    assert len(summary) == 2 and (summary["head"] == head).all() and (pooled["head"] == head).all()
+    for key, row in summary.iterrows():
+        assert row.observed_r == pooled.loc[key, "pearson_r"]  # same number, not just close
 
 
 def run_and_expect_error(main, argv, capsys, *fragments):
@@ -173,7 +210,7 @@ def test_offline_weights_file_loads_when_present():
     path = SHARED / "weights" / "vgg16_hed_bsds500_notop.h5"
     if not path.is_file():
         pytest.skip("../shared/weights not present")
-    base = model.build_base(config.load(None, [f"model.weights={path}", "model.input_size=32"]).model)
+    base = model.build_base(config.load(None, [f"model.weights={path}", "model.input_size=112"]).model)
     assert not any(layer.trainable for layer in base.layers)
     import h5py
     with h5py.File(path, "r") as stored:

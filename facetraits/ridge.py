@@ -1,0 +1,111 @@
+"""The ridge head in closed form: feature set and penalty chosen by identity-grouped inner CV.
+
+Everything works on many target columns at once (the observed ratings, or a thousand permuted
+copies of them): one SVD per feature matrix serves every column and every penalty, so a
+permutation repeats the whole fit, inner selection included, for the cost of a matrix product.
+The penalty is given per feature (lambda = alpha x number of features): the singular values of a
+standardised matrix grow with its width, so one alpha grid suits every candidate feature set.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from facetraits import metrics
+from facetraits.errors import DataError
+
+
+class Solver:
+    """One training matrix, standardised on itself and decomposed once."""
+
+    def __init__(self, x: np.ndarray):
+        self.mean, self.sd = x.mean(axis=0), x.std(axis=0)
+        self.sd[self.sd == 0] = 1.0
+        self.u, self.s, self.vt = np.linalg.svd((x - self.mean) / self.sd, full_matrices=False)
+        self.n_features = x.shape[1]
+
+    def shrink(self, alpha: float) -> np.ndarray:
+        return self.s / (self.s ** 2 + alpha * self.n_features)
+
+    def predictions(self, x_test: np.ndarray, y_centred: np.ndarray, alphas) -> np.ndarray:
+        """(len(alphas), n_test, n_targets): test predictions minus the training mean rating."""
+        projected = ((x_test - self.mean) / self.sd) @ self.vt.T
+        uty = self.u.T @ y_centred
+        return np.stack([projected @ (self.shrink(alpha)[:, None] * uty) for alpha in alphas])
+
+    def coefficients(self, y_centred: np.ndarray, alpha: float) -> np.ndarray:
+        """Weights on the standardised features, (n_features, n_targets)."""
+        return self.vt.T @ (self.shrink(alpha)[:, None] * (self.u.T @ y_centred))
+
+
+def select(xs: list[np.ndarray], y: np.ndarray, identities: np.ndarray, alphas, inner_folds: int,
+           seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(candidate index, alpha index) per target column: the lowest inner-CV squared error.
+
+    Inner folds are grouped by identity and cut from the rows given, so when those rows are an
+    outer training part, the outer test identities never take part in the choice."""
+    n_units = len(np.unique(identities))
+    if n_units < 2:
+        raise DataError("ridge: the inner cross-validation needs at least 2 identities in each training part")
+    inner = metrics.make_folds(identities, min(inner_folds, n_units), "identity", seed)
+    errors = np.zeros((len(xs), len(alphas), y.shape[1]))
+    for candidate, x in enumerate(xs):
+        for fold in np.unique(inner):
+            train = inner != fold
+            y_mean = y[train].mean(axis=0)
+            predicted = Solver(x[train]).predictions(x[~train], y[train] - y_mean, alphas) + y_mean
+            errors[candidate] += ((predicted - y[~train]) ** 2).sum(axis=1)
+    best = errors.reshape(-1, y.shape[1]).argmin(axis=0)
+    return best // len(alphas), best % len(alphas)
+
+
+def fit_predict(xs_train, y, identities, xs_test, alphas, inner_folds: int, seed: int):
+    """Choose per column (inner CV on the training rows), refit on all training rows, predict the test rows.
+
+    Returns (predictions (n_test, n_targets), candidate index per column, alpha index per column)."""
+    candidates, alpha_index = select(xs_train, y, identities, alphas, inner_folds, seed)
+    predictions = np.empty((len(xs_test[0]), y.shape[1]))
+    y_mean = y.mean(axis=0)
+    for candidate in np.unique(candidates):
+        solver = Solver(xs_train[candidate])
+        for a in np.unique(alpha_index[candidates == candidate]):
+            columns = (candidates == candidate) & (alpha_index == a)
+            predictions[:, columns] = solver.predictions(
+                xs_test[candidate], y[:, columns] - y_mean[columns], [alphas[a]])[0] + y_mean[columns]
+    return predictions, candidates, alpha_index
+
+
+def cv_predict(xs, y, identities, folds, alphas, inner_folds: int, seed: int):
+    """Out-of-fold predictions of the whole procedure for every column of y (observed or permuted).
+
+    Returns (predictions (n, n_targets), candidate index (n_folds, n_targets), alpha index (n_folds, n_targets))."""
+    n_folds = int(folds.max()) + 1
+    predictions = np.empty(y.shape)
+    candidates = np.empty((n_folds, y.shape[1]), int)
+    alpha_index = np.empty((n_folds, y.shape[1]), int)
+    for fold in range(n_folds):
+        test = folds == fold
+        predictions[test], candidates[fold], alpha_index[fold] = fit_predict(
+            [x[~test] for x in xs], y[~test], identities[~test], [x[test] for x in xs], alphas, inner_folds,
+            seed + fold)
+    return predictions, candidates, alpha_index
+
+
+@dataclass
+class LinearFit:
+    """The chosen ridge on raw pooled features: prediction = (x - mean) @ kernel + bias."""
+    candidate: int
+    alpha: float
+    mean: np.ndarray
+    kernel: np.ndarray  # weights on raw (unstandardised) pooled features
+    bias: float  # the mean training rating
+
+
+def fit(xs, y: np.ndarray, identities, alphas, inner_folds: int, seed: int) -> LinearFit:
+    """Choose by inner CV on all rows given, then fit the chosen ridge on all of them."""
+    candidates, alpha_index = select(xs, y[:, None], identities, alphas, inner_folds, seed)
+    candidate, alpha = int(candidates[0]), float(alphas[alpha_index[0]])
+    solver = Solver(xs[candidate])
+    weights = solver.coefficients((y - y.mean())[:, None], alpha)[:, 0]
+    return LinearFit(candidate, alpha, solver.mean, weights / solver.sd, float(y.mean()))
