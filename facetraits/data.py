@@ -19,6 +19,7 @@ from facetraits.errors import DataError
 
 LONG_COLUMNS = ("image", "identity", "group", "trait", "rating")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+MAX_ABS_RATING = 1e6  # ratings are scale points; anything larger is a unit or export error and overflows training
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,10 @@ def read_ratings(data_cfg: DataConfig, groups, traits) -> pd.DataFrame:
         value = bad.rating.iloc[0]
         what = "is empty" if value.strip() == "" else f"{value!r} is not a finite number"
         raise DataError(f"{path} line {bad.line.iloc[0]}: rating {what}")
+    huge = table[numeric.abs() > MAX_ABS_RATING]
+    if len(huge):
+        raise DataError(f"{path} line {huge.line.iloc[0]}: rating {huge.rating.iloc[0].strip()!r} is implausibly "
+                        f"large (|rating| > {MAX_ABS_RATING:g})")
     table["rating"] = numeric.astype(float)
     key = ["image", "group", "trait"] + (["rater"] if "rater" in table.columns else [])
     duplicated = table[table.duplicated(key, keep=False)]

@@ -157,3 +157,13 @@ def test_unrated_image_files_are_reported(dataset_dir, tmp_path, capsys):
     shutil.copy(dataset_dir / "images" / "p00_0.png", dataset_dir / "images" / "extra.png")
     load(dataset_dir, tmp_path)
     assert "1 image file(s)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["1e300", "-2e6"])
+def test_absurdly_large_rating_names_the_line(dataset_dir, tmp_path, value):
+    def bad(table):
+        table.loc[3, "rating"] = value
+        return table
+    edit_ratings(dataset_dir, bad)
+    expect_error(dataset_dir, tmp_path, "ratings.csv line 5", f"rating {value!r} is implausibly large (|rating| > 1e+06)")
+
