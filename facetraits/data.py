@@ -19,6 +19,8 @@ from facetraits.errors import DataError
 
 LONG_COLUMNS = ("image", "identity", "group", "trait", "rating")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+MIN_IMAGE_SIDE = 16  # pixels; a smaller "face" is a thumbnail or icon put in by mistake
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # "I": how older Pillow opens 16-bit grey PNGs
 MAX_ABS_RATING = 1e6  # ratings are scale points; anything larger is a unit or export error and overflows training
 
 
@@ -146,14 +148,23 @@ def first_line(table: pd.DataFrame, image: str) -> int:
 
 
 def check_image(path: Path, ratings_path, line: int) -> str:
-    """Fully decode one image (catches truncated files); return the sha256 of its bytes."""
+    """Fully decode one image (catches truncated files); return the sha256 of its bytes.
+
+    Too small and too large images stop here too: PIL refuses images of more than twice
+    Image.MAX_IMAGE_PIXELS (a decompression bomb guard) with its own exception type.
+    """
     where = f"{path} (named in {ratings_path} line {line})"
     if not path.is_file():
         raise DataError(f"{where}: image file not found")
     content = path.read_bytes()
     try:
         with Image.open(path) as image:
+            if min(image.size) < MIN_IMAGE_SIDE:
+                raise DataError(f"{where}: image is only {image.size[0]}x{image.size[1]} pixels "
+                                f"(at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} needed)")
             image.load()
+    except Image.DecompressionBombError as err:
+        raise DataError(f"{where}: image too large to load ({err})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise DataError(f"{where}: cannot read image ({err})") from None
     return hashlib.sha256(content).hexdigest()
@@ -169,17 +180,25 @@ def warn_unrated_files(folder: Path, names) -> None:
 
 
 def load_image(path: Path, size: int) -> np.ndarray:
-    """Any image (RGB, grey, RGBA, palette) as an RGB uint8 array of size x size.
+    """Any image (RGB, grey, 16-bit grey, RGBA, palette) as an RGB uint8 array of size x size."""
+    with Image.open(path) as image:
+        return np.asarray(as_rgb(image).resize((size, size), Image.BILINEAR), dtype=np.uint8)
+
+
+def as_rgb(image: Image.Image) -> Image.Image:
+    """An opened image as 8-bit RGB.
 
     Transparent pixels are composited on white so that alpha never leaks into the colours.
+    16-bit grey is scaled by 1/257 (65535 -> 255): PIL's own conversion clips it at 255 instead,
+    which turns a normal 16-bit photo almost white.
     """
-    with Image.open(path) as image:
-        if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
-            image = image.convert("RGBA")
-            canvas = Image.new("RGBA", image.size, (255, 255, 255, 255))
-            image = Image.alpha_composite(canvas, image)
-        image = image.convert("RGB").resize((size, size), Image.BILINEAR)
-        return np.asarray(image, dtype=np.uint8)
+    if image.mode in SIXTEEN_BIT_MODES:
+        image = Image.fromarray(np.round(np.clip(np.asarray(image), 0, 65535) / 257).astype(np.uint8))
+    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+        image = image.convert("RGBA")
+        canvas = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(canvas, image)
+    return image.convert("RGB")
 
 
 def load_images(paths, size: int) -> np.ndarray:

@@ -135,7 +135,7 @@ def image_landmarks(cfg, dataset: data.Dataset) -> tuple[dict[str, np.ndarray], 
 def _detect(path: Path) -> np.ndarray:
     """dlib landmarks of one image file, or an empty (0, 2) array when no face is found (cacheable)."""
     with Image.open(path) as image:
-        rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
+        rgb = np.asarray(data.as_rgb(image), dtype=np.uint8)
     points = regions.detect_landmarks(rgb)
     return np.zeros((0, 2)) if points is None else points
 
