@@ -59,6 +59,7 @@ def load(cfg: Config) -> Dataset:
                                 f"trait {trait} ({len(missing)} image(s) lack one)")
     ratings = ratings[[(g, t) for g in cfg.groups for t in cfg.traits]].sort_index()
     names = tuple(ratings.index)
+    check_unique_stems(table, names, cfg.data.ratings)
     paths = tuple(cfg.data.images / name for name in names)
     digests = tuple(check_image(path, cfg.data.ratings, first_line(table, name)) for name, path in zip(names, paths))
     warn_unrated_files(cfg.data.images, names)
@@ -141,6 +142,20 @@ def identity_per_image(table: pd.DataFrame, path) -> pd.Series:
         raise DataError(f"{path} line {rows.line.iloc[-1]}: image {image} has identities "
                         f"{', '.join(sorted(rows.identity.unique()))}")
     return table.groupby("image").identity.first()
+
+
+def check_unique_stems(table: pd.DataFrame, names, path) -> None:
+    """Per-image outputs are named by the image's stem (fig/lrp/<model>/<stem>.png), so a.png and
+    a.jpg would overwrite each other's; refused here rather than renamed there, so that output
+    names stay the plain, documented ones."""
+    seen = {}
+    for name in names:
+        stem = Path(name).stem
+        if stem in seen:
+            raise DataError(f"{path} line {first_line(table, name)}: image {name} has the same name stem {stem!r} "
+                            f"as image {seen[stem]} (line {first_line(table, seen[stem])}); per-image outputs "
+                            f"such as fig/lrp/<model>/{stem}.png would overwrite each other: rename one")
+        seen[stem] = name
 
 
 def first_line(table: pd.DataFrame, image: str) -> int:

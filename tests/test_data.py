@@ -188,3 +188,12 @@ def test_decompression_bomb_is_a_one_line_error(dataset_dir, tmp_path, monkeypat
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 24 * 24 // 3)  # PIL refuses more than twice this
     expect_error(dataset_dir, tmp_path, "p00_0.png", "image too large to load", "decompression bomb")
 
+
+def test_two_images_with_the_same_stem_name_both_files(dataset_dir, tmp_path):
+    def jpg_twin(table):
+        twin = table[table.image == "p01_1.png"].assign(image="p01_1.jpg")
+        return pd.concat([table, twin])
+    Image.open(dataset_dir / "images" / "p01_1.png").save(dataset_dir / "images" / "p01_1.jpg")
+    edit_ratings(dataset_dir, jpg_twin)
+    expect_error(dataset_dir, tmp_path, "ratings.csv line 14: image p01_1.png has the same name stem 'p01_1' as "
+                 "image p01_1.jpg (line 26)")
