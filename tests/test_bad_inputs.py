@@ -36,3 +36,16 @@ def test_empty_config_file_is_an_error(tmp_path, text):
     with pytest.raises(ConfigError) as caught:
         config.load(path)
     assert one_line(caught) == f"{path}: config file is empty (no settings); copy the shipped config.yaml"
+
+
+@pytest.mark.parametrize("override, key, name", [("groups=[ASD, N__T]", "groups", "N__T"),
+                                                 ("traits=[warm, very__strong]", "traits", "very__strong")])
+def test_group_or_trait_name_with_the_model_separator_is_refused(blob_data, tmp_path, capsys, override, key, name):
+    path = write_config(tmp_path / "c.yaml", blob_data, tmp_path)
+    with pytest.raises(SystemExit) as caught:
+        train_regression.main(["--config", str(path), "--set", override])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: {path}: {key}: {name!r} contains '__', which separates group and trait in model file "
+                   f"names (<group>__<trait>.h5)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
