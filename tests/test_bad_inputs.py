@@ -1,10 +1,11 @@
 """Bad input found by trying the project as a new user: each is one line naming the file and key or line."""
+import pandas as pd
 import pytest
 
 import train_regression
-from facetraits import config
-from facetraits.errors import ConfigError
-from conftest import write_config
+from facetraits import config, data, saliency
+from facetraits.errors import ConfigError, DataError
+from conftest import synthetic_face, write_blob_dataset, write_config
 
 
 def one_line(caught) -> str:
@@ -49,3 +50,51 @@ def test_group_or_trait_name_with_the_model_separator_is_refused(blob_data, tmp_
     assert err == (f"error: {path}: {key}: {name!r} contains '__', which separates group and trait in model file "
                    f"names (<group>__<trait>.h5)")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
+
+
+@pytest.fixture
+def with_landmarks(tmp_path):
+    """4 rated 40 px images, each with a synthetic face's landmarks (image order = file order)."""
+    root = write_blob_dataset(tmp_path / "d", n_identities=2, per_identity=2, size=40)
+    images = sorted(pd.read_csv(root / "ratings.csv").image.unique())
+    pd.DataFrame([{"image": name, "point": k, "x": x, "y": y}
+                  for name in images for k, (x, y) in enumerate(synthetic_face(40))]).to_csv(root / "landmarks.csv",
+                                                                                       index=False)
+    return root
+
+
+def landmarks_of(root, tmp_path):
+    cfg = config.load(write_config(tmp_path / "c.yaml", root, tmp_path))
+    return saliency.dataset_landmarks(cfg, data.load(cfg), (32, 32))
+
+
+def edit_landmarks(root, line, **values):
+    table = pd.read_csv(root / "landmarks.csv", dtype=str)
+    for column, value in values.items():
+        table.loc[line - 2, column] = value
+    table.to_csv(root / "landmarks.csv", index=False)
+
+
+def test_non_numeric_landmark_coordinate_names_file_and_line(with_landmarks, tmp_path):
+    edit_landmarks(with_landmarks, 75, y="12,5")
+    with pytest.raises(DataError) as caught:
+        landmarks_of(with_landmarks, tmp_path)
+    assert one_line(caught) == f"{with_landmarks / 'landmarks.csv'} line 75: y '12,5' is not a number"
+
+
+def test_landmarks_outside_the_image_name_file_and_line(with_landmarks, tmp_path):
+    table = pd.read_csv(with_landmarks / "landmarks.csv")
+    table.loc[table.image == "p01_0.png", ["x", "y"]] *= 4  # as if from the 160 px original
+    table.to_csv(with_landmarks / "landmarks.csv", index=False)
+    with pytest.raises(DataError) as caught:
+        landmarks_of(with_landmarks, tmp_path)
+    assert one_line(caught) == (f"{with_landmarks / 'landmarks.csv'} line {2 + 2 * 68}: point 0 of image p01_0.png "
+                                f"at (31.2, 70.2) lies outside the 40x40 image")
+
+
+def test_jaw_points_a_little_outside_a_cropped_face_are_accepted(with_landmarks, tmp_path):
+    table = pd.read_csv(with_landmarks / "landmarks.csv")
+    table.loc[table.image == "p00_0.png", "x"] -= 12  # jaw 4 px left of the image edge
+    table.to_csv(with_landmarks / "landmarks.csv", index=False)
+    landmarks, missing = landmarks_of(with_landmarks, tmp_path)
+    assert len(landmarks) == 4 and missing == []
