@@ -165,7 +165,8 @@ def test_absurdly_large_rating_names_the_line(dataset_dir, tmp_path, value):
         table.loc[3, "rating"] = value
         return table
     edit_ratings(dataset_dir, bad)
-    expect_error(dataset_dir, tmp_path, "ratings.csv line 5", f"rating {value!r} is implausibly large (|rating| > 1e+06)")
+    expect_error(dataset_dir, tmp_path, "ratings.csv line 5",
+                 f"rating {value!r} is implausibly large (|rating| > 1e+06)")
 
 
 @pytest.mark.parametrize("mode, suffix", [("I;16", ".png"), ("I;16", ".tif"), ("I;16B", ".tif"), ("I", ".tif")])
@@ -181,7 +182,8 @@ def test_16_bit_grey_is_scaled_to_8_bits_not_clipped(tmp_path, mode, suffix):
 
 def test_image_smaller_than_16_pixels_names_the_file(dataset_dir, tmp_path):
     Image.new("RGB", (1, 1)).save(dataset_dir / "images" / "p01_0.png")
-    expect_error(dataset_dir, tmp_path, "p01_0.png", "ratings.csv line", "image is only 1x1 pixels (at least 16x16 needed)")
+    expect_error(dataset_dir, tmp_path, "p01_0.png", "ratings.csv line",
+                 "image is only 1x1 pixels (at least 16x16 needed)")
 
 
 def test_decompression_bomb_is_a_one_line_error(dataset_dir, tmp_path, monkeypatch):
