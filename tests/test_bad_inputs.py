@@ -1,9 +1,12 @@
 """Bad input found by trying the project as a new user: each is one line naming the file and key or line."""
+import os
+import stat
+
 import pandas as pd
 import pytest
 
 import train_regression
-from facetraits import config, data, saliency
+from facetraits import config, data, outputs, saliency
 from facetraits.errors import ConfigError, DataError
 from conftest import synthetic_face, write_blob_dataset, write_config
 
@@ -98,3 +101,16 @@ def test_jaw_points_a_little_outside_a_cropped_face_are_accepted(with_landmarks,
     table.to_csv(with_landmarks / "landmarks.csv", index=False)
     landmarks, missing = landmarks_of(with_landmarks, tmp_path)
     assert len(landmarks) == 4 and missing == []
+
+
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)], ids=["022", "077", "002"])
+def test_outputs_get_the_users_umask_not_owner_only(tmp_path, mask, mode):
+    old = os.umask(mask)
+    try:
+        outputs.write_csv(tmp_path / "table.csv", pd.DataFrame({"a": [1]}))
+        with outputs.atomic_path(tmp_path / "model.h5") as tmp:
+            tmp.write_bytes(b"weights")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "table.csv").stat().st_mode) == mode
+    assert stat.S_IMODE((tmp_path / "model.h5").stat().st_mode) == mode
