@@ -1,6 +1,10 @@
 """Bad input found by trying the project as a new user: each is one line naming the file and key or line."""
 import os
+import signal
 import stat
+import subprocess
+import sys
+import time
 
 import pandas as pd
 import pytest
@@ -8,7 +12,7 @@ import pytest
 import train_regression
 from facetraits import config, data, outputs, saliency
 from facetraits.errors import ConfigError, DataError
-from conftest import synthetic_face, write_blob_dataset, write_config
+from conftest import ROOT, synthetic_face, write_blob_dataset, write_config
 
 
 def one_line(caught) -> str:
@@ -114,3 +118,41 @@ def test_outputs_get_the_users_umask_not_owner_only(tmp_path, mask, mode):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "table.csv").stat().st_mode) == mode
     assert stat.S_IMODE((tmp_path / "model.h5").stat().st_mode) == mode
+
+
+def test_temp_file_of_a_killed_write_is_removed_by_the_next_write(tmp_path):
+    target = tmp_path / "ASD__warm.h5"
+    killed = ("import os, signal, sys\nfrom facetraits import outputs\n"
+              "with outputs.atomic_path(sys.argv[1]) as tmp:\n"
+              "    tmp.write_bytes(b'half a model')\n    os.kill(os.getpid(), signal.SIGKILL)\n")
+    child = subprocess.run([sys.executable, "-c", killed, str(target)], cwd=ROOT)
+    assert child.returncode == -signal.SIGKILL
+    assert len(list(tmp_path.glob(".ASD__warm.*.h5.tmp"))) == 1
+    with outputs.atomic_path(target) as tmp:
+        tmp.write_bytes(b"a whole model")
+    assert [p.name for p in tmp_path.iterdir()] == ["ASD__warm.h5"]
+
+
+def test_only_stale_temp_files_of_the_same_target_are_removed(tmp_path):
+    finished = subprocess.Popen([sys.executable, "-c", ""])
+    finished.wait()
+    here, alive = outputs.HOST, os.getpid()
+    names = {  # name: (untouched for 2 hours?, kept?)
+        f".t.{finished.pid}@{here}.k2j3h4l5.csv.tmp": (False, False),  # this machine, its process gone
+        f".t.{alive}@{here}.a1b2c3d4.csv.tmp": (True, True),  # a running writer, however old
+        ".t.q9w8e7r6.csv.tmp": (False, True),  # no pid (older naming), recent
+        ".t.z1x2c3v4.csv.tmp": (True, False),  # no pid, old
+        ".t.1@elsewhere.m5n6b7v8.csv.tmp": (False, True),  # another machine, recent
+        ".t.1@elsewhere.p0o9i8u7.csv.tmp": (True, False),  # another machine, old
+        f".u.{finished.pid}@{here}.k2j3h4l5.csv.tmp": (True, True),  # another target (u.csv)
+        f".t.{finished.pid}@{here}.k2j3h4l5.npy.tmp": (True, True),  # another target (t.npy)
+        "t.csv.tmp": (True, True),  # not a temporary file of ours
+    }
+    two_hours_ago = time.time() - 7200
+    for name, (old, _) in names.items():
+        (tmp_path / name).write_text("partial")
+        if old:
+            os.utime(tmp_path / name, (two_hours_ago, two_hours_ago))
+    outputs.write_csv(tmp_path / "t.csv", pd.DataFrame({"a": [1]}))
+    kept = {p.name for p in tmp_path.iterdir()} - {"t.csv"}
+    assert kept == {name for name, (_, keep) in names.items() if keep}
