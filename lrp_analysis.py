@@ -79,13 +79,13 @@ def write_figures(run, dataset, name, relevance, predictions, y) -> None:
     outputs.save_figure(figure, run.fig(f"extremes_{name}.png"))
 
 
-def faithfulness_rows(run, dataset, name):
+def faithfulness_rows(run, dataset, group, trait):
     """Perturbation curves of every configured method on a seeded sample of images."""
     cfg = run.config
+    name = cli.model_name(group, trait)
     rng = np.random.default_rng(cfg.seed)
     sample = np.sort(rng.permutation(len(dataset))[: cfg.lrp.faithfulness_images])
     images = data.load_images([dataset.paths[i] for i in sample], cfg.model.input_size)
-    group, trait = name.split("__")
     summary, curves = [], []
     for method in cfg.lrp.faithfulness_analyzers:
         reset_graph(cfg.seed)
@@ -124,7 +124,7 @@ def main(argv=None):
         write_figures(run, dataset, name, relevance, predictions, dataset.target(group, trait))
         print(f"{name}: heatmaps for {len(dataset)} images -> {run.results('relevance') / (name + '.npy')}")
         if not run.args.skip_faithfulness:
-            rows, lines = faithfulness_rows(run, dataset, name)
+            rows, lines = faithfulness_rows(run, dataset, group, trait)
             summary += rows
             curves += lines
     if summary:

@@ -11,6 +11,7 @@ from facetraits import config as config_module
 from facetraits.errors import ConfigError, FacetraitsError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
+MODEL_SEPARATOR = "__"
 
 
 @dataclass
@@ -31,7 +32,7 @@ class Run:
 
 def model_name(group: str, trait: str) -> str:
     """File-name stem of one group x trait model, e.g. ASD__warm."""
-    return f"{group}__{trait}"
+    return f"{group}{MODEL_SEPARATOR}{trait}"
 
 
 def setup_run(doc: str, argv=None, add_arguments=None) -> Run:
@@ -47,6 +48,11 @@ def setup_run(doc: str, argv=None, add_arguments=None) -> Run:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     cfg = config_module.load(args.config, args.overrides)
+    for key, names in (("groups", cfg.groups), ("traits", cfg.traits)):
+        for name in names:
+            if MODEL_SEPARATOR in name:  # the model file stem <group>__<trait> could not be told apart
+                raise ConfigError(f"{cfg.source}: {key}: {name!r} contains {MODEL_SEPARATOR!r}, which separates "
+                                  f"group and trait in model file names (<group>{MODEL_SEPARATOR}<trait>.h5)")
     for option, chosen, known in (("--group", args.group, cfg.groups), ("--trait", args.trait, cfg.traits)):
         for name in chosen:
             if name not in known:

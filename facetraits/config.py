@@ -169,7 +169,7 @@ class Config:
     data: DataConfig = DataConfig()
     groups: tuple[str, ...] = ("ASD", "NT")
     traits: tuple[str, ...] = ("warm", "strong")
-    seed: int = 0
+    seed: int = bounded(0, 0, 2**32 - 1)  # np.random.seed takes only 0 .. 2**32 - 1
     model: ModelConfig = ModelConfig()
     ridge: RidgeConfig = RidgeConfig()
     training: TrainingConfig = TrainingConfig()
@@ -209,9 +209,11 @@ def load(path: str | Path | None, overrides: list[str] = ()) -> Config:
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
+            raw = yaml.safe_load(path.read_text())
         except yaml.YAMLError as err:
             raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        if raw is None:  # an empty file is a lost config, not a wish for the demo defaults
+            raise ConfigError(f"{path}: config file is empty (no settings); copy the shipped config.yaml")
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a mapping of settings at the top level")
     base = path.parent.resolve() if path is not None else Path.cwd()

@@ -19,6 +19,9 @@ from facetraits.errors import DataError
 
 LONG_COLUMNS = ("image", "identity", "group", "trait", "rating")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+MIN_IMAGE_SIDE = 16  # pixels; a smaller "face" is a thumbnail or icon put in by mistake
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # "I": how older Pillow opens 16-bit grey PNGs
+MAX_ABS_RATING = 1e6  # ratings are scale points; anything larger is a unit or export error and overflows training
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ def load(cfg: Config) -> Dataset:
                                 f"trait {trait} ({len(missing)} image(s) lack one)")
     ratings = ratings[[(g, t) for g in cfg.groups for t in cfg.traits]].sort_index()
     names = tuple(ratings.index)
+    check_unique_stems(table, names, cfg.data.ratings)
     paths = tuple(cfg.data.images / name for name in names)
     digests = tuple(check_image(path, cfg.data.ratings, first_line(table, name)) for name, path in zip(names, paths))
     warn_unrated_files(cfg.data.images, names)
@@ -91,6 +95,10 @@ def read_ratings(data_cfg: DataConfig, groups, traits) -> pd.DataFrame:
         value = bad.rating.iloc[0]
         what = "is empty" if value.strip() == "" else f"{value!r} is not a finite number"
         raise DataError(f"{path} line {bad.line.iloc[0]}: rating {what}")
+    huge = table[numeric.abs() > MAX_ABS_RATING]
+    if len(huge):
+        raise DataError(f"{path} line {huge.line.iloc[0]}: rating {huge.rating.iloc[0].strip()!r} is implausibly "
+                        f"large (|rating| > {MAX_ABS_RATING:g})")
     table["rating"] = numeric.astype(float)
     key = ["image", "group", "trait"] + (["rater"] if "rater" in table.columns else [])
     duplicated = table[table.duplicated(key, keep=False)]
@@ -136,19 +144,42 @@ def identity_per_image(table: pd.DataFrame, path) -> pd.Series:
     return table.groupby("image").identity.first()
 
 
+def check_unique_stems(table: pd.DataFrame, names, path) -> None:
+    """Per-image outputs are named by the image's stem (fig/lrp/<model>/<stem>.png), so a.png and
+    a.jpg would overwrite each other's; refused here rather than renamed there, so that output
+    names stay the plain, documented ones."""
+    seen = {}
+    for name in names:
+        stem = Path(name).stem
+        if stem in seen:
+            raise DataError(f"{path} line {first_line(table, name)}: image {name} has the same name stem {stem!r} "
+                            f"as image {seen[stem]} (line {first_line(table, seen[stem])}); per-image outputs "
+                            f"such as fig/lrp/<model>/{stem}.png would overwrite each other: rename one")
+        seen[stem] = name
+
+
 def first_line(table: pd.DataFrame, image: str) -> int:
     return int(table.line[table.image == image].iloc[0])
 
 
 def check_image(path: Path, ratings_path, line: int) -> str:
-    """Fully decode one image (catches truncated files); return the sha256 of its bytes."""
+    """Fully decode one image (catches truncated files); return the sha256 of its bytes.
+
+    Too small and too large images stop here too: PIL refuses images of more than twice
+    Image.MAX_IMAGE_PIXELS (a decompression bomb guard) with its own exception type.
+    """
     where = f"{path} (named in {ratings_path} line {line})"
     if not path.is_file():
         raise DataError(f"{where}: image file not found")
     content = path.read_bytes()
     try:
         with Image.open(path) as image:
+            if min(image.size) < MIN_IMAGE_SIDE:
+                raise DataError(f"{where}: image is only {image.size[0]}x{image.size[1]} pixels "
+                                f"(at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} needed)")
             image.load()
+    except Image.DecompressionBombError as err:
+        raise DataError(f"{where}: image too large to load ({err})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise DataError(f"{where}: cannot read image ({err})") from None
     return hashlib.sha256(content).hexdigest()
@@ -164,17 +195,25 @@ def warn_unrated_files(folder: Path, names) -> None:
 
 
 def load_image(path: Path, size: int) -> np.ndarray:
-    """Any image (RGB, grey, RGBA, palette) as an RGB uint8 array of size x size.
+    """Any image (RGB, grey, 16-bit grey, RGBA, palette) as an RGB uint8 array of size x size."""
+    with Image.open(path) as image:
+        return np.asarray(as_rgb(image).resize((size, size), Image.BILINEAR), dtype=np.uint8)
+
+
+def as_rgb(image: Image.Image) -> Image.Image:
+    """An opened image as 8-bit RGB.
 
     Transparent pixels are composited on white so that alpha never leaks into the colours.
+    16-bit grey is scaled by 1/257 (65535 -> 255): PIL's own conversion clips it at 255 instead,
+    which turns a normal 16-bit photo almost white.
     """
-    with Image.open(path) as image:
-        if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
-            image = image.convert("RGBA")
-            canvas = Image.new("RGBA", image.size, (255, 255, 255, 255))
-            image = Image.alpha_composite(canvas, image)
-        image = image.convert("RGB").resize((size, size), Image.BILINEAR)
-        return np.asarray(image, dtype=np.uint8)
+    if image.mode in SIXTEEN_BIT_MODES:
+        image = Image.fromarray(np.round(np.clip(np.asarray(image), 0, 65535) / 257).astype(np.uint8))
+    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+        image = image.convert("RGBA")
+        canvas = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(canvas, image)
+    return image.convert("RGB")
 
 
 def load_images(paths, size: int) -> np.ndarray:

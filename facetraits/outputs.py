@@ -1,7 +1,8 @@
 """Atomic writes and run records: an interrupted run never leaves a half-written file.
 
 Every output is written to a temporary name in the same folder and renamed into place, so a
-reader sees either the old complete file or the new complete file.
+reader sees either the old complete file or the new complete file. A run killed mid-write
+leaves its temporary file behind; the next write to the same target removes it.
 """
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import contextlib
 import hashlib
 import json
 import os
+import re
+import socket
 import sys
 import tempfile
 import time
@@ -18,19 +21,73 @@ import numpy as np
 import pandas as pd
 
 
+STALE_AFTER = 3600.0  # seconds untouched after which a temporary file we cannot check is left over
+HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname().split(".")[0]) or "host"
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path):
-    """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds."""
+    """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds.
+
+    The result gets the permissions of any new file (0o666 less the umask), not mkstemp's 0o600.
+    The temporary name .<stem>.<pid>@<host>.<random><suffix>.tmp tells whose write it is.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix + ".tmp", dir=path.parent)
+    remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{os.getpid()}@{HOST}.", suffix=path.suffix + ".tmp",
+                               dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def remove_stale_temps(path: Path) -> None:
+    """Delete the temporary files that killed writes to `path` left behind.
+
+    One made on this machine is stale once its process is gone. One from another machine (a
+    shared folder) or from before names held the pid, only when untouched for STALE_AFTER. A
+    file of a running writer on this machine is never touched, however long its write takes.
+    """
+    pattern = re.compile(rf"\.{re.escape(path.stem)}\.(?:(\d+)@([A-Za-z0-9-]+)\.)?[^.]+"
+                         rf"{re.escape(path.suffix)}\.tmp")
+    for entry in os.scandir(path.parent):
+        match = pattern.fullmatch(entry.name)
+        if not match:
+            continue
+        pid, host = match.groups()
+        try:
+            if host == HOST:
+                stale = not running(int(pid))
+            else:
+                stale = time.time() - entry.stat().st_mtime > STALE_AFTER
+            if stale:
+                os.remove(entry.path)
+        except FileNotFoundError:
+            pass  # its writer renamed it, or another run removed it, meanwhile
+
+
+def running(pid: int) -> bool:
+    """Whether a process with this pid exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):  # another user's process (or no valid pid): leave its files alone
+        return True
+    return True
+
+
+def umask() -> int:
+    """The process umask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_csv(path, table: pd.DataFrame) -> Path:

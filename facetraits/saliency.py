@@ -45,6 +45,9 @@ TEST_COLUMNS = ("trait", "region", "measure", "group_a", "group_b", "mean_differ
 # absolute relevance (evidence either way: a frown at the mouth is negative relevance for
 # "warm", yet the mouth is what drives that rating).
 GROUP_TEST_MEASURES = ("share_pos", "share_abs")
+# Landmarks may lie this far (share of the image width / height) outside the image: dlib puts jaw
+# points of tightly cropped faces there. Farther out they belong to another image size.
+LANDMARK_MARGIN = 0.25
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -109,7 +112,7 @@ def image_landmarks(cfg, dataset: data.Dataset) -> tuple[dict[str, np.ndarray], 
         table = read_landmark_table(cfg.data.landmarks)
         by_image = {str(name): rows for name, rows in table.groupby("image", sort=False)}
         empty = table.iloc[:0]
-        for name in dataset.images:
+        for name, path in zip(dataset.images, dataset.paths):
             rows = by_image.get(name, empty)
             if rows.empty:
                 missing.append((name, f"no landmarks in {cfg.data.landmarks}"))
@@ -118,6 +121,8 @@ def image_landmarks(cfg, dataset: data.Dataset) -> tuple[dict[str, np.ndarray], 
                 found[name] = regions.landmarks_from_frame(rows, name)
             except regions.LandmarkError as err:
                 missing.append((name, str(err)))
+                continue
+            check_inside(rows, data.image_size(path), cfg.data.landmarks, name)
         return found, missing
 
     cache = Path(cfg.output.cache_dir) / "landmarks"
@@ -135,12 +140,13 @@ def image_landmarks(cfg, dataset: data.Dataset) -> tuple[dict[str, np.ndarray], 
 def _detect(path: Path) -> np.ndarray:
     """dlib landmarks of one image file, or an empty (0, 2) array when no face is found (cacheable)."""
     with Image.open(path) as image:
-        rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
+        rgb = np.asarray(data.as_rgb(image), dtype=np.uint8)
     points = regions.detect_landmarks(rgb)
     return np.zeros((0, 2)) if points is None else points
 
 
 def read_landmark_table(path) -> pd.DataFrame:
+    """The landmarks file with its line numbers (header = line 1); a non-numeric x or y is an error."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: landmarks file not found (set data.landmarks: null to detect faces with dlib)")
@@ -154,7 +160,26 @@ def read_landmark_table(path) -> pd.DataFrame:
         raise DataError(f"{path}: missing column(s) {', '.join(absent)} (expected image,point,x,y; "
                         f"found {', '.join(table.columns)})")
     table["image"] = table["image"].astype(str).str.strip()
+    table["line"] = np.arange(len(table)) + 2
+    for column in ("x", "y"):
+        values = pd.to_numeric(table[column], errors="coerce")
+        bad = table[values.isna() & table[column].notna()]
+        if len(bad):
+            raise DataError(f"{path} line {bad.line.iloc[0]}: {column} {bad[column].iloc[0]!r} is not a number")
+        table[column] = values
     return table
+
+
+def check_inside(rows: pd.DataFrame, size: tuple[int, int], path, image: str) -> None:
+    """Landmarks far outside their image (e.g. of the uncropped photo) would make every region background."""
+    width, height = size
+    margin_x, margin_y = LANDMARK_MARGIN * width, LANDMARK_MARGIN * height
+    outside = rows[(rows.x < -margin_x) | (rows.x > width - 1 + margin_x)
+                   | (rows.y < -margin_y) | (rows.y > height - 1 + margin_y)]
+    if len(outside):
+        row = outside.iloc[0]
+        raise DataError(f"{path} line {row.line}: point {int(row.point)} of image {image} at ({row.x:g}, {row.y:g}) "
+                        f"lies outside the {width}x{height} image")
 
 
 def dataset_landmarks(cfg, dataset: data.Dataset, map_shape: tuple[int, int]):

@@ -157,3 +157,45 @@ def test_unrated_image_files_are_reported(dataset_dir, tmp_path, capsys):
     shutil.copy(dataset_dir / "images" / "p00_0.png", dataset_dir / "images" / "extra.png")
     load(dataset_dir, tmp_path)
     assert "1 image file(s)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["1e300", "-2e6"])
+def test_absurdly_large_rating_names_the_line(dataset_dir, tmp_path, value):
+    def bad(table):
+        table.loc[3, "rating"] = value
+        return table
+    edit_ratings(dataset_dir, bad)
+    expect_error(dataset_dir, tmp_path, "ratings.csv line 5",
+                 f"rating {value!r} is implausibly large (|rating| > 1e+06)")
+
+
+@pytest.mark.parametrize("mode, suffix", [("I;16", ".png"), ("I;16", ".tif"), ("I;16B", ".tif"), ("I", ".tif")])
+def test_16_bit_grey_is_scaled_to_8_bits_not_clipped(tmp_path, mode, suffix):
+    grey = np.tile(np.linspace(0, 255, 32).round().astype(np.uint8), (32, 1))
+    wide = grey.astype(np.uint16) * 257  # the same picture at 16 bits
+    image = (Image.fromarray(wide.astype(np.int32)) if mode == "I"
+             else Image.frombytes(mode, (32, 32), wide.astype(">u2" if mode == "I;16B" else "<u2").tobytes()))
+    image.save(tmp_path / f"x{suffix}")
+    assert Image.open(tmp_path / f"x{suffix}").mode == mode
+    np.testing.assert_array_equal(data.load_image(tmp_path / f"x{suffix}", 32), np.stack([grey] * 3, axis=-1))
+
+
+def test_image_smaller_than_16_pixels_names_the_file(dataset_dir, tmp_path):
+    Image.new("RGB", (1, 1)).save(dataset_dir / "images" / "p01_0.png")
+    expect_error(dataset_dir, tmp_path, "p01_0.png", "ratings.csv line",
+                 "image is only 1x1 pixels (at least 16x16 needed)")
+
+
+def test_decompression_bomb_is_a_one_line_error(dataset_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 24 * 24 // 3)  # PIL refuses more than twice this
+    expect_error(dataset_dir, tmp_path, "p00_0.png", "image too large to load", "decompression bomb")
+
+
+def test_two_images_with_the_same_stem_name_both_files(dataset_dir, tmp_path):
+    def jpg_twin(table):
+        twin = table[table.image == "p01_1.png"].assign(image="p01_1.jpg")
+        return pd.concat([table, twin])
+    Image.open(dataset_dir / "images" / "p01_1.png").save(dataset_dir / "images" / "p01_1.jpg")
+    edit_ratings(dataset_dir, jpg_twin)
+    expect_error(dataset_dir, tmp_path, "ratings.csv line 14: image p01_1.png has the same name stem 'p01_1' as "
+                 "image p01_1.jpg (line 26)")
