@@ -104,13 +104,15 @@ def build_head(feature_shape, cfg: ModelConfig, seed: int = 0, feature_mean=None
     """The regression head on conv features: centring -> pooling -> Dense(relu) -> [Dropout] -> Dense(1).
 
     The centring layer subtracts the training faces' mean conv feature map (zeros until
-    `training.fit_head` sets it). It changes nothing in the predictions, but it makes the
-    explanations measure each face against the average face: LRP passes relevance through a
-    layer without a kernel unchanged, so relevance lands where this face's features differ
-    from the average face's at the same place, including where a feature the average face has
-    is missing. With the mean folded into the Dense bias instead, features that are strong in
-    every face (pupils, the hair line, image borders) get large relevance of either sign that
-    cancels in the prediction and swamps the heatmaps.
+    `training.fit_head` sets it). It changes nothing in the predictions, only what the LRP rules
+    explain: they pass relevance through a layer without a kernel unchanged, so the Dense layers'
+    relevance lands on c = (this face's feature map - the mean map), about c * d(rating)/df
+    (exactly, for lrp.epsilon and lrp.z), and the biases keep the rest of the rating. A feature
+    the average face has and this face lacks gets relevance too. Below this layer the conv rules
+    pass each feature's relevance on to pixels measured from zero, not from the average face
+    (see `explanations`). With the mean folded into the Dense bias instead, features that are
+    strong in every face (pupils, the hair line, image borders) get large relevance of either
+    sign that cancels in the prediction and swamps the heatmaps. Gradient methods are unaffected.
     """
     shape = tuple(int(n) for n in feature_shape)
     inputs = keras.Input(shape=shape, name="conv_features")
