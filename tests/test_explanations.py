@@ -117,7 +117,7 @@ def test_lrp_analysis_then_average_saliency(trained):
 
     lrp_analysis.main(argv + ["--set", "lrp.analyzer=lrp.epsilon", "--skip-faithfulness"])
     record = json.loads((results / "relevance" / "ASD__warm.json").read_text())
-    assert record["analyzer"] == "lrp.epsilon" and record["conservation_max_abs_error"] < 1e-3
+    assert record["analyzer"] == "lrp.epsilon" and record["conv_bias_share_max_abs"] < 1e-3
 
 
 def mean_pixel_model(size: int) -> keras.Model:
