@@ -2,9 +2,10 @@
 
 For each group x trait model (trained by train_regression.py) the configured iNNvestigate method
 (lrp.analyzer, default lrp.sequential_preset_a_flat as in the reference study) explains output
-unit 0, the predicted rating: relevance decomposes the rating from 0, positive pixels push it up;
-the head centres its features on the average training face, so a map shows where this face
-differs from the average face in a way that moves the rating (see model.build_head).
+unit 0, the predicted rating; what red and blue mean depends on the method (see
+facetraits/explanations.py). For the LRP rules the head hands relevance to this face's top conv
+features minus the average training face's (model.build_head), and the conv layers pass it on
+to the pixels that drive those features.
 Writes results/relevance/<group>__<trait>.npy (float32, images x H x W, channels summed, in the
 order of results/relevance/index.csv), overlays under fig/lrp/<group>__<trait>/,
 fig/extremes_<group>__<trait>.png (k highest- and k lowest-rated faces with their heatmaps),
@@ -52,10 +53,15 @@ def relevance_for_model(run, dataset, name) -> np.ndarray:
     record = {"inputs": inputs, "analyzer": cfg.lrp.analyzer, "predictions": predictions.tolist(),
               "finite": bool(np.isfinite(relevance).all())}
     if cfg.lrp.analyzer == "lrp.epsilon":
-        totals = relevance.sum(axis=(1, 2))
-        record["conservation_max_abs_error"] = float(np.max(np.abs(totals - predictions)))
-        print(f"{name}: lrp.epsilon relevance sums to the prediction within "
-              f"{record['conservation_max_abs_error']:.2g}", file=sys.stderr)
+        expected_sum = explanations.centred_gradient_sum(keras_model)
+        expected = np.concatenate([expected_sum(data.load_images(dataset.paths[i:i + cfg.lrp.batch_size],
+                                                                 cfg.model.input_size))
+                                   for i in range(0, len(dataset), cfg.lrp.batch_size)])
+        # What VGG16's own biases keep (plus epsilon's losses): the conservation error when they are zero.
+        record["conv_bias_share_max_abs"] = float(np.max(np.abs(expected - relevance.sum(axis=(1, 2)))))
+        print(f"{name}: lrp.epsilon relevance sums to the prediction minus the head biases' share, less "
+              f"up to {record['conv_bias_share_max_abs']:.2g} kept by the VGG16 biases (none if random)",
+              file=sys.stderr)
     outputs.write_json(record_path, record)
     return relevance
 

@@ -100,9 +100,17 @@ def build_head(feature_shapes: dict, feature_set: FeatureSet, cfg: ModelConfig, 
     Dense(1) (ridge) or Dense(relu) -> [Dropout] -> Dense(1) (mlp). Inputs: one map per layer.
 
     The centring layers subtract the training faces' mean map of each layer (zeros until the fit
-    sets them). Pooling and the first Dense layer are linear, so this changes no prediction; it
-    keeps the feature means out of the Dense bias. For a linear head the relevance at the pooled
-    features is then exactly w x (f - mean f), and the output bias is the mean training rating.
+    sets them). Pooling and the first Dense layer are linear, so this changes no prediction, only
+    what the LRP rules explain: they pass relevance through a layer without a kernel unchanged, so
+    the Dense layers' relevance lands on c = (this face's feature map - the mean map), about
+    c * d(rating)/df (exactly, for lrp.epsilon and lrp.z; for the linear ridge head exactly
+    w x (f - mean f), its output bias being the mean training rating), and the biases keep the
+    rest of the rating. A feature the average face has and this face lacks gets relevance too.
+    Below this layer the conv rules pass each feature's relevance on to pixels measured from
+    zero, not from the average face (see `explanations`). With the mean folded into the Dense
+    bias instead, features that are strong in every face (pupils, the hair line, image borders)
+    get large relevance of either sign that cancels in the prediction and swamps the heatmaps.
+    Gradient methods are unaffected.
     """
     kind = kind or cfg.head
     inputs, branches = [], []
@@ -145,7 +153,8 @@ def mount(base: keras.Model, head: keras.Model) -> keras.Model:
 
     VGG16 is a chain; each head input is fed the output of the VGG16 layer it is named after,
     and the head's own layers are re-applied in order, so the weights are shared, not copied."""
-    tensors, x = {}, base.input
+    x = base.input
+    tensors = {base.layers[0].name: x}
     for layer in base.layers[1:]:
         x = tensors[layer.name] = layer(x)
     for name in head.input_names:

@@ -97,7 +97,8 @@ def average_saliency(maps: dict, groups, traits, aligned: bool, background: np.n
 
     ``maps`` maps (group, trait) -> (H, W) mean normalised relevance; ``background`` a grey
     (H, W) image in [0, 1] (the mean face) drawn underneath; ``signed`` uses a symmetric diverging
-    scale (red = evidence for a higher rating, blue = against), else positive relevance only.
+    scale (red = positive relevance, blue = negative; what that means per method: `explanations`),
+    else positive relevance only.
     """
     from matplotlib import colors
 
@@ -118,7 +119,7 @@ def average_saliency(maps: dict, groups, traits, aligned: bool, background: np.n
             ax.set_title(label, fontsize=9)
     _percent_colorbar(fig, norm, cmap, axes.ravel().tolist(),
                       "mean relevance per pixel\n(% of each image's total |relevance|)")
-    what = "red: evidence for a higher rating, blue: against" if signed else "positive relevance only"
+    what = "red: positive relevance, blue: negative" if signed else "positive relevance only"
     fig.suptitle(f"Average LRP heatmaps, {_align_text(aligned)}\n({what}; one colour scale for all panels)",
                  fontsize=10)
     return fig
@@ -214,7 +215,7 @@ def region_relevance(summary: pd.DataFrame, tests: pd.DataFrame | None = None, a
 
 
 def heatmap_rgb(relevance: np.ndarray, colormap: str = "signed", limit: float | None = None) -> np.ndarray:
-    """Relevance (H, W) -> RGB uint8. signed: diverging map, symmetric range (red up, blue down);
+    """Relevance (H, W) -> RGB uint8. signed: diverging map, symmetric range (red positive, blue negative);
     positive: only positive relevance, white to red."""
     if colormap == "positive":
         relevance = np.clip(relevance, 0, None)
@@ -244,7 +245,7 @@ def extremes(images, relevance, ratings, predictions, names, colormap: str, titl
         for row in range(2):
             axes[row, column].axis("off")
     fig.suptitle(f"{title}: highest-rated (left) and lowest-rated (right) faces; "
-                 f"{'red = raises the rating, blue = lowers it' if colormap == 'signed' else 'positive relevance'}",
+                 f"{'red = positive relevance, blue = negative' if colormap == 'signed' else 'positive relevance'}",
                  fontsize=9)
     return fig
 

@@ -1,4 +1,6 @@
 """LRP and friends: names, shapes, conservation, the lrp_analysis outputs, faithfulness."""
+import json
+
 import innvestigate
 import numpy as np
 import pandas as pd
@@ -24,12 +26,60 @@ def asd_warm(trained):
     return cfg, dataset, model.load_full_model(cfg.output.models_dir / "ASD__warm.h5")
 
 
-def test_epsilon_relevance_sums_to_the_prediction(asd_warm):
+def head_bias_share(keras_model, images) -> np.ndarray:
+    """sum of b * dŷ/db over the head's Dense biases, one image at a time (the biases are shared)."""
+    from facetraits.backend import tf
+    biases = [layer.bias for layer in keras_model.layers if layer.name in ("head_dense", "head_rating")]
+    share = tf.add_n([tf.reduce_sum(b * g) for b, g in zip(biases, tf.gradients(keras_model.output, biases))])
+    run = keras.backend.function([keras_model.input], [share])
+    return np.array([run([model.preprocess(images[i:i + 1])])[0] for i in range(len(images))])
+
+
+def test_epsilon_relevance_sums_to_the_prediction_minus_the_bias_share(asd_warm):
     cfg, dataset, keras_model = asd_warm
+    conv_layers = [layer for layer in keras_model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert not any(np.any(layer.get_weights()[1]) for layer in conv_layers)  # random VGG16: zero conv biases
     images = data.load_images(dataset.paths[:6], cfg.model.input_size)
-    totals, predictions = explanations.conservation(keras_model, images)
-    assert np.std(predictions) > 0
-    np.testing.assert_allclose(totals, predictions, rtol=1e-3, atol=1e-3 * np.abs(predictions).max())
+    totals, centred = explanations.conservation(keras_model, images)
+    predictions = keras_model.predict(model.preprocess(images), verbose=0).ravel()
+    share = head_bias_share(keras_model, images)
+    assert np.std(predictions) > 0 and np.abs(share).min() > 1e-2  # the biases' share is not negligible
+    scale = 1e-3 * np.abs(predictions).max()
+    np.testing.assert_allclose(centred, predictions - share, rtol=1e-4, atol=scale)
+    np.testing.assert_allclose(totals, predictions - share, rtol=1e-3, atol=scale)
+
+
+def toy_head_model(images: np.ndarray, b_out: float) -> keras.Model:
+    """The head mounted straight on the pixels, hidden biases set, and the output weights scaled so
+    that the first image is predicted at b_out - 0.005: just below the output bias."""
+    x = model.preprocess(images)
+    inputs = keras.Input(x.shape[1:], name="pixels")
+    head = model.build_head({"pixels": x.shape[1:]}, config.FeatureSet(("pixels",), 1), config.ModelConfig(dense_units=6),
+                            seed=0, feature_means={"pixels": x.mean(axis=0)}, kind="mlp")
+    toy = model.mount(keras.Model(inputs, inputs), head)
+    kernel, _ = toy.get_layer("head_dense").get_weights()
+    toy.get_layer("head_dense").set_weights([kernel, np.linspace(-0.05, 0.05, 6, dtype=np.float32)])
+    hidden = keras.Model(toy.input, toy.get_layer("head_dense").get_output_at(-1)).predict(x[:1], verbose=0)
+    kernel, _ = toy.get_layer("head_rating").get_weights()
+    toy.get_layer("head_rating").set_weights([kernel * -0.005 / (hidden @ kernel).item(), np.float32([b_out])])
+    return toy
+
+
+def test_epsilon_does_not_invert_a_face_predicted_just_below_the_output_bias():
+    """Exact reference for a ReLU head on the pixels: (x - mean) * dŷ/dx, the decomposition with
+    biases. Starting from ŷ with bias=False scaled the map by ŷ / (ŷ - b_out), here about -800."""
+    images = np.random.default_rng(0).integers(0, 255, (4, 8, 8, 3)).astype(np.uint8)
+    toy = toy_head_model(images, b_out=4.0)
+    x = model.preprocess(images)
+    gradient = innvestigate.create_analyzer("gradient", toy, neuron_selection_mode="index").analyze(
+        x, neuron_selection=np.zeros(len(x), int))
+    reference = ((x - x.mean(axis=0)) * gradient).sum(axis=-1)
+    explainer = explanations.Explainer(toy, "lrp.epsilon")
+    assert explainer.predict(images)[0] == pytest.approx(3.995, abs=1e-4)
+    relevance = explainer(images)[0]
+    assert np.corrcoef(relevance.ravel(), reference[0].ravel())[0, 1] > 0.999
+    assert np.abs(relevance).sum() == pytest.approx(np.abs(reference[0]).sum(), rel=1e-3)
+    np.testing.assert_allclose(relevance.sum(), 3.995 - head_bias_share(toy, images[:1])[0], atol=1e-5)
 
 
 @pytest.mark.parametrize("method", ["lrp.sequential_preset_a_flat", "smoothgrad"])
@@ -65,6 +115,10 @@ def test_lrp_analysis_then_average_saliency(trained):
     sums = regions.groupby(["group", "trait", "image"]).share_abs.sum()
     np.testing.assert_allclose(sums, 1.0, atol=1e-5)
     assert (figures / "average_saliency.png").is_file() and (figures / "group_difference_warm.png").is_file()
+
+    lrp_analysis.main(argv + ["--set", "lrp.analyzer=lrp.epsilon", "--skip-faithfulness"])
+    record = json.loads((results / "relevance" / "ASD__warm.json").read_text())
+    assert record["analyzer"] == "lrp.epsilon" and record["conv_bias_share_max_abs"] < 1e-3
 
 
 def mean_pixel_model(size: int) -> keras.Model:
@@ -109,9 +163,9 @@ def test_integrated_gradients_on_a_model_loaded_after_a_graph_reset(trained):
 
 @pytest.mark.parametrize("method", ["lrp.sequential_preset_a_flat", "lrp.epsilon"])
 def test_the_average_face_gets_no_relevance(blob_config, method):
-    """The head centres on the training faces' mean features, so relevance measures a face
-    against the average face: a face that IS the average gets an empty map although its
-    predicted rating (all from the biases) is not 0, and any other face gets a non-empty one."""
+    """LRP hands the head's relevance to the centred features c = f - m: a face whose features ARE
+    the mean has c = 0 and an empty map, and its whole predicted rating is the biases' share,
+    so lrp.epsilon still conserves relevance; any other face gets a non-empty map."""
     cfg = config.load(blob_config)
     dataset = data.load(cfg)
     images = data.load_images(dataset.paths[:2], cfg.model.input_size)
@@ -121,8 +175,11 @@ def test_the_average_face_gets_no_relevance(blob_config, method):
                             feature_means={"block5_pool": conv[0]}, kind="mlp")
     kernel, bias = head.get_layer("head_dense").get_weights()
     head.get_layer("head_dense").set_weights([kernel, bias + 0.5])
-    explainer = explanations.Explainer(model.mount(base, head), method)
+    full = model.mount(base, head)
+    explainer = explanations.Explainer(full, method)
     maps = explainer(images)
-    assert abs(explainer.predict(images[:1])[0]) > 1e-3
+    prediction = explainer.predict(images[:1])[0]
+    assert abs(prediction) > 1e-3
+    assert head_bias_share(full, images[:1])[0] == pytest.approx(prediction, rel=1e-5)
     assert np.abs(maps[0]).max() == 0
     assert np.abs(maps[1]).max() > 0
