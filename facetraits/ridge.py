@@ -16,12 +16,28 @@ from facetraits import metrics
 from facetraits.errors import DataError
 
 
+# Standard deviations are floored at this share of the median one (see `standardisation`).
+SD_FLOOR = 0.1
+
+
+def standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, sd) per feature for standardising, with the sd floored at SD_FLOOR x the median sd.
+
+    ReLU maps are often zero at the image border in almost every training face; such a feature's
+    tiny sd would blow a test face's rare non-zero value up to a huge standardised value and one
+    feature would swamp the prediction (on the demo: CV r 0.08 instead of 0.83 for 4 x 4 cells)."""
+    mean, sd = x.mean(axis=0), x.std(axis=0)
+    positive = sd[sd > 0]
+    sd = np.maximum(sd, SD_FLOOR * np.median(positive)) if positive.size else sd
+    sd[sd == 0] = 1.0
+    return mean, sd
+
+
 class Solver:
     """One training matrix, standardised on itself and decomposed once."""
 
     def __init__(self, x: np.ndarray):
-        self.mean, self.sd = x.mean(axis=0), x.std(axis=0)
-        self.sd[self.sd == 0] = 1.0
+        self.mean, self.sd = standardisation(x)
         self.u, self.s, self.vt = np.linalg.svd((x - self.mean) / self.sd, full_matrices=False)
         self.n_features = x.shape[1]
 

@@ -19,7 +19,7 @@ from facetraits.config import Config, FeatureSet, TrainingConfig
 
 # Bump when fitting changes in a way that changes results: cached CV predictions and nulls made
 # by an older version are then recomputed instead of reused.
-FIT_VERSION = 2
+FIT_VERSION = 3
 
 
 @dataclass
@@ -124,8 +124,7 @@ def fit_mlp(maps, y, identities, cfg: Config, seed: int):
     fit = ~held_out
     feature_set = cfg.model.mlp_features()
     pooled = features_module.pooled(maps, feature_set)
-    x_mean, x_sd = pooled[fit].mean(axis=0), pooled[fit].std(axis=0)
-    x_sd[x_sd == 0] = 1.0
+    x_mean, x_sd = ridge.standardisation(pooled[fit])
     x = ((pooled - x_mean) / x_sd).astype(np.float32)
     y_mean, y_sd = float(y[fit].mean()), float(y[fit].std()) or 1.0
     z = ((y - y_mean) / y_sd).astype(np.float32)
