@@ -20,7 +20,7 @@ from facetraits.config import VGG16_LAYERS, Config, FeatureSet, cell_bounds
 
 EXTRACTION_BATCH = 32
 # Bump when preprocess() or the resizing in data.load_image changes: old features become invalid.
-PREPROCESSING_VERSION = "vgg16-caffe-bilinear-1"
+PREPROCESSING_VERSION = "vgg16-caffe-bilinear-2"  # 2: 16-bit images scaled, not clipped
 
 
 def feature_sets(cfg: Config) -> tuple[FeatureSet, ...]:
