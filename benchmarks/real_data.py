@@ -3,18 +3,19 @@
 The runs themselves are the ordinary pipeline scripts, one config per dataset, with every output
 outside the repository (the datasets' licences are non-commercial share-alike):
 
-    python import_dataset.py 3dsk /work/shared/data/3dsk /tmp/realdata/3dsk --noise-ceiling
+    python import_dataset.py 3dsk ../shared/data/3dsk /tmp/realdata/3dsk --noise-ceiling
     python cross_validate.py --config /tmp/realdata/3dsk/config.yaml \
-        --set model.weights=/work/shared/weights/vgg16_hed_bsds500_notop.h5
+        --set model.weights=../shared/weights/vgg16_hed_bsds500_notop.h5
     ...   (see benchmarks/results/real_data.md for the full list)
 
 then
 
     python benchmarks/real_data.py --root /tmp/realdata
 
-prints, per dataset, one row per group x trait: n images, pooled CV r and mean fold r of the MLP
-head, MAE, the ridge null model's observed r and permutation p, and the split-half noise ceiling
-(with r / ceiling), then the region with the most positive relevance per unit area per model and
+prints, per dataset, one row per group x trait: n images, the configured head and the settings it
+chose on all images, pooled CV r with its bootstrap CI over identities, mean fold r, MAE, the
+identity-permutation p and null sd of that same head, and the split-half noise ceiling (with
+r / ceiling), then the region with the most positive relevance per unit area per model and
 the number of images dlib found no face in. Nothing is written; no data enter the repository.
 """
 from __future__ import annotations
@@ -46,21 +47,22 @@ def dataset_table(folder: Path) -> str:
     perm = pd.read_csv(perm_path).set_index(["group", "trait"]) if perm_path.is_file() else None
     ceil_path = folder / "noise_ceiling.csv"
     ceil = pd.read_csv(ceil_path).set_index(["group", "trait"]) if ceil_path.is_file() else None
-    lines = ["| group | trait | n images | CV pooled r (MLP) | mean fold r | MAE | ridge observed r | "
-             "permutation p | noise ceiling | pooled r / ceiling |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| group | trait | n images | head (chosen on all images) | CV pooled r [95% CI] | mean fold r | MAE | "
+             "permutation p | null sd | noise ceiling | r / ceiling |",
+             "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for (group, trait), row in pooled.iterrows():
-        observed = p = ceiling = float("nan")
+        p = null_sd = ceiling = float("nan")
         n_perm = ""
         if perm is not None and (group, trait) in perm.index:
-            observed, p = perm.loc[(group, trait), "observed_r"], perm.loc[(group, trait), "p_value"]
+            p, null_sd = perm.loc[(group, trait), "p_value"], perm.loc[(group, trait), "null_sd"]
             n_perm = int(perm.loc[(group, trait), "n_permutations"])
         if ceil is not None and (group, trait) in ceil.index:
             ceiling = ceil.loc[(group, trait), "noise_ceiling"]
         ratio = row.pearson_r / ceiling if ceiling and not math.isnan(ceiling) else float("nan")
-        lines.append(f"| {group} | {trait} | {int(row.n_test)} | {_fmt(row.pearson_r)} | {_fmt(row.mean_fold_r)} | "
-                     f"{_fmt(row.mae)} | {_fmt(observed)} | {_p(p)}{f' ({n_perm})' if n_perm else ''} | "
-                     f"{_fmt(ceiling)} | {_fmt(ratio, 2)} |")
+        head = f"{row['head']} {row.layers}@{row.grid}" + (f", alpha {row.alpha:g}" if row["head"] == "ridge" else "")
+        lines.append(f"| {group} | {trait} | {int(row.n_test)} | {head} | {_fmt(row.pearson_r)} "
+                     f"[{_fmt(row.r_ci_low)}, {_fmt(row.r_ci_high)}] | {_fmt(row.mean_fold_r)} | {_fmt(row.mae)} | "
+                     f"{_p(p)}{f' ({n_perm})' if n_perm else ''} | {_fmt(null_sd)} | {_fmt(ceiling)} | {_fmt(ratio, 2)} |")
     return "\n".join(lines)
 
 
