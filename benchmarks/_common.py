@@ -14,6 +14,7 @@ import math
 import os
 import platform
 import shlex
+import subprocess
 import sys
 import threading
 import time
@@ -59,6 +60,18 @@ def version(package: str) -> str:
         return "not installed"
 
 
+def git_commit() -> str:
+    """The checkout's commit, marked when files differ from it: what produced a report."""
+    try:
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "not a git checkout"
+    return f"commit {commit}" + (" with uncommitted changes" if dirty else "")
+
+
 def machine() -> dict:
     """What the numbers depend on: CPU, memory, accelerator, library versions, load at start."""
     import tensorflow as tf
@@ -71,6 +84,7 @@ def machine() -> dict:
         pass
     return {
         "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "code": git_commit(),
         "cores available": len(os.sched_getaffinity(0)),
         "cpu": cpu_model(),
         "memory": memory,

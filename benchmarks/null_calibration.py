@@ -82,7 +82,7 @@ def main(argv=None):
     for axis, (unit, values) in zip(axes, p_values.items()):
         axis.hist(values, bins=20, range=(0, 1), color="grey")
         axis.axhline(len(values) / 20, color="black", linestyle=":", label="uniform")
-        axis.set(title=f"{unit} permutation null", xlabel="p-value")
+        axis.set(title="whole identities permuted" if unit == "identity" else "single images shuffled", xlabel="p-value")
     axes[0].set_ylabel("datasets")
     axes[0].legend()
     figure_path = Path(args.out).with_suffix(".png")
