@@ -206,10 +206,15 @@ class RssSampler:
         return out
 
 
-def argument_parser(doc: str) -> argparse.ArgumentParser:
-    """The options every benchmark shares: the settings file and the (offline, HED) weights."""
+def argument_parser(doc: str, report: str) -> argparse.ArgumentParser:
+    """The options every benchmark of the pipeline shares: settings, (offline, HED) weights,
+    overrides, and the report's path (default: benchmarks/results/<report>.md)."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=str(ROOT / "config.yaml"), help="settings file (default: config.yaml)")
     parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS),
                         help=f"VGG16 notop .h5 (default: {relative(DEFAULT_WEIGHTS)}; HED, not ImageNet)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override (repeatable), e.g. --set output.cache_dir=PATH")
+    parser.add_argument("--out", default=str(RESULTS / f"{report}.md"),
+                        help=f"Markdown report (default: benchmarks/results/{report}.md)")
     return parser

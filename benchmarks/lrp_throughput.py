@@ -29,17 +29,13 @@ FORWARD = "forward (model.predict)"
 
 
 def parse_args():
-    parser = _common.argument_parser(__doc__)
+    parser = _common.argument_parser(__doc__, "lrp_throughput")
     parser.add_argument("--input-size", type=int, default=224, help="model.input_size (default: %(default)s)")
     parser.add_argument("--analyzers", nargs="+", default=ANALYZERS, help="iNNvestigate names (default: %(default)s)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32], help="(default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=2, help="timed calls per method and batch size (default: %(default)s)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/facetraits-bench/lrp_throughput"),
                         help="folder for the trained model (default: %(default)s)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override (repeatable), e.g. --set output.cache_dir=PATH")
-    parser.add_argument("--out", default=_common.RESULTS / "lrp_throughput.md",
-                        help="Markdown report (default: benchmarks/results/lrp_throughput.md)")
     return parser.parse_args()
 
 

@@ -34,16 +34,12 @@ def mib(n_bytes: int) -> str:
 
 
 def parse_args():
-    parser = _common.argument_parser(__doc__)
+    parser = _common.argument_parser(__doc__, "memory")
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 500],
                         help="numbers of images, multiples of 10 (default: %(default)s)")
     parser.add_argument("--input-size", type=int, default=224, help="model.input_size (default: %(default)s)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/facetraits-bench/memory"),
                         help="scratch folder for data sets, caches and relevance files (default: %(default)s)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override (repeatable), e.g. --set lrp.analyzer=lrp.epsilon")
-    parser.add_argument("--out", default=_common.RESULTS / "memory.md",
-                        help="Markdown report (default: benchmarks/results/memory.md)")
     args = parser.parse_args()
     if any(n % 10 for n in args.sizes):
         parser.error("--sizes must be multiples of 10 (the demo generator draws 10 images per identity)")

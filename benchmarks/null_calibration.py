@@ -12,6 +12,7 @@ test calls about 5% of them significant at .05. Writes a Markdown report and a p
 """
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
 
@@ -27,7 +28,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = _common.argument_parser(__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", type=int, default=200, help="simulated datasets (default: %(default)s)")
     parser.add_argument("--permutations", type=int, default=500, help="per dataset and null (default: %(default)s)")
     parser.add_argument("--identities", type=int, default=50)

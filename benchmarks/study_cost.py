@@ -24,12 +24,10 @@ from facetraits.backend import keras
 
 
 def parse_args(argv=None):
-    parser = _common.argument_parser(__doc__)
+    parser = _common.argument_parser(__doc__, "study_cost")
     parser.add_argument("--permutations", type=int, default=1000)
     parser.add_argument("--mlp-permutations", type=int, default=2, help="exact mlp permutations timed (0 = skip)")
     parser.add_argument("--work", default="/tmp/facetraits-bench/study_cost", help="scratch folder (emptied)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--out", default=str(_common.RESULTS / "study_cost.md"))
     return parser.parse_args(argv)
 
 
