@@ -97,7 +97,7 @@ def test_lrp_analysis_then_average_saliency(trained):
     lrp_analysis.main(argv)
     results, figures = cfg.output.results_dir, cfg.output.fig_dir
     index = pd.read_csv(results / "relevance" / "index.csv")
-    assert list(index.columns) == ["index", "image", "identity"] and len(index) == 18
+    assert list(index.columns) == ["index", "image", "identity", "run"] and len(index) == 18
     assert index.image.tolist() == sorted(index.image)
     for name in ("ASD__warm", "NT__warm"):
         relevance = np.load(results / "relevance" / f"{name}.npy")
@@ -106,7 +106,7 @@ def test_lrp_analysis_then_average_saliency(trained):
         assert (figures / f"extremes_{name}.png").stat().st_size > 1000
     summary = pd.read_csv(results / "faithfulness.csv")
     assert list(summary.columns) == ["group", "trait", "analyzer", "aopc_morf", "aopc_random", "aopc_difference",
-                                     "p_value", "beats_random", "n_images"]
+                                     "p_value", "beats_random", "n_images", "run"]
     assert len(summary) == 2 and (summary.analyzer == "lrp.epsilon").all()
     assert (figures / "faithfulness.png").is_file()
 
