@@ -65,6 +65,7 @@ def toy_head_model(images: np.ndarray, b_out: float) -> keras.Model:
     return toy
 
 
+@pytest.mark.slow
 def test_epsilon_does_not_invert_a_face_predicted_just_below_the_output_bias():
     """Exact reference for a ReLU head on the pixels: (x - mean) * dŷ/dx, the decomposition with
     biases. Starting from ŷ with bias=False scaled the map by ŷ / (ŷ - b_out), here about -800."""
@@ -161,6 +162,7 @@ def test_integrated_gradients_on_a_model_loaded_after_a_graph_reset(trained):
     assert relevance.shape == (2, cfg.model.input_size, cfg.model.input_size) and np.isfinite(relevance).all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["lrp.sequential_preset_a_flat", "lrp.epsilon"])
 def test_the_average_face_gets_no_relevance(blob_config, method):
     """LRP hands the head's relevance to the centred features c = f - m: a face whose features ARE

@@ -67,6 +67,7 @@ def threedsk():
     return import_3dsk(needs("3dsk"))
 
 
+@pytest.mark.slow  # the omi fixture imports 1004 faces x 34 traits: 3-7 s for whichever test runs first
 def test_omi_real(omi):
     check_common(omi)
     table = omi.ratings
@@ -81,6 +82,7 @@ def test_omi_real(omi):
     assert singles.image.nunique() == 1004 and singles.groupby(["image", "trait"]).size().min() >= 30
 
 
+@pytest.mark.slow
 def test_omi_noise_ceilings_match_published(omi):
     traits = {"happy": 0.99, "dominant": 0.96, "trustworthy": 0.96, "attractive": 0.95, "smart": 0.93}
     singles = omi.per_rater[omi.per_rater.trait.isin(list(traits))]

@@ -69,6 +69,7 @@ def test_ridge_head_is_the_closed_form_ridge_it_chose(trained):
     assert "Lambda" not in layer_types and trained_head.head.layers[-1].get_config()["units"] == 1
 
 
+@pytest.mark.slow
 def test_cache_reextracts_only_what_changed(tiny_demo, tmp_path, capsys):
     root = tmp_path / "data"
     shutil.copytree(tiny_demo, root)
@@ -134,6 +135,7 @@ def test_rerun_reuses_finished_work(trained, monkeypatch, capsys):
         cross_validate.main(["--config", str(trained), "--trait", "warm", "--set", "training.epochs=2"])
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers(tiny_demo, tmp_path):
     runs = []
     for name in ("a", "b"):

@@ -16,6 +16,7 @@ def records(results) -> list[dict]:
     return [json.loads(path.read_text()) for path in sorted((results / "runs").glob("*.json"))]
 
 
+@pytest.mark.slow
 def test_two_runs_with_different_settings_leave_two_records_and_tables_name_the_last(blob_config):
     results = config.load(blob_config).output.results_dir
     argvs = [["--config", str(blob_config), "--group", "ASD", "--trait", "warm", "--set", f"ridge.alphas={alphas}"]
