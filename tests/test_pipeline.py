@@ -180,8 +180,9 @@ def run_and_expect_error(main, argv, capsys, *fragments):
     with pytest.raises(SystemExit) as caught:
         main(argv)
     assert caught.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("error: ")
+    lines = capsys.readouterr().err.strip().splitlines()  # warnings and progress may come first
+    assert [line for line in lines if line.startswith("error: ")] == lines[-1:], lines  # nothing after it
+    err = lines[-1]
     for fragment in fragments:
         assert fragment in err, err
 

@@ -247,8 +247,9 @@ def test_relevance_at_the_wrong_size_exits_2(faces, tmp_path, capsys):
     config = setup(faces, tmp_path)
     path = tmp_path / "results" / "relevance" / "ASD__warm.npy"
     np.save(path, np.load(path)[:, :32, :32])
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         average_saliency.main(["--config", str(config)])
+    assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "ASD__warm.npy" in err and "(18, 64, 64)" in err
 
