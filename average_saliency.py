@@ -20,7 +20,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from facetraits import cli, config, data, outputs, plots, regions, saliency
+from facetraits import cli, data, outputs, plots, regions, saliency
 from facetraits.errors import FacetraitsError
 
 
@@ -32,8 +32,7 @@ def write_npz(path, **arrays):
 
 
 @cli.script
-def main(argv=None):
-    run = cli.setup_run(__doc__, argv)
+def main(run):
     cfg = run.config
     dataset = data.load(cfg)
     size = cfg.model.input_size
@@ -41,7 +40,7 @@ def main(argv=None):
     relevance = {(g, t): saliency.load_relevance(cfg.output.results_dir, cli.model_name(g, t), dataset, shape)
                  for g, t in run.models}
     landmarks, missing = saliency.dataset_landmarks(cfg, dataset, shape)
-    saliency.report_missing(missing, run.results("landmarks_missing.csv"), len(dataset))
+    saliency.report_missing(missing, run.results("landmarks_missing.csv"), len(dataset), run.id)
     if not landmarks:
         raise FacetraitsError(f"none of the {len(dataset)} images has usable landmarks (first reason: "
                                        f"{missing[0][1]}); see {run.results('landmarks_missing.csv')}")
@@ -85,14 +84,13 @@ def main(argv=None):
     summary = saliency.region_summary(table)
     tests = (saliency.region_group_tests(table, *groups[:2]) if len(groups) >= 2
              else pd.DataFrame(columns=list(saliency.TEST_COLUMNS)))
-    outputs.write_csv(run.results("region_relevance.csv"), table)
-    outputs.write_csv(run.results("region_summary.csv"), summary)
-    outputs.write_csv(run.results("region_group_tests.csv"), tests)
+    run.write_csv("region_relevance.csv", table)
+    run.write_csv("region_summary.csv", summary)
+    run.write_csv("region_group_tests.csv", tests)
     outputs.save_figure(plots.region_relevance(summary, tests if len(tests) else None, cfg.lrp.alpha),
                         run.fig("region_relevance.png"))
-    outputs.write_json(run.results("average_saliency/run.json"), outputs.run_record(
-        "average_saliency.py", run.argv, config.as_dict(cfg), aligned=aligned, n_images=len(dataset),
-        n_with_landmarks=len(landmarks), n_missing_landmarks=len(missing)))
+    run.details.update(aligned=aligned, n_images=len(dataset), n_with_landmarks=len(landmarks),
+                       n_missing_landmarks=len(missing))
 
     for group, trait in run.models:
         positive = saliency.top_region(summary, group, trait, measure="mean_pos_per_area")

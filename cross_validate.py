@@ -29,8 +29,7 @@ def cross_group(dataset, predictions: dict) -> pd.DataFrame:
 
 
 @cli.script
-def main(argv=None):
-    run = cli.setup_run(__doc__, argv)
+def main(run):
     cfg = run.config
     study = training.load_study(cfg)
     dataset, folds = study.dataset, study.folds
@@ -52,9 +51,9 @@ def main(argv=None):
               f"mean fold r = {pooled['mean_fold_r']:.3f}, MAE = {pooled['mae']:.3f} "
               f"({final['head']}: {final['layers']}@{final['grid']}, alpha {final['alpha']:.3g})")
     summary = pd.DataFrame(summary_rows)
-    outputs.write_csv(run.results("cv_folds.csv"), pd.concat(fold_rows, ignore_index=True))
-    outputs.write_csv(run.results("cv_summary.csv"), summary)
-    outputs.write_csv(run.results("cross_group.csv"), cross_group(dataset, predictions))
+    run.write_csv("cv_folds.csv", pd.concat(fold_rows, ignore_index=True))
+    run.write_csv("cv_summary.csv", summary)
+    run.write_csv("cross_group.csv", cross_group(dataset, predictions))
     outputs.save_figure(plots.cv_pearson(summary), run.fig("cv_pearson.png"))
     print(f"wrote {run.results('cv_summary.csv')} and figures in {cfg.output.fig_dir}", file=sys.stderr)
 

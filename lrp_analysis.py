@@ -110,9 +110,8 @@ def faithfulness_rows(run, dataset, group, trait):
     return summary, curves
 
 
-@cli.script
-def main(argv=None):
-    run = cli.setup_run(__doc__, argv, add_arguments)
+@cli.script(add_arguments=add_arguments)
+def main(run):
     cfg = run.config
     explanations.validate_config(cfg)
     dataset = data.load(cfg)
@@ -120,8 +119,8 @@ def main(argv=None):
         path = cfg.output.models_dir / f"{cli.model_name(group, trait)}.h5"
         if not path.is_file():
             raise FacetraitsError(f"{path}: model not found; run train_regression.py first")
-    outputs.write_csv(run.results("relevance") / "index.csv",
-                      pd.DataFrame({"index": range(len(dataset)), "image": dataset.images, "identity": dataset.identities}))
+    run.write_csv("relevance/index.csv",
+                  pd.DataFrame({"index": range(len(dataset)), "image": dataset.images, "identity": dataset.identities}))
     summary, curves = [], []
     for group, trait in run.models:
         name = cli.model_name(group, trait)
@@ -135,8 +134,8 @@ def main(argv=None):
             curves += lines
     if summary:
         curves = pd.concat(curves, ignore_index=True)
-        outputs.write_csv(run.results("faithfulness.csv"), pd.DataFrame(summary))
-        outputs.write_csv(run.results("faithfulness_curves.csv"), curves)
+        run.write_csv("faithfulness.csv", pd.DataFrame(summary))
+        run.write_csv("faithfulness_curves.csv", curves)
         outputs.save_figure(plots.faithfulness(curves), run.fig("faithfulness.png"))
 
 

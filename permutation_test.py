@@ -19,8 +19,7 @@ from facetraits import cli, config, metrics, outputs, plots, training
 
 
 @cli.script
-def main(argv=None):
-    run = cli.setup_run(__doc__, argv)
+def main(run):
     cfg = run.config
     study = training.load_study(cfg)
     identities = study.dataset.identities
@@ -46,8 +45,8 @@ def main(argv=None):
                             run.fig(f"permutation_{name}.png"))
         print(f"{name}: observed r = {observed:.3f} ({cfg.model.head} head), null mean = {np.mean(null):+.3f}, "
               f"sd = {np.std(null):.3f}, p = {p_value:.4g} ({len(null)} identity permutations)")
-    outputs.write_csv(run.results("permutation_null.csv"), pd.concat(null_rows, ignore_index=True))
-    outputs.write_csv(run.results("permutation_summary.csv"), pd.DataFrame(summary_rows))
+    run.write_csv("permutation_null.csv", pd.concat(null_rows, ignore_index=True))
+    run.write_csv("permutation_summary.csv", pd.DataFrame(summary_rows))
     print(f"wrote {run.results('permutation_summary.csv')}", file=sys.stderr)
 
 

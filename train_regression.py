@@ -16,8 +16,7 @@ from facetraits import cli, config, metrics, model, outputs, training
 
 
 @cli.script
-def main(argv=None):
-    run = cli.setup_run(__doc__, argv)
+def main(run):
     cfg = run.config
     base = model.build_base(cfg.model, cfg.seed)
     study = training.load_study(cfg, base)
@@ -38,7 +37,7 @@ def main(argv=None):
         scores = {"train_pearson_r": metrics.pearson_r(y, fitted), "train_mae": metrics.mae(y, fitted),
                   "n_images": len(y), "epochs": trained.epochs}
         outputs.write_json(record_path, outputs.run_record(
-            "train_regression.py", run.argv, config.as_dict(cfg), group=group, trait=trait, inputs=inputs,
+            "train_regression.py", run.argv, config.as_dict(cfg), run=run.id, group=group, trait=trait, inputs=inputs,
             config_hash=cfg.hash(), seed=cfg.seed, settings=trained.settings, metrics=scores))
         chosen = trained.settings
         print(f"{name}: {chosen['head']} head on {chosen['layers']}@{chosen['grid']} (alpha {chosen['alpha']:.3g}) "

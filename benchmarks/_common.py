@@ -14,7 +14,6 @@ import math
 import os
 import platform
 import shlex
-import subprocess
 import sys
 import threading
 import time
@@ -61,15 +60,12 @@ def version(package: str) -> str:
 
 
 def git_commit() -> str:
-    """The checkout's commit, marked when files differ from it: what produced a report."""
-    try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "not a git checkout"
-    return f"commit {commit}" + (" with uncommitted changes" if dirty else "")
+    """The checkout's commit, marked when files differ from it: what produced a report (as in run records)."""
+    from facetraits.outputs import code_version
+    code = code_version(ROOT)
+    if code["uncommitted_changes"] is None:
+        return code["commit"]
+    return f"commit {code['commit']}" + (" with uncommitted changes" if code["uncommitted_changes"] else "")
 
 
 def machine() -> dict:

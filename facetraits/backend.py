@@ -31,9 +31,12 @@ def seed_everything(seed: int) -> None:
 
 
 def device_name() -> str:
-    """What TensorFlow will run on, for the run log."""
+    """What TensorFlow runs on, for the run record: CPU, or the names of the GPUs it sees."""
     gpus = tf.config.list_physical_devices("GPU")
-    return f"GPU ({len(gpus)} visible)" if gpus else "CPU"
+    if not gpus:
+        return "CPU"
+    names = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name) for gpu in gpus]
+    return "GPU: " + ", ".join(names)
 
 
 def reset_graph(seed: int) -> None:

@@ -1,27 +1,45 @@
-"""The shared command line of every script: --config, --set, --group, --trait, one-line errors."""
+"""The shared command line of every script: --config, --set, --group, --trait, one-line errors, run records."""
 from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
 from facetraits import config as config_module
+from facetraits import outputs
 from facetraits.errors import ConfigError, FacetraitsError
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
+ROOT = Path(__file__).resolve().parents[1]  # the code directory: scripts, config.yaml, facetraits/
+DEFAULT_CONFIG = ROOT / "config.yaml"
 MODEL_SEPARATOR = "__"
 
 
 @dataclass
 class Run:
-    """One script invocation: its settings, the models it covers, where its outputs go."""
+    """One script invocation: its settings, the models it covers, where its outputs go, its record.
+
+    `id` (<script>-<YYYYmmdd-HHMMSS>-<random>) names the record results/runs/<id>.json and fills
+    the `run` column of every table the run writes, so a table always says which run made it.
+    """
 
     config: config_module.Config
     args: argparse.Namespace
     argv: list
     models: list  # (group, trait) pairs selected by --group/--trait
+    script: str  # stem of the script file, e.g. cross_validate
+    started: float = field(default_factory=time.time)
+    details: dict = field(default_factory=dict)  # script-specific facts for the record
+    id: str = field(init=False)
+
+    def __post_init__(self):
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.started))
+        self.id = f"{self.script}-{stamp}-{os.urandom(3).hex()}"  # two runs in one second stay apart
 
     def results(self, name: str) -> Path:
         return self.config.output.results_dir / name
@@ -29,13 +47,32 @@ class Run:
     def fig(self, name: str) -> Path:
         return self.config.output.fig_dir / name
 
+    def write_csv(self, name: str, table: pd.DataFrame) -> Path:
+        """Write results/<name> with this run's id in a last column `run`."""
+        return outputs.write_table(self.results(name), table, self.id)
+
+    @property
+    def record_path(self) -> Path:
+        return self.results(f"runs/{self.id}.json")
+
+    def write_record(self, status: str, message: str = "") -> Path:
+        """What produced this run's outputs: code commit, argv, config and its hash, versions, device, time."""
+        now = time.time()
+        return outputs.write_json(self.record_path, {
+            "run": self.id, "script": f"{self.script}.py", "status": status, "message": message,
+            "argv": list(self.argv), "config": config_module.as_dict(self.config), "config_hash": self.config.hash(),
+            "code": outputs.code_version(ROOT), "versions": outputs.package_versions(), "device": outputs.device(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(self.started)),
+            "ended": time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(now)) if status != "running" else None,
+            "wall_seconds": round(now - self.started, 3), "details": self.details})
+
 
 def model_name(group: str, trait: str) -> str:
     """File-name stem of one group x trait model, e.g. ASD__warm."""
     return f"{group}{MODEL_SEPARATOR}{trait}"
 
 
-def setup_run(doc: str, argv=None, add_arguments=None) -> Run:
+def setup_run(doc: str, script: str, argv=None, add_arguments=None) -> Run:
     """Parse the command line, load and validate the config, select models."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="settings file (default: %(default)s)")
@@ -59,16 +96,46 @@ def setup_run(doc: str, argv=None, add_arguments=None) -> Run:
                 raise ConfigError(f"{option} {name}: not in {cfg.source} (known: {', '.join(known)})")
     groups = [g for g in cfg.groups if not args.group or g in args.group]
     traits = [t for t in cfg.traits if not args.trait or t in args.trait]
-    return Run(cfg, args, argv, [(g, t) for g in groups for t in traits])
+    return Run(cfg, args, argv, [(g, t) for g in groups for t in traits], script)
 
 
-def script(main):
-    """Turn a FacetraitsError into one line on stderr and exit code 2 (no traceback)."""
+def fail(err: FacetraitsError):
+    """One line on stderr and exit code 2 (no traceback): the error is the user's to fix, not a bug."""
+    print(f"error: {err}", file=sys.stderr)
+    raise SystemExit(2) from None
+
+
+def script(main=None, *, add_arguments=None):
+    """Make `main(run)` a script entry point `main(argv=None)`: @cli.script or @cli.script(add_arguments=f).
+
+    Sets up the Run from the command line and the script's docstring, and keeps its record in
+    results/runs/<run id>.json: written at the start (status running, so tables of a killed run
+    still name a record) and again at the end with status ok, error (a FacetraitsError, also
+    reported as one line with exit code 2) or crashed, and the wall time.
+    """
+    if main is None:
+        return functools.partial(script, add_arguments=add_arguments)
+    name = Path(main.__code__.co_filename).stem
+    doc = main.__globals__.get("__doc__")
+
     @functools.wraps(main)
     def wrapper(argv=None):
         try:
-            return main(argv)
+            run = setup_run(doc, name, argv, add_arguments)
+        except FacetraitsError as err:  # no config, so nowhere to keep a record
+            fail(err)
+        run.write_record("running")
+        status, message = "crashed", ""
+        try:
+            result = main(run)
+            status = "ok"
+            return result
         except FacetraitsError as err:
-            print(f"error: {err}", file=sys.stderr)
-            raise SystemExit(2) from None
+            status, message = "error", str(err)
+            fail(err)
+        except BaseException as err:
+            message = f"{type(err).__name__}: {err}"
+            raise
+        finally:
+            run.write_record(status, message)
     return wrapper

@@ -2,7 +2,9 @@
 
 Every output is written to a temporary name in the same folder and renamed into place, so a
 reader sees either the old complete file or the new complete file. A run killed mid-write
-leaves its temporary file behind; the next write to the same target removes it.
+leaves its temporary file behind; the next write to the same target removes it. Results tables
+carry the id of the run that wrote them (write_table); the run's record, results/runs/<id>.json
+(cli.Run.write_record), says which code, settings, packages and device produced them.
 """
 from __future__ import annotations
 
@@ -11,10 +13,13 @@ import hashlib
 import json
 import os
 import re
+import platform
 import socket
+import subprocess
 import sys
 import tempfile
 import time
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +27,8 @@ import pandas as pd
 
 
 STALE_AFTER = 3600.0  # seconds untouched after which a temporary file we cannot check is left over
+RUN_COLUMN = "run"  # last column of every results table: the id of the run that wrote it
+PACKAGES = ("tensorflow", "innvestigate", "numpy", "pandas", "scipy", "scikit-learn")
 HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname().split(".")[0]) or "host"
 
 
@@ -96,6 +103,12 @@ def write_csv(path, table: pd.DataFrame) -> Path:
     return Path(path)
 
 
+def write_table(path, table: pd.DataFrame, run_id: str) -> Path:
+    """Write a results table with a last column `run` = run_id, so the table names the run (and
+    through results/runs/<run_id>.json the code and settings) that produced it."""
+    return write_csv(path, table.assign(**{RUN_COLUMN: run_id}))
+
+
 def write_json(path, payload: dict) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
@@ -123,6 +136,42 @@ def run_record(script: str, argv, config_dict: dict, **extra) -> dict:
     """What produced an output: script, arguments, resolved config, time. Stored beside results."""
     return {"script": script, "argv": list(argv), "config": config_dict,
             "time": time.strftime("%Y-%m-%d %H:%M:%S"), "python": sys.version.split()[0], **extra}
+
+
+def code_version(root: Path) -> dict:
+    """The git commit of the code in `root` (short hash) and whether tracked files differ from it.
+
+    Only a checkout whose top level is `root` counts: code copied into some other repository is
+    "not a git checkout", like code without git at all.
+    """
+    try:
+        top, commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--show-toplevel", "--short", "HEAD"],
+                                     capture_output=True, text=True, check=True).stdout.splitlines()
+        if Path(top).resolve() != Path(root).resolve():
+            raise ValueError(f"{root} is inside the checkout {top}")
+        changes = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, ValueError, subprocess.CalledProcessError):
+        return {"commit": "not a git checkout", "uncommitted_changes": None}
+    return {"commit": commit, "uncommitted_changes": bool(changes)}
+
+
+def package_versions() -> dict:
+    """Python's and the numerical packages' versions, read from the installed metadata (no imports)."""
+    versions = {"python": platform.python_version()}
+    for package in PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def device() -> str:
+    """What TensorFlow computes on (CPU or the GPU names); scripts that never load it say so rather
+    than pay seconds of TensorFlow start-up for the record."""
+    backend = sys.modules.get("facetraits.backend")
+    return backend.device_name() if backend else "TensorFlow not loaded"
 
 
 class Progress:

@@ -207,9 +207,9 @@ def dataset_landmarks(cfg, dataset: data.Dataset, map_shape: tuple[int, int]):
     return scaled, missing
 
 
-def report_missing(missing: Sequence[tuple[str, str]], path, n_images: int) -> Path:
-    """Write ``image,reason`` for every image without landmarks (header only when none) and say so on stderr."""
-    outputs.write_csv(path, pd.DataFrame(list(missing), columns=list(MISSING_COLUMNS)))
+def report_missing(missing: Sequence[tuple[str, str]], path, n_images: int, run_id: str) -> Path:
+    """Write ``image,reason,run`` for every image without landmarks (header only when none) and say so on stderr."""
+    outputs.write_table(path, pd.DataFrame(list(missing), columns=list(MISSING_COLUMNS)), run_id)
     if missing:
         first = ", ".join(name for name, _ in missing[:3]) + (", ..." if len(missing) > 3 else "")
         print(f"warning: {len(missing)} of {n_images} image(s) have no usable landmarks and are left out of "

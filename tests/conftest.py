@@ -95,6 +95,14 @@ def tiny_demo(tmp_path_factory) -> Path:
     return root
 
 
+def pytest_collection_modifyitems(items):
+    """Every test that uses `trained` is slow: whichever runs first pays for training four models,
+    so marking only the slow-looking ones would move that cost onto the next one."""
+    for item in items:
+        if "trained" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def trained(tiny_demo, tmp_path_factory) -> Path:
     """A config whose four models are trained once for the whole session; returns the config path."""

@@ -44,6 +44,7 @@ def tables():
     return fp, rt, lm
 
 
+@pytest.mark.slow
 def test_regenerating_gives_the_committed_files(tmp_path):
     assert DEMO.is_dir(), "data/demo is missing: run `python -m facetraits.demo --out data/demo`"
     out = tmp_path / "demo"

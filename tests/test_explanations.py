@@ -65,6 +65,7 @@ def toy_head_model(images: np.ndarray, b_out: float) -> keras.Model:
     return toy
 
 
+@pytest.mark.slow
 def test_epsilon_does_not_invert_a_face_predicted_just_below_the_output_bias():
     """Exact reference for a ReLU head on the pixels: (x - mean) * dŷ/dx, the decomposition with
     biases. Starting from ŷ with bias=False scaled the map by ŷ / (ŷ - b_out), here about -800."""
@@ -97,7 +98,7 @@ def test_lrp_analysis_then_average_saliency(trained):
     lrp_analysis.main(argv)
     results, figures = cfg.output.results_dir, cfg.output.fig_dir
     index = pd.read_csv(results / "relevance" / "index.csv")
-    assert list(index.columns) == ["index", "image", "identity"] and len(index) == 18
+    assert list(index.columns) == ["index", "image", "identity", "run"] and len(index) == 18
     assert index.image.tolist() == sorted(index.image)
     for name in ("ASD__warm", "NT__warm"):
         relevance = np.load(results / "relevance" / f"{name}.npy")
@@ -106,7 +107,7 @@ def test_lrp_analysis_then_average_saliency(trained):
         assert (figures / f"extremes_{name}.png").stat().st_size > 1000
     summary = pd.read_csv(results / "faithfulness.csv")
     assert list(summary.columns) == ["group", "trait", "analyzer", "aopc_morf", "aopc_random", "aopc_difference",
-                                     "p_value", "beats_random", "n_images"]
+                                     "p_value", "beats_random", "n_images", "run"]
     assert len(summary) == 2 and (summary.analyzer == "lrp.epsilon").all()
     assert (figures / "faithfulness.png").is_file()
 
@@ -161,6 +162,7 @@ def test_integrated_gradients_on_a_model_loaded_after_a_graph_reset(trained):
     assert relevance.shape == (2, cfg.model.input_size, cfg.model.input_size) and np.isfinite(relevance).all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["lrp.sequential_preset_a_flat", "lrp.epsilon"])
 def test_the_average_face_gets_no_relevance(blob_config, method):
     """LRP hands the head's relevance to the centred features c = f - m: a face whose features ARE

@@ -152,6 +152,7 @@ def null_false_positive_rate(unit: str, n_datasets=40, n_permutations=99, seed=0
     return hits / n_datasets
 
 
+@pytest.mark.slow
 def test_identity_permutation_null_is_calibrated_where_image_shuffling_is_not():
     """A small version of benchmarks/null_calibration.py (fixed seeds, so it is deterministic)."""
     identity_rate = null_false_positive_rate("identity")

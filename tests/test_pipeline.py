@@ -69,6 +69,7 @@ def test_ridge_head_is_the_closed_form_ridge_it_chose(trained):
     assert "Lambda" not in layer_types and trained_head.head.layers[-1].get_config()["units"] == 1
 
 
+@pytest.mark.slow
 def test_cache_reextracts_only_what_changed(tiny_demo, tmp_path, capsys):
     root = tmp_path / "data"
     shutil.copytree(tiny_demo, root)
@@ -99,13 +100,13 @@ def test_cross_validate_writes_its_tables_and_figures(trained):
     cfg = config.load(trained)
     cross_validate.main(["--config", str(trained)])
     folds = pd.read_csv(cfg.output.results_dir / "cv_folds.csv")
-    assert list(folds.columns) == ["group", "trait", "fold", "image", "identity", "rating", "prediction"]
+    assert list(folds.columns) == ["group", "trait", "fold", "image", "identity", "rating", "prediction", "run"]
     assert len(folds) == 4 * 18 and folds.prediction.notna().all()
     for _, model_rows in folds.groupby(["group", "trait"]):
         assert (model_rows.groupby("identity").fold.nunique() == 1).all()  # identity never split
     summary = pd.read_csv(cfg.output.results_dir / "cv_summary.csv")
     assert list(summary.columns) == ["group", "trait", "fold", "pearson_r", "mae", "n_test", "head", "layers", "grid",
-                                     "alpha", "mean_fold_r", "r_ci_low", "r_ci_high", "n_identities"]
+                                     "alpha", "mean_fold_r", "r_ci_low", "r_ci_high", "n_identities", "run"]
     assert summary["head"].eq("ridge").all() and summary.alpha.gt(0).all()
     all_rows = summary[summary.fold.astype(str) == "all"]
     assert (all_rows.r_ci_low <= all_rows.pearson_r).all() and (all_rows.pearson_r <= all_rows.r_ci_high).all()
@@ -115,7 +116,7 @@ def test_cross_validate_writes_its_tables_and_figures(trained):
     asd_warm = folds[(folds.group == "ASD") & (folds.trait == "warm")]
     assert pooled.loc[("ASD", "warm"), "pearson_r"] == pytest.approx(np.corrcoef(asd_warm.rating, asd_warm.prediction)[0, 1], abs=1e-5)
     transfer = pd.read_csv(cfg.output.results_dir / "cross_group.csv")
-    assert list(transfer.columns) == ["trait", "model_group", "rating_group", "pearson_r", "mae", "n_images"]
+    assert list(transfer.columns) == ["trait", "model_group", "rating_group", "pearson_r", "mae", "n_images", "run"]
     assert len(transfer) == 8
     for name in ["cv_pearson.png", "cv_scatter_ASD__warm.png", "cv_scatter_NT__strong.png"]:
         assert (cfg.output.fig_dir / name).stat().st_size > 1000
@@ -134,23 +135,25 @@ def test_rerun_reuses_finished_work(trained, monkeypatch, capsys):
         cross_validate.main(["--config", str(trained), "--trait", "warm", "--set", "training.epochs=2"])
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers(tiny_demo, tmp_path):
     runs = []
     for name in ("a", "b"):
         path = write_config(tmp_path / f"{name}.yaml", tiny_demo, tmp_path / name)
         cross_validate.main(["--config", str(path), "--group", "NT", "--trait", "strong"])
         runs.append(pd.read_csv(tmp_path / name / "results" / "cv_folds.csv"))
-    pd.testing.assert_frame_equal(runs[0], runs[1])
+    assert runs[0].run.nunique() == runs[1].run.nunique() == 1 and runs[0].run[0] != runs[1].run[0]
+    pd.testing.assert_frame_equal(runs[0].drop(columns="run"), runs[1].drop(columns="run"))
 
 
 def test_permutation_test_tables(trained):
     cfg = config.load(trained)
     permutation_test.main(["--config", str(trained)])
     null = pd.read_csv(cfg.output.results_dir / "permutation_null.csv")
-    assert list(null.columns) == ["group", "trait", "permutation", "pearson_r"] and len(null) == 4 * 20
+    assert list(null.columns) == ["group", "trait", "permutation", "pearson_r", "run"] and len(null) == 4 * 20
     summary = pd.read_csv(cfg.output.results_dir / "permutation_summary.csv")
     assert list(summary.columns) == ["group", "trait", "head", "observed_r", "p_value", "null_mean", "null_sd",
-                                     "n_permutations", "permutation_unit", "n_identities", "n_fixed_identities", "seed"]
+                                     "n_permutations", "permutation_unit", "n_identities", "n_fixed_identities", "seed", "run"]
     for _, row in summary.iterrows():
         rows = null[(null.group == row.group) & (null.trait == row.trait)]
         assert row.p_value == pytest.approx(((rows.pearson_r >= row.observed_r).sum() + 1) / 21)
@@ -177,8 +180,9 @@ def run_and_expect_error(main, argv, capsys, *fragments):
     with pytest.raises(SystemExit) as caught:
         main(argv)
     assert caught.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("error: ")
+    lines = capsys.readouterr().err.strip().splitlines()  # warnings and progress may come first
+    assert [line for line in lines if line.startswith("error: ")] == lines[-1:], lines  # nothing after it
+    err = lines[-1]
     for fragment in fragments:
         assert fragment in err, err
 

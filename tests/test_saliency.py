@@ -112,12 +112,16 @@ def test_writes_every_output_with_exact_columns(run):
         assert average.shape == (MAP, MAP) and np.all(np.isfinite(average))
     table = pd.read_csv(results / "region_relevance.csv")
     assert list(table.columns)[:7] == ["group", "trait", "image", "region", "share_pos", "share_abs", "area_share"]
+    assert list(table.columns)[-1] == "run"
     assert list(pd.read_csv(results / "region_summary.csv").columns) == [
         "group", "trait", "region", "mean_share_pos", "ci_low", "ci_high", "mean_share_abs", "mean_area_share",
-        "mean_pos_per_area", "mean_abs_per_area", "n_images"]
+        "mean_pos_per_area", "mean_abs_per_area", "n_images", "run"]
     assert list(pd.read_csv(results / "region_group_tests.csv").columns) == [
-        "trait", "region", "measure", "group_a", "group_b", "mean_difference", "statistic", "p", "p_corrected"]
-    assert list(pd.read_csv(results / "landmarks_missing.csv").columns) == ["image", "reason"]
+        "trait", "region", "measure", "group_a", "group_b", "mean_difference", "statistic", "p", "p_corrected", "run"]
+    assert list(pd.read_csv(results / "landmarks_missing.csv").columns) == ["image", "reason", "run"]
+    (record,) = (results / "runs").glob("average_saliency-*.json")
+    for name in ("region_relevance", "region_summary", "region_group_tests", "landmarks_missing"):
+        assert set(pd.read_csv(results / f"{name}.csv").run) == {record.stem}, name
     with np.load(results / "group_difference_warm.npz") as saved:
         assert {"mean_difference", "t", "p", "q", "significant"} <= set(saved.files)
         assert saved["significant"].dtype == bool and saved["significant"].shape == (MAP, MAP)
@@ -243,8 +247,9 @@ def test_relevance_at_the_wrong_size_exits_2(faces, tmp_path, capsys):
     config = setup(faces, tmp_path)
     path = tmp_path / "results" / "relevance" / "ASD__warm.npy"
     np.save(path, np.load(path)[:, :32, :32])
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         average_saliency.main(["--config", str(config)])
+    assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "ASD__warm.npy" in err and "(18, 64, 64)" in err
 
@@ -262,7 +267,7 @@ def test_without_a_landmarks_file_faces_are_detected_and_a_blank_image_is_report
     err = capsys.readouterr().err
     assert "1 of 18 image(s) have no usable landmarks" in err and images[0] in err
     missing = pd.read_csv(tmp_path / "results" / "landmarks_missing.csv")
-    assert missing.to_dict("records") == [{"image": images[0], "reason": "no face found by dlib"}]
+    assert missing.drop(columns="run").to_dict("records") == [{"image": images[0], "reason": "no face found by dlib"}]
     table = pd.read_csv(tmp_path / "results" / "region_relevance.csv")
     assert table.image.nunique() == 17 and images[0] not in set(table.image)
     assert len(list((tmp_path / "cache" / "landmarks").glob("*.npy"))) == 18  # detections are cached

@@ -1,0 +1,98 @@
+"""Run records (results/runs/<run id>.json) and the `run` column that ties each results table to one."""
+import json
+import subprocess
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+import cross_validate
+import lrp_analysis
+from facetraits import backend, cli, config, outputs
+from conftest import ROOT
+
+
+def records(results) -> list[dict]:
+    return [json.loads(path.read_text()) for path in sorted((results / "runs").glob("*.json"))]
+
+
+@pytest.mark.slow
+def test_two_runs_with_different_settings_leave_two_records_and_tables_name_the_last(blob_config):
+    results = config.load(blob_config).output.results_dir
+    argvs = [["--config", str(blob_config), "--group", "ASD", "--trait", "warm", "--set", f"ridge.alphas={alphas}"]
+             for alphas in ("[0.1, 1]", "[1, 10]")]
+    for argv in argvs:
+        cross_validate.main(argv)
+    written = records(results)
+    assert len(written) == 2
+    by_argv = {tuple(record["argv"]): record for record in written}
+    first, second = by_argv[tuple(argvs[0])], by_argv[tuple(argvs[1])]
+    assert first["config_hash"] != second["config_hash"] and first["run"] != second["run"]
+    for record, argv in ((first, argvs[0]), (second, argvs[1])):
+        cfg = config.load(blob_config, [argv[-1]])
+        assert record["script"] == "cross_validate.py" and record["status"] == "ok"
+        assert record["config"] == config.as_dict(cfg) and record["config_hash"] == cfg.hash()
+        assert record["run"].startswith("cross_validate-") and (results / "runs" / f"{record['run']}.json").is_file()
+        assert record["device"] == backend.device_name() and 0 < record["wall_seconds"] < 600
+        assert set(record["versions"]) == {"python", *outputs.PACKAGES}
+        assert record["versions"]["tensorflow"] == backend.tf.__version__
+        assert record["code"] == outputs.code_version(ROOT)
+    for table in ("cv_folds", "cv_summary", "cross_group"):
+        rows = pd.read_csv(results / f"{table}.csv")
+        assert rows.columns[-1] == "run" and set(rows.run) == {second["run"]}, table
+
+
+def test_record_says_running_until_main_ends_then_ok_with_details(blob_config):
+    seen = {}
+
+    @cli.script
+    def main(run):
+        seen.update(json.loads(run.record_path.read_text()))
+        run.details["answer"] = 42
+
+    main(["--config", str(blob_config)])
+    assert seen["status"] == "running" and seen["ended"] is None
+    (record,) = records(config.load(blob_config).output.results_dir)
+    assert record["run"] == seen["run"] and record["run"].startswith("test_runs-")
+    assert record["status"] == "ok" and record["ended"] and record["details"] == {"answer": 42}
+
+
+def test_a_failed_run_records_why(blob_config, capsys):
+    results = config.load(blob_config).output.results_dir
+    with pytest.raises(SystemExit) as caught:
+        lrp_analysis.main(["--config", str(blob_config)])  # no trained models
+    assert caught.value.code == 2
+    (record,) = records(results)
+    assert record["status"] == "error" and "model not found" in record["message"]
+    assert capsys.readouterr().err.strip() == f"error: {record['message']}"
+
+    @cli.script
+    def crashing(run):
+        raise RuntimeError("bug")
+
+    with pytest.raises(RuntimeError):  # a bug keeps its traceback
+        crashing(["--config", str(blob_config)])
+    assert [(r["status"], r["message"]) for r in records(results) if r["script"] == "test_runs.py"] == [
+        ("crashed", "RuntimeError: bug")]
+
+
+def test_code_version_names_the_commit_only_for_the_repository_root(tmp_path):
+    assert outputs.code_version(tmp_path) == {"commit": "not a git checkout", "uncommitted_changes": None}
+    assert outputs.code_version(ROOT / "facetraits")["commit"] == "not a git checkout"  # inside, not the root
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("the code is not a git checkout here")
+    code = outputs.code_version(ROOT)
+    assert code["commit"] == head and isinstance(code["uncommitted_changes"], bool)
+
+
+def test_device_names_the_gpus_tensorflow_sees(monkeypatch):
+    gpus = [SimpleNamespace(name=f"/physical_device:GPU:{i}") for i in range(2)]
+    details = {gpus[0].name: {"device_name": "Card A"}, gpus[1].name: {}}  # no name: its device path
+    monkeypatch.setattr(backend.tf.config, "list_physical_devices", lambda kind: gpus if kind == "GPU" else [])
+    monkeypatch.setattr(backend.tf.config.experimental, "get_device_details", lambda gpu: details[gpu.name])
+    assert backend.device_name() == "GPU: Card A, /physical_device:GPU:1"
+    monkeypatch.setattr(backend.tf.config, "list_physical_devices", lambda kind: [])
+    assert backend.device_name() == "CPU"
