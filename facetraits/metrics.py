@@ -102,9 +102,15 @@ def bootstrap_r_ci(y, prediction, identities, n_resamples: int = 2000, seed: int
 
 
 def permutation_p_value(observed: float, null: np.ndarray) -> float:
-    """p = (#null >= observed + 1) / (N + 1): never 0, exact under exchangeability."""
-    null = np.asarray(null)
-    return float((np.sum(null >= observed) + 1.0) / (len(null) + 1.0))
+    """p = (#null >= observed + 1) / (N + 1) over the finite null r: never 0, exact under exchangeability.
+
+    NaN when the observed r or every null r is NaN (a constant rating or prediction): the count
+    would otherwise report 1 / (N + 1), "significant", where nothing was tested."""
+    null = np.asarray(null, dtype=np.float64)
+    null = null[np.isfinite(null)]
+    if not np.isfinite(observed) or null.size == 0:
+        return float("nan")
+    return float((np.sum(null >= observed) + 1.0) / (null.size + 1.0))
 
 
 def cv_summary(group: str, trait: str, y, predictions, folds, identities, fold_settings, final_settings, seed=0):

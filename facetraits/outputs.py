@@ -158,12 +158,16 @@ def digest(*parts) -> str:
 
 
 def cached_array(path, compute) -> np.ndarray:
-    """Load `path` if an earlier run finished it, else compute and store it (name carries the inputs key)."""
+    """Load `path` if an earlier run finished it, else compute and store it (name carries the inputs key).
+
+    An all-NaN result is returned but not stored: it comes from degenerate input, and a cached
+    copy would outlive the fix of that input."""
     path = Path(path)
     if path.is_file():
         return np.load(path)
     array = np.asarray(compute())
-    write_npy(path, array)
+    if not (array.size and array.dtype.kind == "f" and np.isnan(array).all()):
+        write_npy(path, array)
     return array
 
 

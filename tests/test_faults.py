@@ -1,0 +1,49 @@
+"""Faults found by trying the landed version as a new user: each ends in one line naming the file
+and key, or in a correct result; nothing already written is lost or half-written."""
+import numpy as np
+import pandas as pd
+import pytest
+
+import permutation_test
+from facetraits import metrics, outputs
+from conftest import write_blob_dataset, write_config
+
+
+def exit_line(caught, capsys) -> str:
+    """The one stderr line of a script stopped by cli.script (exit code 2)."""
+    assert caught.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ")
+    return err[-1]
+
+
+# ----------------------------------------------------------------------------- 1. constant ratings
+
+
+def test_constant_rating_is_refused_before_any_work_naming_group_trait_and_file(tmp_path, capsys):
+    root = write_blob_dataset(tmp_path / "d")
+    table = pd.read_csv(root / "ratings.csv")
+    table.loc[(table.group == "NT") & (table.trait == "strong"), "rating"] = 4.0
+    table.to_csv(root / "ratings.csv", index=False)
+    path = write_config(tmp_path / "c.yaml", root, tmp_path / "out")
+    with pytest.raises(SystemExit) as caught:
+        permutation_test.main(["--config", str(path)])
+    line = exit_line(caught, capsys)
+    assert line == (f"error: {root / 'ratings.csv'}: group NT, trait strong: all 12 image(s) have the same rating 4, "
+                    f"so there is nothing to predict (Pearson r is undefined); fix the ratings or leave NT or strong "
+                    f"out of {path}")
+    assert not (tmp_path / "out").exists()
+
+
+def test_p_value_is_nan_when_the_observed_r_or_the_whole_null_is_nan():
+    null = np.array([0.1, np.nan, 0.5, -0.2])
+    assert np.isnan(metrics.permutation_p_value(float("nan"), null))
+    assert np.isnan(metrics.permutation_p_value(0.3, np.full(50, np.nan)))
+    assert metrics.permutation_p_value(0.3, null) == pytest.approx((1 + 1) / (3 + 1))  # NaN r are not counted
+
+
+def test_an_all_nan_result_is_returned_but_never_cached(tmp_path):
+    path = tmp_path / "permutation" / "ASD__warm-key.npy"
+    null = outputs.cached_array(path, lambda: np.full(20, np.nan))
+    assert np.isnan(null).all() and not path.exists()
+    assert outputs.cached_array(path, lambda: np.arange(3.0)).tolist() == [0.0, 1.0, 2.0] and path.is_file()
