@@ -34,6 +34,7 @@ def main(argv=None):
     cfg = run.config
     study = training.load_study(cfg)
     dataset, folds = study.dataset, study.folds
+    metrics.warn_unreliable_folds(dataset.identities, folds)
     fold_rows, summary_rows, predictions = [], [], {}
     for group, trait in run.models:
         name = cli.model_name(group, trait)

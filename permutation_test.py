@@ -24,6 +24,7 @@ def main(argv=None):
     cfg = run.config
     study = training.load_study(cfg)
     identities = study.dataset.identities
+    metrics.warn_unreliable_folds(identities, study.folds)
     null_rows, summary_rows = [], []
     for group, trait in run.models:
         name = cli.model_name(group, trait)

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import cross_validate
 import permutation_test
 from facetraits import metrics, outputs
 from conftest import write_blob_dataset, write_config
@@ -47,3 +48,25 @@ def test_an_all_nan_result_is_returned_but_never_cached(tmp_path):
     null = outputs.cached_array(path, lambda: np.full(20, np.nan))
     assert np.isnan(null).all() and not path.exists()
     assert outputs.cached_array(path, lambda: np.arange(3.0)).tolist() == [0.0, 1.0, 2.0] and path.is_file()
+
+
+# ----------------------------------------------------------------------------- 2. too few images per fold
+
+
+def test_two_images_in_two_folds_warn_that_r_is_unreliable(tmp_path, capsys):
+    root = write_blob_dataset(tmp_path / "d", n_identities=2, per_identity=1)
+    path = write_config(tmp_path / "c.yaml", root, tmp_path / "out", model={"head": "mlp", "dense_units": 4},
+                        cv={"n_folds": 2})
+    cross_validate.main(["--config", str(path)])
+    captured = capsys.readouterr()
+    warnings = [line for line in captured.err.splitlines() if line.startswith("warning: 2 images")]
+    assert warnings == ["warning: 2 images in 2 folds, fold 1 tests only 1 image(s) of 1 identity: the cross-validated "
+                        "r is unreliable (want >= 10 images, >= 3 test images and identities per fold; fewer "
+                        "cv.n_folds helps)"]
+    assert "pooled r = " in captured.out
+
+
+def test_enough_images_and_identities_per_fold_give_no_warning(capsys):
+    identities = np.repeat([f"id{i}" for i in range(9)], 2)
+    metrics.warn_unreliable_folds(identities, metrics.make_folds(identities, 3, "identity", 0))
+    assert capsys.readouterr().err == ""
