@@ -33,8 +33,10 @@ def write_npz(path, **arrays):
 
 @cli.script
 def main(argv=None):
-    run = cli.setup_run(__doc__, argv)
+    run = cli.setup_run(__doc__, argv, writes=("results_dir", "fig_dir"))
     cfg = run.config
+    if cfg.data.landmarks is None:  # dlib detections are cached
+        cli.check_output_dirs(cfg, ["cache_dir"])
     dataset = data.load(cfg)
     size = cfg.model.input_size
     shape = (size, size)

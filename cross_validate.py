@@ -30,7 +30,7 @@ def cross_group(dataset, predictions: dict) -> pd.DataFrame:
 
 @cli.script
 def main(argv=None):
-    run = cli.setup_run(__doc__, argv)
+    run = cli.setup_run(__doc__, argv, writes=("results_dir", "fig_dir", "cache_dir"))
     cfg = run.config
     study = training.load_study(cfg)
     dataset, folds = study.dataset, study.folds

@@ -112,7 +112,7 @@ def faithfulness_rows(run, dataset, group, trait):
 
 @cli.script
 def main(argv=None):
-    run = cli.setup_run(__doc__, argv, add_arguments)
+    run = cli.setup_run(__doc__, argv, add_arguments, writes=("results_dir", "fig_dir"))
     cfg = run.config
     explanations.validate_config(cfg)
     dataset = data.load(cfg)

@@ -20,7 +20,7 @@ from facetraits import cli, config, metrics, outputs, plots, training
 
 @cli.script
 def main(argv=None):
-    run = cli.setup_run(__doc__, argv)
+    run = cli.setup_run(__doc__, argv, writes=("results_dir", "fig_dir", "cache_dir"))
     cfg = run.config
     study = training.load_study(cfg)
     identities = study.dataset.identities

@@ -17,7 +17,7 @@ from facetraits import cli, config, metrics, model, outputs, training
 
 @cli.script
 def main(argv=None):
-    run = cli.setup_run(__doc__, argv)
+    run = cli.setup_run(__doc__, argv, writes=("models_dir", "cache_dir"))
     cfg = run.config
     base = model.build_base(cfg.model, cfg.seed)
     study = training.load_study(cfg, base)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +36,12 @@ def model_name(group: str, trait: str) -> str:
     return f"{group}{MODEL_SEPARATOR}{trait}"
 
 
-def setup_run(doc: str, argv=None, add_arguments=None) -> Run:
-    """Parse the command line, load and validate the config, select models."""
+OUTPUT_KEYS = ("results_dir", "fig_dir", "models_dir", "cache_dir")
+
+
+def setup_run(doc: str, argv=None, add_arguments=None, writes=OUTPUT_KEYS) -> Run:
+    """Parse the command line, load and validate the config, check the output folders in `writes`
+    (output.* keys), select models."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="settings file (default: %(default)s)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -57,9 +62,26 @@ def setup_run(doc: str, argv=None, add_arguments=None) -> Run:
         for name in chosen:
             if name not in known:
                 raise ConfigError(f"{option} {name}: not in {cfg.source} (known: {', '.join(known)})")
+    check_output_dirs(cfg, writes)
     groups = [g for g in cfg.groups if not args.group or g in args.group]
     traits = [t for t in cfg.traits if not args.trait or t in args.trait]
     return Run(cfg, args, argv, [(g, t) for g in groups for t in traits])
+
+
+def check_output_dirs(cfg: config_module.Config, keys) -> None:
+    """Each output.<key> folder is, or can be created as, a writable folder: found at start-up, not
+    as a PermissionError or FileExistsError after the expensive work. Nothing is created here."""
+    for key in keys:
+        path = Path(getattr(cfg.output, key))
+        existing = path
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        where = f"{cfg.source}: output.{key}: {path}"
+        if not existing.is_dir():
+            raise ConfigError(f"{where}: {'' if existing == path else f'{existing} '}is a file, not a folder")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ConfigError(f"{where}: {existing} is not writable (permissions or a read-only disk); choose "
+                              f"another folder with --set output.{key}=PATH")
 
 
 def script(main):

@@ -1,11 +1,16 @@
 """Faults found by trying the landed version as a new user: each ends in one line naming the file
 and key, or in a correct result; nothing already written is lost or half-written."""
+import os
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 import cross_validate
+import lrp_analysis
 import permutation_test
+import train_regression
 from facetraits import metrics, outputs
 from conftest import write_blob_dataset, write_config
 
@@ -70,3 +75,38 @@ def test_enough_images_and_identities_per_fold_give_no_warning(capsys):
     identities = np.repeat([f"id{i}" for i in range(9)], 2)
     metrics.warn_unreliable_folds(identities, metrics.make_folds(identities, 3, "identity", 0))
     assert capsys.readouterr().err == ""
+
+
+# ----------------------------------------------------------------------------- 3. unwritable output folders
+
+
+def test_results_dir_naming_a_file_stops_before_any_work(blob_data, tmp_path, capsys):
+    (tmp_path / "results").write_text("not a folder")
+    path = write_config(tmp_path / "c.yaml", blob_data, tmp_path)
+    with pytest.raises(SystemExit) as caught:
+        cross_validate.main(["--config", str(path)])
+    assert exit_line(caught, capsys) == (f"error: {path}: output.results_dir: {tmp_path / 'results'}: is a file, "
+                                         f"not a folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "results"]
+
+
+def test_read_only_cache_stops_before_any_work(blob_data, tmp_path, capsys, monkeypatch):
+    (tmp_path / "cache").mkdir()
+    path = write_config(tmp_path / "c.yaml", blob_data, tmp_path)
+    real = os.access  # tests may run as root, whom a chmod does not stop: the check is what is tested
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == tmp_path / "cache" else real(p, mode))
+    with pytest.raises(SystemExit) as caught:
+        train_regression.main(["--config", str(path)])
+    assert exit_line(caught, capsys) == (f"error: {path}: output.cache_dir: {tmp_path / 'cache'}: {tmp_path / 'cache'} "
+                                         f"is not writable (permissions or a read-only disk); choose another folder "
+                                         f"with --set output.cache_dir=PATH")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "cache"]
+
+
+def test_fig_dir_below_a_file_stops_lrp_analysis_before_any_work(blob_data, tmp_path, capsys):
+    (tmp_path / "fig").write_text("")
+    path = write_config(tmp_path / "c.yaml", blob_data, tmp_path, output={"fig_dir": str(tmp_path / "fig" / "lrp")})
+    with pytest.raises(SystemExit) as caught:
+        lrp_analysis.main(["--config", str(path)])
+    assert exit_line(caught, capsys) == (f"error: {path}: output.fig_dir: {tmp_path / 'fig' / 'lrp'}: "
+                                         f"{tmp_path / 'fig'} is a file, not a folder")
