@@ -11,7 +11,7 @@ import cross_validate
 import lrp_analysis
 import permutation_test
 import train_regression
-from facetraits import metrics, outputs
+from facetraits import config, data, features, metrics, outputs
 from conftest import write_blob_dataset, write_config
 
 
@@ -51,8 +51,9 @@ def test_p_value_is_nan_when_the_observed_r_or_the_whole_null_is_nan():
 def test_an_all_nan_result_is_returned_but_never_cached(tmp_path):
     path = tmp_path / "permutation" / "ASD__warm-key.npy"
     null = outputs.cached_array(path, lambda: np.full(20, np.nan))
-    assert np.isnan(null).all() and not path.exists()
-    assert outputs.cached_array(path, lambda: np.arange(3.0)).tolist() == [0.0, 1.0, 2.0] and path.is_file()
+    assert np.isnan(null).all() and not path.parent.exists()
+    assert outputs.cached_array(path, lambda: np.arange(3.0)).tolist() == [0.0, 1.0, 2.0]
+    assert len(list(path.parent.iterdir())) == 1
 
 
 # ----------------------------------------------------------------------------- 2. too few images per fold
@@ -110,3 +111,62 @@ def test_fig_dir_below_a_file_stops_lrp_analysis_before_any_work(blob_data, tmp_
         lrp_analysis.main(["--config", str(path)])
     assert exit_line(caught, capsys) == (f"error: {path}: output.fig_dir: {tmp_path / 'fig' / 'lrp'}: "
                                          f"{tmp_path / 'fig'} is a file, not a folder")
+
+
+# ----------------------------------------------------------------------------- 4. corrupt cache files
+
+
+def corrupt(path: Path, how: str) -> None:
+    """Random bytes, a truncated file, a valid .npy header with a garbage body, or swapped values."""
+    content = path.read_bytes()
+    if how == "random":
+        path.write_bytes(np.random.default_rng(0).bytes(len(content)))
+    elif how == "truncated":
+        path.write_bytes(content[: len(content) // 2])
+    elif how == "garbage_body":
+        header = len(content) - np.load(path).nbytes
+        path.write_bytes(content[:header] + np.random.default_rng(0).bytes(len(content) - header))
+    else:
+        array = np.load(path)
+        np.save(path, array.ravel()[::-1].reshape(array.shape))
+
+
+def test_corrupt_feature_cache_files_are_named_deleted_and_extracted_again(blob_data, tmp_path, capsys):
+    cfg = config.load(write_config(tmp_path / "c.yaml", blob_data, tmp_path))
+    dataset = data.load(cfg)
+    first = features.load_or_extract(dataset, cfg)
+    stored = sorted((tmp_path / "cache" / "features").glob("*/block5_pool/*.npy"))
+    assert len(stored) == len(dataset)
+    hows = ["random", "truncated", "garbage_body", "swapped"]
+    for path, how in zip(stored, hows):
+        corrupt(path, how)
+    capsys.readouterr()
+    again = features.load_or_extract(dataset, cfg)
+    err = capsys.readouterr().err.splitlines()
+    assert sorted(line for line in err if line.startswith("warning:")) == [
+        f"warning: {path}: corrupt cache file (its bytes do not match the checksum in its name); deleted, "
+        f"computing it again" for path in stored[:4]]
+    assert "features: extracting 4 images" in "\n".join(err)
+    for layer in first:
+        np.testing.assert_array_equal(again[layer], first[layer])
+    features.load_or_extract(dataset, cfg)
+    assert "all 12 images cached" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("how", ["random", "truncated", "swapped"])
+def test_corrupt_cv_and_null_cache_files_are_computed_again(tmp_path, capsys, how):
+    cv_path, null_path = tmp_path / "cv" / "ASD__warm-key.json", tmp_path / "permutation" / "ASD__warm-key.npy"
+    result = {"predictions": [1.0, 2.0, 3.0], "settings": []}
+    outputs.cached_json(cv_path, lambda: result)
+    outputs.cached_array(null_path, lambda: np.arange(5.0))
+    (cv_file,), (null_file,) = (tmp_path / "cv").iterdir(), (tmp_path / "permutation").iterdir()
+    if how == "swapped":
+        cv_file.write_text(cv_file.read_text().replace("1.0", "9.0"))
+    else:
+        corrupt(cv_file, how)
+    corrupt(null_file, how)
+    assert outputs.cached_json(cv_path, lambda: result) == result
+    assert outputs.cached_array(null_path, lambda: np.arange(5.0)).tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+    warnings = capsys.readouterr().err.splitlines()
+    assert [line.split(":")[1].strip() for line in warnings] == [str(cv_file), str(null_file)]
+    assert outputs.cached_json(cv_path, lambda: pytest.fail("recomputed")) == result
