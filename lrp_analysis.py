@@ -43,9 +43,6 @@ def relevance_for_model(run, dataset, name) -> np.ndarray:
         return np.load(array_path, mmap_mode="r")
     reset_graph(cfg.seed)
     keras_model = model.load_full_model(model_path)
-    if keras_model.input_shape[1] != cfg.model.input_size:
-        raise FacetraitsError(f"{model_path}: trained at input size {keras_model.input_shape[1]}, config says "
-                              f"model.input_size={cfg.model.input_size}; run train_regression.py again")
     explainer = explanations.Explainer(keras_model, cfg.lrp.analyzer)
     predictions = explanations.explain_dataset(explainer, dataset.paths, cfg.model.input_size, cfg.lrp.batch_size,
                                                array_path, name)
@@ -116,10 +113,13 @@ def main(argv=None):
     cfg = run.config
     explanations.validate_config(cfg)
     dataset = data.load(cfg)
-    for group, trait in run.models:
-        path = cfg.output.models_dir / f"{cli.model_name(group, trait)}.h5"
-        if not path.is_file():
-            raise FacetraitsError(f"{path}: model not found; run train_regression.py first")
+    for group, trait in run.models:  # a missing, damaged or mismatched model stops the run before anything is written
+        model_path = cfg.output.models_dir / f"{cli.model_name(group, trait)}.h5"
+        size = model.load_full_model(model_path).input_shape[1]
+        if size != cfg.model.input_size:
+            raise FacetraitsError(f"{model_path}: trained at input size {size}, config says "
+                                  f"model.input_size={cfg.model.input_size}; run train_regression.py again")
+        reset_graph(cfg.seed)
     outputs.write_csv(run.results("relevance") / "index.csv",
                       pd.DataFrame({"index": range(len(dataset)), "image": dataset.images, "identity": dataset.identities}))
     summary, curves = [], []

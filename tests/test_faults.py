@@ -1,6 +1,7 @@
 """Faults found by trying the landed version as a new user: each ends in one line naming the file
 and key, or in a correct result; nothing already written is lost or half-written."""
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import cross_validate
 import lrp_analysis
 import permutation_test
 import train_regression
-from facetraits import config, data, features, metrics, outputs
+from facetraits import config, data, features, metrics, model, outputs
 from conftest import write_blob_dataset, write_config
 
 
@@ -170,3 +171,39 @@ def test_corrupt_cv_and_null_cache_files_are_computed_again(tmp_path, capsys, ho
     warnings = capsys.readouterr().err.splitlines()
     assert [line.split(":")[1].strip() for line in warnings] == [str(cv_file), str(null_file)]
     assert outputs.cached_json(cv_path, lambda: pytest.fail("recomputed")) == result
+
+
+# ----------------------------------------------------------------------------- 5. damaged model files
+
+
+@pytest.fixture
+def trained_copy(trained, tmp_path):
+    """The session's trained models and feature cache, copied so that they can be damaged."""
+    for folder in ("models", "cache"):
+        shutil.copytree(trained.parent / folder, tmp_path / folder)
+    cfg = config.load(trained)
+    return write_config(tmp_path / "c.yaml", cfg.data.ratings.parent, tmp_path)
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def test_truncated_model_is_trained_again_not_reported_up_to_date(trained_copy, capsys):
+    model_path = trained_copy.parent / "models" / "ASD__warm.h5"
+    truncate(model_path)
+    train_regression.main(["--config", str(trained_copy), "--group", "ASD", "--trait", "warm"])
+    captured = capsys.readouterr()
+    assert "up to date" not in captured.err and f"-> {model_path}" in captured.out
+    assert model.load_full_model(model_path).input_shape[1] == 32
+
+
+def test_truncated_model_stops_lrp_analysis_before_anything_is_written(trained_copy, capsys):
+    model_path = trained_copy.parent / "models" / "NT__strong.h5"
+    truncate(model_path)
+    with pytest.raises(SystemExit) as caught:
+        lrp_analysis.main(["--config", str(trained_copy), "--skip-faithfulness"])
+    line = exit_line(caught, capsys)
+    assert line.startswith(f"error: {model_path}: not a readable Keras model (") and \
+        line.endswith("); run train_regression.py again")
+    assert not (trained_copy.parent / "results").exists() and not (trained_copy.parent / "fig").exists()
