@@ -39,6 +39,9 @@ def relevance_for_model(run, dataset, name) -> np.ndarray:
     inputs = outputs.digest(outputs.file_digest(model_path) if model_path.is_file() else None,
                             cfg.lrp.analyzer, cfg.model.input_size, list(dataset.digests))
     if array_path.is_file() and record_path.is_file() and json.loads(record_path.read_text()).get("inputs") == inputs:
+        record = json.loads(record_path.read_text())
+        if "image_sha256" not in record:  # made by an older version; the inputs hold these digests
+            outputs.write_json(record_path, {**record, "image_sha256": list(dataset.digests)})
         print(f"{name}: relevance up to date ({array_path})", file=sys.stderr)
         return np.load(array_path, mmap_mode="r")
     reset_graph(cfg.seed)
@@ -47,7 +50,9 @@ def relevance_for_model(run, dataset, name) -> np.ndarray:
     predictions = explanations.explain_dataset(explainer, dataset.paths, cfg.model.input_size, cfg.lrp.batch_size,
                                                array_path, name)
     relevance = np.load(array_path, mmap_mode="r")
+    # average_saliency.py compares these with the images it averages over
     record = {"inputs": inputs, "analyzer": cfg.lrp.analyzer, "predictions": predictions.tolist(),
+              "image_sha256": list(dataset.digests),
               "finite": bool(np.isfinite(relevance).all())}
     if cfg.lrp.analyzer == "lrp.epsilon":
         expected_sum = explanations.centred_gradient_sum(keras_model)

@@ -1,5 +1,7 @@
 """Faults found by trying the landed version as a new user: each ends in one line naming the file
 and key, or in a correct result; nothing already written is lost or half-written."""
+import importlib.util
+import json
 import os
 import shutil
 from pathlib import Path
@@ -7,13 +9,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 import cross_validate
 import lrp_analysis
 import permutation_test
 import train_regression
 from facetraits import config, data, features, metrics, model, outputs
-from conftest import write_blob_dataset, write_config
+from conftest import ROOT, write_blob_dataset, write_config
+
+spec = importlib.util.spec_from_file_location("average_saliency", ROOT / "average_saliency.py")
+average_saliency = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(average_saliency)
 
 
 def exit_line(caught, capsys) -> str:
@@ -207,3 +214,26 @@ def test_truncated_model_stops_lrp_analysis_before_anything_is_written(trained_c
     assert line.startswith(f"error: {model_path}: not a readable Keras model (") and \
         line.endswith("); run train_regression.py again")
     assert not (trained_copy.parent / "results").exists() and not (trained_copy.parent / "fig").exists()
+
+
+# ----------------------------------------------------------------------------- 6. images changed since LRP
+
+
+def test_lrp_analysis_records_the_image_digests_that_average_saliency_checks(trained_copy, capsys):
+    lrp_analysis.main(["--config", str(trained_copy), "--group", "ASD", "--trait", "warm", "--skip-faithfulness",
+                       "--set", "lrp.overlays=false"])
+    record = json.loads((trained_copy.parent / "results" / "relevance" / "ASD__warm.json").read_text())
+    cfg = config.load(trained_copy)
+    dataset = data.load(cfg)
+    assert record["image_sha256"] == list(dataset.digests)
+    shutil.copytree(cfg.data.ratings.parent, trained_copy.parent / "data")
+    moved = write_config(trained_copy, trained_copy.parent / "data", trained_copy.parent)
+    changed = trained_copy.parent / "data" / "images" / dataset.images[1]
+    Image.fromarray(255 - np.asarray(Image.open(changed))).save(changed)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as caught:
+        average_saliency.main(["--config", str(moved), "--group", "ASD", "--trait", "warm"])
+    assert exit_line(caught, capsys) == (
+        f"error: {trained_copy.parent / 'results' / 'relevance' / 'ASD__warm.json'}: image {dataset.images[1]} changed "
+        f"since its relevance map was made (sha256 differs); run lrp_analysis.py again (maps of unchanged images and "
+        f"models are reused)")
