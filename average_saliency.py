@@ -31,9 +31,11 @@ def write_npz(path, **arrays):
     return path
 
 
-@cli.script
+@cli.script(writes=("results_dir", "fig_dir"))
 def main(run):
     cfg = run.config
+    if cfg.data.landmarks is None:  # dlib detections are cached
+        cli.check_output_dirs(cfg, ["cache_dir"])
     dataset = data.load(cfg)
     size = cfg.model.input_size
     shape = (size, size)

@@ -28,11 +28,12 @@ def cross_group(dataset, predictions: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-@cli.script
+@cli.script(writes=("results_dir", "fig_dir", "cache_dir"))
 def main(run):
     cfg = run.config
     study = training.load_study(cfg)
     dataset, folds = study.dataset, study.folds
+    metrics.warn_unreliable_folds(dataset.identities, folds)
     fold_rows, summary_rows, predictions = [], [], {}
     for group, trait in run.models:
         name = cli.model_name(group, trait)

@@ -39,18 +39,20 @@ def relevance_for_model(run, dataset, name) -> np.ndarray:
     inputs = outputs.digest(outputs.file_digest(model_path) if model_path.is_file() else None,
                             cfg.lrp.analyzer, cfg.model.input_size, list(dataset.digests))
     if array_path.is_file() and record_path.is_file() and json.loads(record_path.read_text()).get("inputs") == inputs:
+        record = json.loads(record_path.read_text())
+        if "image_sha256" not in record:  # made by an older version; the inputs hold these digests
+            outputs.write_json(record_path, {**record, "image_sha256": list(dataset.digests)})
         print(f"{name}: relevance up to date ({array_path})", file=sys.stderr)
         return np.load(array_path, mmap_mode="r")
     reset_graph(cfg.seed)
     keras_model = model.load_full_model(model_path)
-    if keras_model.input_shape[1] != cfg.model.input_size:
-        raise FacetraitsError(f"{model_path}: trained at input size {keras_model.input_shape[1]}, config says "
-                              f"model.input_size={cfg.model.input_size}; run train_regression.py again")
     explainer = explanations.Explainer(keras_model, cfg.lrp.analyzer)
     predictions = explanations.explain_dataset(explainer, dataset.paths, cfg.model.input_size, cfg.lrp.batch_size,
                                                array_path, name)
     relevance = np.load(array_path, mmap_mode="r")
+    # average_saliency.py compares these with the images it averages over
     record = {"inputs": inputs, "analyzer": cfg.lrp.analyzer, "predictions": predictions.tolist(),
+              "image_sha256": list(dataset.digests),
               "finite": bool(np.isfinite(relevance).all())}
     if cfg.lrp.analyzer == "lrp.epsilon":
         expected_sum = explanations.centred_gradient_sum(keras_model)
@@ -110,15 +112,18 @@ def faithfulness_rows(run, dataset, group, trait):
     return summary, curves
 
 
-@cli.script(add_arguments=add_arguments)
+@cli.script(add_arguments=add_arguments, writes=("results_dir", "fig_dir"))
 def main(run):
     cfg = run.config
     explanations.validate_config(cfg)
     dataset = data.load(cfg)
-    for group, trait in run.models:
-        path = cfg.output.models_dir / f"{cli.model_name(group, trait)}.h5"
-        if not path.is_file():
-            raise FacetraitsError(f"{path}: model not found; run train_regression.py first")
+    for group, trait in run.models:  # a missing, damaged or mismatched model stops the run before anything is written
+        model_path = cfg.output.models_dir / f"{cli.model_name(group, trait)}.h5"
+        size = model.load_full_model(model_path).input_shape[1]
+        if size != cfg.model.input_size:
+            raise FacetraitsError(f"{model_path}: trained at input size {size}, config says "
+                                  f"model.input_size={cfg.model.input_size}; run train_regression.py again")
+        reset_graph(cfg.seed)
     run.write_csv("relevance/index.csv",
                   pd.DataFrame({"index": range(len(dataset)), "image": dataset.images, "identity": dataset.identities}))
     summary, curves = [], []

@@ -18,11 +18,12 @@ import pandas as pd
 from facetraits import cli, config, metrics, outputs, plots, training
 
 
-@cli.script
+@cli.script(writes=("results_dir", "fig_dir", "cache_dir"))
 def main(run):
     cfg = run.config
     study = training.load_study(cfg)
     identities = study.dataset.identities
+    metrics.warn_unreliable_folds(identities, study.folds)
     null_rows, summary_rows = [], []
     for group, trait in run.models:
         name = cli.model_name(group, trait)

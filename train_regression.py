@@ -15,7 +15,16 @@ import sys
 from facetraits import cli, config, metrics, model, outputs, training
 
 
-@cli.script
+def up_to_date(model_path, record_path, inputs: str) -> bool:
+    """The model was fitted on these inputs and its file is the one saved then (a truncated or
+    replaced .h5 has another sha256, so it is fitted again rather than reported up to date)."""
+    if not (model_path.is_file() and record_path.is_file()):
+        return False
+    record = json.loads(record_path.read_text())
+    return record.get("inputs") == inputs and record.get("model_sha256") == outputs.file_digest(model_path)
+
+
+@cli.script(writes=("models_dir", "cache_dir"))
 def main(run):
     cfg = run.config
     base = model.build_base(cfg.model, cfg.seed)
@@ -27,7 +36,7 @@ def main(run):
         inputs = training.inputs_key(cfg, *maps.values(), y, dataset.identities.tolist(), model.HEAD_LAYOUT)
         model_path = cfg.output.models_dir / f"{name}.h5"
         record_path = model_path.with_suffix(".json")
-        if model_path.is_file() and record_path.is_file() and json.loads(record_path.read_text()).get("inputs") == inputs:
+        if up_to_date(model_path, record_path, inputs):
             print(f"{name}: up to date ({model_path})", file=sys.stderr)
             continue
         trained = training.fit_head(maps, y, dataset.identities, cfg, seed=cfg.seed)
@@ -38,7 +47,8 @@ def main(run):
                   "n_images": len(y), "epochs": trained.epochs}
         outputs.write_json(record_path, outputs.run_record(
             "train_regression.py", run.argv, config.as_dict(cfg), run=run.id, group=group, trait=trait, inputs=inputs,
-            config_hash=cfg.hash(), seed=cfg.seed, settings=trained.settings, metrics=scores))
+            config_hash=cfg.hash(), seed=cfg.seed, settings=trained.settings, metrics=scores,
+            model_sha256=outputs.file_digest(model_path)))
         chosen = trained.settings
         print(f"{name}: {chosen['head']} head on {chosen['layers']}@{chosen['grid']} (alpha {chosen['alpha']:.3g}) "
               f"fitted in {trained.seconds:.1f} s, train r = {scores['train_pearson_r']:.3f} "

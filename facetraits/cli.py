@@ -72,8 +72,12 @@ def model_name(group: str, trait: str) -> str:
     return f"{group}{MODEL_SEPARATOR}{trait}"
 
 
-def setup_run(doc: str, script: str, argv=None, add_arguments=None) -> Run:
-    """Parse the command line, load and validate the config, select models."""
+OUTPUT_KEYS = ("results_dir", "fig_dir", "models_dir", "cache_dir")
+
+
+def setup_run(doc: str, script: str, argv=None, add_arguments=None, writes=OUTPUT_KEYS) -> Run:
+    """Parse the command line, load and validate the config, check the output folders in `writes`
+    (output.* keys), select models."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="settings file (default: %(default)s)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -94,9 +98,26 @@ def setup_run(doc: str, script: str, argv=None, add_arguments=None) -> Run:
         for name in chosen:
             if name not in known:
                 raise ConfigError(f"{option} {name}: not in {cfg.source} (known: {', '.join(known)})")
+    check_output_dirs(cfg, dict.fromkeys(("results_dir", *writes)))  # results_dir: the run record
     groups = [g for g in cfg.groups if not args.group or g in args.group]
     traits = [t for t in cfg.traits if not args.trait or t in args.trait]
     return Run(cfg, args, argv, [(g, t) for g in groups for t in traits], script)
+
+
+def check_output_dirs(cfg: config_module.Config, keys) -> None:
+    """Each output.<key> folder is, or can be created as, a writable folder: found at start-up, not
+    as a PermissionError or FileExistsError after the expensive work. Nothing is created here."""
+    for key in keys:
+        path = Path(getattr(cfg.output, key))
+        existing = path
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        where = f"{cfg.source}: output.{key}: {path}"
+        if not existing.is_dir():
+            raise ConfigError(f"{where}: {'' if existing == path else f'{existing} '}is a file, not a folder")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ConfigError(f"{where}: {existing} is not writable (permissions or a read-only disk); choose "
+                              f"another folder with --set output.{key}=PATH")
 
 
 def fail(err: FacetraitsError):
@@ -105,23 +126,24 @@ def fail(err: FacetraitsError):
     raise SystemExit(2) from None
 
 
-def script(main=None, *, add_arguments=None):
+def script(main=None, *, add_arguments=None, writes=OUTPUT_KEYS):
     """Make `main(run)` a script entry point `main(argv=None)`: @cli.script or @cli.script(add_arguments=f).
 
-    Sets up the Run from the command line and the script's docstring, and keeps its record in
+    Sets up the Run from the command line and the script's docstring (checking that the output
+    folders named in `writes` can be written), and keeps its record in
     results/runs/<run id>.json: written at the start (status running, so tables of a killed run
     still name a record) and again at the end with status ok, error (a FacetraitsError, also
     reported as one line with exit code 2) or crashed, and the wall time.
     """
     if main is None:
-        return functools.partial(script, add_arguments=add_arguments)
+        return functools.partial(script, add_arguments=add_arguments, writes=writes)
     name = Path(main.__code__.co_filename).stem
     doc = main.__globals__.get("__doc__")
 
     @functools.wraps(main)
     def wrapper(argv=None):
         try:
-            run = setup_run(doc, name, argv, add_arguments)
+            run = setup_run(doc, name, argv, add_arguments, writes)
         except FacetraitsError as err:  # no config, so nowhere to keep a record
             fail(err)
         run.write_record("running")

@@ -58,6 +58,7 @@ def load(cfg: Config) -> Dataset:
                 raise DataError(f"{cfg.data.ratings}: image {missing[0]} has no rating for group {group}, "
                                 f"trait {trait} ({len(missing)} image(s) lack one)")
     ratings = ratings[[(g, t) for g in cfg.groups for t in cfg.traits]].sort_index()
+    check_not_constant(ratings, cfg)
     names = tuple(ratings.index)
     check_unique_stems(table, names, cfg.data.ratings)
     paths = tuple(cfg.data.images / name for name in names)
@@ -142,6 +143,18 @@ def identity_per_image(table: pd.DataFrame, path) -> pd.Series:
         raise DataError(f"{path} line {rows.line.iloc[-1]}: image {image} has identities "
                         f"{', '.join(sorted(rows.identity.unique()))}")
     return table.groupby("image").identity.first()
+
+
+def check_not_constant(ratings: pd.DataFrame, cfg: Config) -> None:
+    """A group x trait whose mean rating is the same for every image has nothing to predict: its
+    Pearson r and permutation null are NaN. Refused here, before any features are extracted, rather
+    than found by a NaN in the middle of a run."""
+    for group, trait in ratings.columns:
+        values = ratings[(group, trait)]
+        if values.nunique() == 1:
+            raise DataError(f"{cfg.data.ratings}: group {group}, trait {trait}: all {len(values)} image(s) have the "
+                            f"same rating {values.iloc[0]:g}, so there is nothing to predict (Pearson r is "
+                            f"undefined); fix the ratings or leave {group} or {trait} out of {cfg.source}")
 
 
 def check_unique_stems(table: pd.DataFrame, names, path) -> None:

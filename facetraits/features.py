@@ -45,17 +45,29 @@ def load_or_extract(dataset: data.Dataset, cfg: Config, base=None) -> dict[str, 
     layers = needed_layers(cfg)
     folder = cache_folder(cfg.output.cache_dir, base, cfg.model.input_size)
     files = {layer: [folder / layer / f"{digest}.npy" for digest in dataset.digests] for layer in layers}
-    todo = [i for i in range(len(dataset)) if not all(files[layer][i].is_file() for layer in layers)]
+    maps = load_cached(files)
+    todo = [i for i in range(len(dataset)) if any(maps[layer][i] is None for layer in layers)]
     if todo:
-        extract(base, layers, [dataset.paths[i] for i in todo], {layer: [files[layer][i] for i in todo] for layer in layers},
-                cfg.model.input_size)
+        missing = {layer: [files[layer][i] if maps[layer][i] is None else None for i in todo] for layer in layers}
+        extract(base, layers, [dataset.paths[i] for i in todo], missing, cfg.model.input_size)
+        maps = load_cached(files)
     else:
         print(f"features: all {len(dataset)} images cached in {folder} ({', '.join(layers)})", file=sys.stderr)
-    return {layer: np.stack([np.load(f) for f in files[layer]]) for layer in layers}
+    return {layer: np.stack(arrays) for layer, arrays in maps.items()}
+
+
+def load_cached(files: dict) -> dict:
+    """{layer: [conv maps, or None where not cached or corrupt]}; one folder listing per layer."""
+    maps = {}
+    for layer, paths in files.items():
+        entries = outputs.checked_entries(paths[0].parent) if paths else {}
+        maps[layer] = [outputs.load_checked_npy(path, entries) for path in paths]
+    return maps
 
 
 def extract(base, layers, paths, files: dict, input_size: int, batch_size: int = EXTRACTION_BATCH) -> None:
-    """Run images through the frozen base once for all layers; write one .npy per image and layer."""
+    """Run images through the frozen base once for all layers; write one .npy per image and layer
+    (where `files` gives a path: a layer still cached for an image is not written twice)."""
     print(f"features: extracting {len(paths)} images at {input_size}x{input_size} ({', '.join(layers)})",
           file=sys.stderr)
     tapped = keras.Model(base.input, [base.get_layer(layer).output for layer in layers])
@@ -67,7 +79,8 @@ def extract(base, layers, paths, files: dict, input_size: int, batch_size: int =
         maps = tapped.predict(model.preprocess(images), batch_size=batch_size, verbose=0)
         for layer, conv in zip(layers, maps if len(layers) > 1 else [maps]):
             for array, path in zip(conv.astype(np.float32), files[layer][chunk]):
-                outputs.write_npy(path, array)
+                if path is not None:
+                    outputs.write_checked(path, outputs.npy_bytes(array))
         progress.update(len(images))
     print(f"features: {len(paths)} images in {time.perf_counter() - start:.1f} s", file=sys.stderr)
 

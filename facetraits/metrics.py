@@ -1,6 +1,8 @@
 """Statistics: Pearson r, MAE, identity-grouped folds, identity permutations, p-values, bootstrap CIs."""
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from facetraits.errors import ConfigError
@@ -50,6 +52,27 @@ def make_folds(identities: np.ndarray, n_folds: int, group_by: str, seed: int, s
         fold_of[unit] = fold
         fold_sizes[fold] += sizes[unit]
     return np.array([fold_of[unit] for unit in identities])
+
+
+MIN_IMAGES = 10  # overall; fewer and a pooled r is mostly noise
+MIN_PER_FOLD = 3  # test images and test identities per fold; with 2 a fold's r is +-1 whatever the model
+
+
+def warn_unreliable_folds(identities: np.ndarray, folds: np.ndarray) -> None:
+    """One stderr line when the data are too few for a cross-validated r to mean anything.
+
+    A warning, not an error: tiny datasets are legitimate for smoke tests and demos, and the r is
+    computed correctly; only its noise is huge (2 images in 2 folds give r = -1 or +1 whatever the
+    model). The bootstrap CI shows that too, but only to someone who reads it."""
+    identities = np.asarray(identities)
+    tests = [(int(np.sum(folds == k)), len(np.unique(identities[folds == k]))) for k in range(int(folds.max()) + 1)]
+    fold = min(range(len(tests)), key=lambda k: tests[k])
+    images, units = tests[fold]
+    if len(identities) >= MIN_IMAGES and images >= MIN_PER_FOLD and units >= MIN_PER_FOLD:
+        return
+    print(f"warning: {len(identities)} images in {len(tests)} folds, fold {fold + 1} tests only {images} image(s) of "
+          f"{units} identit{'y' if units == 1 else 'ies'}: the cross-validated r is unreliable (want >= {MIN_IMAGES} "
+          f"images, >= {MIN_PER_FOLD} test images and identities per fold; fewer cv.n_folds helps)", file=sys.stderr)
 
 
 def permuted_by_identity(y: np.ndarray, identities: np.ndarray, n_permutations: int, seed: int) -> np.ndarray:
@@ -102,9 +125,15 @@ def bootstrap_r_ci(y, prediction, identities, n_resamples: int = 2000, seed: int
 
 
 def permutation_p_value(observed: float, null: np.ndarray) -> float:
-    """p = (#null >= observed + 1) / (N + 1): never 0, exact under exchangeability."""
-    null = np.asarray(null)
-    return float((np.sum(null >= observed) + 1.0) / (len(null) + 1.0))
+    """p = (#null >= observed + 1) / (N + 1) over the finite null r: never 0, exact under exchangeability.
+
+    NaN when the observed r or every null r is NaN (a constant rating or prediction): the count
+    would otherwise report 1 / (N + 1), "significant", where nothing was tested."""
+    null = np.asarray(null, dtype=np.float64)
+    null = null[np.isfinite(null)]
+    if not np.isfinite(observed) or null.size == 0:
+        return float("nan")
+    return float((np.sum(null >= observed) + 1.0) / (null.size + 1.0))
 
 
 def cv_summary(group: str, trait: str, y, predictions, folds, identities, fold_settings, final_settings, seed=0):

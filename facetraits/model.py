@@ -172,7 +172,11 @@ def mount(base: keras.Model, head: keras.Model) -> keras.Model:
 def load_full_model(path: Path) -> keras.Model:
     if not Path(path).is_file():
         raise FacetraitsError(f"{path}: model not found; run train_regression.py first")
-    loaded = keras.models.load_model(str(path), compile=False)
+    try:
+        loaded = keras.models.load_model(str(path), compile=False)
+    except Exception as err:  # h5py and Keras raise OSError, ValueError, KeyError ... for a damaged file
+        raise FacetraitsError(f"{path}: not a readable Keras model ({str(err).splitlines()[0]}); "
+                              f"run train_regression.py again") from None
     # A loaded model keeps its layer names ("input_1") but Keras' name counter does not know them
     # after a graph reset; advance it, or analyzers that add an Input (integrated_gradients)
     # create a second "input_1" and fail.

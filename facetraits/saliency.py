@@ -19,6 +19,7 @@ Pure numpy/scipy/pandas: no TensorFlow.
 """
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,7 +98,25 @@ def load_relevance(results_dir, name: str, dataset: data.Dataset, map_shape: tup
                               f"(one map per image at the model input size); {RELEVANCE_HINT}")
     if not np.all(np.isfinite(maps)):
         raise FacetraitsError(f"{path}: contains NaN or infinite relevance; {RELEVANCE_HINT}")
+    check_image_digests(path.with_suffix(".json"), dataset)
     return maps.astype(np.float32, copy=False)
+
+
+def check_image_digests(record_path: Path, dataset: data.Dataset) -> None:
+    """The maps were made from the images as they are now: an image edited since lrp_analysis.py ran
+    keeps its name (so index.csv still matches) but its heatmap explains the old picture."""
+    again = "run lrp_analysis.py again (maps of unchanged images and models are reused)"
+    try:
+        recorded = json.loads(record_path.read_text()).get("image_sha256")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    if not isinstance(recorded, list):
+        raise FacetraitsError(f"{record_path}: no image checksums (missing, unreadable, or written by an older "
+                              f"lrp_analysis.py); {again}")
+    for i, (name, digest) in enumerate(zip(dataset.images, dataset.digests)):
+        if i >= len(recorded) or recorded[i] != digest:
+            raise FacetraitsError(f"{record_path}: image {name} changed since its relevance map was made "
+                                  f"(sha256 differs); {again}")
 
 
 def image_landmarks(cfg, dataset: data.Dataset) -> tuple[dict[str, np.ndarray], list[tuple[str, str]]]:

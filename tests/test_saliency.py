@@ -2,8 +2,10 @@
 
 No TensorFlow: fake results/relevance/*.npy are written directly, the way lrp_analysis.py writes them.
 """
+import hashlib
 import itertools
 import importlib.util
+import json
 import shutil
 
 import numpy as np
@@ -50,8 +52,10 @@ def plant(points, rng, group):
     return heat * rng.uniform(0.5, 5.0)
 
 
-def write_relevance(results, images, map_points, seed=0, models=MODELS):
+def write_relevance(results, images, map_points, images_dir, seed=0, models=MODELS):
+    """Planted maps, index.csv and the per-model record with the images' sha256, as lrp_analysis.py writes them."""
     rng = np.random.default_rng(seed)
+    digests = [hashlib.sha256((images_dir / name).read_bytes()).hexdigest() for name in images]
     folder = results / "relevance"
     folder.mkdir(parents=True, exist_ok=True)
     pd.DataFrame({"index": range(len(images)), "image": images,
@@ -59,6 +63,7 @@ def write_relevance(results, images, map_points, seed=0, models=MODELS):
     for group, trait in models:
         maps = np.stack([plant(map_points[name], rng, group) for name in images]).astype(np.float32)
         np.save(folder / f"{group}__{trait}.npy", maps)
+        (folder / f"{group}__{trait}.json").write_text(json.dumps({"image_sha256": digests}))
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +86,7 @@ def faces(tmp_path_factory):
 def setup(faces, out, **sections):
     root, images, map_points = faces
     config = write_config(out / "config.yaml", root, out, model={"input_size": MAP}, **sections)
-    write_relevance(out / "results", images, map_points)
+    write_relevance(out / "results", images, map_points, root / "images")
     return config
 
 
@@ -243,6 +248,25 @@ def test_index_that_does_not_match_the_dataset_exits_2(faces, tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "index.csv" in err and "run lrp_analysis.py first" in err
 
 
+def test_image_changed_since_lrp_exits_2_naming_it(faces, tmp_path, capsys):
+    root, images, map_points = faces
+    copy = shutil.copytree(root, tmp_path / "data")
+    config = write_config(tmp_path / "config.yaml", copy, tmp_path, model={"input_size": MAP})
+    write_relevance(tmp_path / "results", images, map_points, copy / "images")
+    changed = copy / "images" / images[4]
+    pixels = np.asarray(Image.open(changed)).copy()
+    pixels[:4, :4] = 255
+    Image.fromarray(pixels).save(changed)
+    with pytest.raises(SystemExit) as exit_info:
+        average_saliency.main(["--config", str(config)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: {tmp_path / 'results' / 'relevance' / 'ASD__warm.json'}: image {images[4]} changed since "
+                   f"its relevance map was made (sha256 differs); run lrp_analysis.py again (maps of unchanged images "
+                   f"and models are reused)")
+    assert not (tmp_path / "results" / "region_relevance.csv").exists()
+
+
 def test_relevance_at_the_wrong_size_exits_2(faces, tmp_path, capsys):
     config = setup(faces, tmp_path)
     path = tmp_path / "results" / "relevance" / "ASD__warm.npy"
@@ -262,7 +286,7 @@ def test_without_a_landmarks_file_faces_are_detected_and_a_blank_image_is_report
     (copy / "landmarks.csv").unlink()
     Image.new("RGB", (IMAGE, IMAGE), (90, 90, 90)).save(copy / "images" / images[0])
     config = write_config(tmp_path / "config.yaml", copy, tmp_path, model={"input_size": MAP})
-    write_relevance(tmp_path / "results", images, map_points)
+    write_relevance(tmp_path / "results", images, map_points, copy / "images")
     average_saliency.main(["--config", str(config), "--trait", "warm"])
     err = capsys.readouterr().err
     assert "1 of 18 image(s) have no usable landmarks" in err and images[0] in err

@@ -1,0 +1,239 @@
+"""Faults found by trying the landed version as a new user: each ends in one line naming the file
+and key, or in a correct result; nothing already written is lost or half-written."""
+import importlib.util
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+import cross_validate
+import lrp_analysis
+import permutation_test
+import train_regression
+from facetraits import config, data, features, metrics, model, outputs
+from conftest import ROOT, write_blob_dataset, write_config
+
+spec = importlib.util.spec_from_file_location("average_saliency", ROOT / "average_saliency.py")
+average_saliency = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(average_saliency)
+
+
+def exit_line(caught, capsys) -> str:
+    """The one stderr line of a script stopped by cli.script (exit code 2)."""
+    assert caught.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ")
+    return err[-1]
+
+
+# ----------------------------------------------------------------------------- 1. constant ratings
+
+
+def test_constant_rating_is_refused_before_any_work_naming_group_trait_and_file(tmp_path, capsys):
+    root = write_blob_dataset(tmp_path / "d")
+    table = pd.read_csv(root / "ratings.csv")
+    table.loc[(table.group == "NT") & (table.trait == "strong"), "rating"] = 4.0
+    table.to_csv(root / "ratings.csv", index=False)
+    path = write_config(tmp_path / "c.yaml", root, tmp_path / "out")
+    with pytest.raises(SystemExit) as caught:
+        permutation_test.main(["--config", str(path)])
+    line = exit_line(caught, capsys)
+    assert line == (f"error: {root / 'ratings.csv'}: group NT, trait strong: all 12 image(s) have the same rating 4, "
+                    f"so there is nothing to predict (Pearson r is undefined); fix the ratings or leave NT or strong "
+                    f"out of {path}")
+    assert not (tmp_path / "out").exists()
+
+
+def test_p_value_is_nan_when_the_observed_r_or_the_whole_null_is_nan():
+    null = np.array([0.1, np.nan, 0.5, -0.2])
+    assert np.isnan(metrics.permutation_p_value(float("nan"), null))
+    assert np.isnan(metrics.permutation_p_value(0.3, np.full(50, np.nan)))
+    assert metrics.permutation_p_value(0.3, null) == pytest.approx((1 + 1) / (3 + 1))  # NaN r are not counted
+
+
+def test_an_all_nan_result_is_returned_but_never_cached(tmp_path):
+    path = tmp_path / "permutation" / "ASD__warm-key.npy"
+    null = outputs.cached_array(path, lambda: np.full(20, np.nan))
+    assert np.isnan(null).all() and not path.parent.exists()
+    assert outputs.cached_array(path, lambda: np.arange(3.0)).tolist() == [0.0, 1.0, 2.0]
+    assert len(list(path.parent.iterdir())) == 1
+
+
+# ----------------------------------------------------------------------------- 2. too few images per fold
+
+
+def test_two_images_in_two_folds_warn_that_r_is_unreliable(tmp_path, capsys):
+    root = write_blob_dataset(tmp_path / "d", n_identities=2, per_identity=1)
+    path = write_config(tmp_path / "c.yaml", root, tmp_path / "out", model={"head": "mlp", "dense_units": 4},
+                        cv={"n_folds": 2})
+    cross_validate.main(["--config", str(path)])
+    captured = capsys.readouterr()
+    warnings = [line for line in captured.err.splitlines() if line.startswith("warning: 2 images")]
+    assert warnings == ["warning: 2 images in 2 folds, fold 1 tests only 1 image(s) of 1 identity: the cross-validated "
+                        "r is unreliable (want >= 10 images, >= 3 test images and identities per fold; fewer "
+                        "cv.n_folds helps)"]
+    assert "pooled r = " in captured.out
+
+
+def test_enough_images_and_identities_per_fold_give_no_warning(capsys):
+    identities = np.repeat([f"id{i}" for i in range(9)], 2)
+    metrics.warn_unreliable_folds(identities, metrics.make_folds(identities, 3, "identity", 0))
+    assert capsys.readouterr().err == ""
+
+
+# ----------------------------------------------------------------------------- 3. unwritable output folders
+
+
+def test_results_dir_naming_a_file_stops_before_any_work(blob_data, tmp_path, capsys):
+    (tmp_path / "results").write_text("not a folder")
+    path = write_config(tmp_path / "c.yaml", blob_data, tmp_path)
+    with pytest.raises(SystemExit) as caught:
+        cross_validate.main(["--config", str(path)])
+    assert exit_line(caught, capsys) == (f"error: {path}: output.results_dir: {tmp_path / 'results'}: is a file, "
+                                         f"not a folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "results"]
+
+
+def test_read_only_cache_stops_before_any_work(blob_data, tmp_path, capsys, monkeypatch):
+    (tmp_path / "cache").mkdir()
+    path = write_config(tmp_path / "c.yaml", blob_data, tmp_path)
+    real = os.access  # tests may run as root, whom a chmod does not stop: the check is what is tested
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == tmp_path / "cache" else real(p, mode))
+    with pytest.raises(SystemExit) as caught:
+        train_regression.main(["--config", str(path)])
+    assert exit_line(caught, capsys) == (f"error: {path}: output.cache_dir: {tmp_path / 'cache'}: {tmp_path / 'cache'} "
+                                         f"is not writable (permissions or a read-only disk); choose another folder "
+                                         f"with --set output.cache_dir=PATH")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "cache"]
+
+
+def test_fig_dir_below_a_file_stops_lrp_analysis_before_any_work(blob_data, tmp_path, capsys):
+    (tmp_path / "fig").write_text("")
+    path = write_config(tmp_path / "c.yaml", blob_data, tmp_path, output={"fig_dir": str(tmp_path / "fig" / "lrp")})
+    with pytest.raises(SystemExit) as caught:
+        lrp_analysis.main(["--config", str(path)])
+    assert exit_line(caught, capsys) == (f"error: {path}: output.fig_dir: {tmp_path / 'fig' / 'lrp'}: "
+                                         f"{tmp_path / 'fig'} is a file, not a folder")
+
+
+# ----------------------------------------------------------------------------- 4. corrupt cache files
+
+
+def corrupt(path: Path, how: str) -> None:
+    """Random bytes, a truncated file, a valid .npy header with a garbage body, or swapped values."""
+    content = path.read_bytes()
+    if how == "random":
+        path.write_bytes(np.random.default_rng(0).bytes(len(content)))
+    elif how == "truncated":
+        path.write_bytes(content[: len(content) // 2])
+    elif how == "garbage_body":
+        header = len(content) - np.load(path).nbytes
+        path.write_bytes(content[:header] + np.random.default_rng(0).bytes(len(content) - header))
+    else:
+        array = np.load(path)
+        np.save(path, array.ravel()[::-1].reshape(array.shape))
+
+
+def test_corrupt_feature_cache_files_are_named_deleted_and_extracted_again(blob_data, tmp_path, capsys):
+    cfg = config.load(write_config(tmp_path / "c.yaml", blob_data, tmp_path))
+    dataset = data.load(cfg)
+    first = features.load_or_extract(dataset, cfg)
+    stored = sorted((tmp_path / "cache" / "features").glob("*/block5_pool/*.npy"))
+    assert len(stored) == len(dataset)
+    hows = ["random", "truncated", "garbage_body", "swapped"]
+    for path, how in zip(stored, hows):
+        corrupt(path, how)
+    capsys.readouterr()
+    again = features.load_or_extract(dataset, cfg)
+    err = capsys.readouterr().err.splitlines()
+    assert sorted(line for line in err if line.startswith("warning:")) == [
+        f"warning: {path}: corrupt cache file (its bytes do not match the checksum in its name); deleted, "
+        f"computing it again" for path in stored[:4]]
+    assert "features: extracting 4 images" in "\n".join(err)
+    for layer in first:
+        np.testing.assert_array_equal(again[layer], first[layer])
+    features.load_or_extract(dataset, cfg)
+    assert "all 12 images cached" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("how", ["random", "truncated", "swapped"])
+def test_corrupt_cv_and_null_cache_files_are_computed_again(tmp_path, capsys, how):
+    cv_path, null_path = tmp_path / "cv" / "ASD__warm-key.json", tmp_path / "permutation" / "ASD__warm-key.npy"
+    result = {"predictions": [1.0, 2.0, 3.0], "settings": []}
+    outputs.cached_json(cv_path, lambda: result)
+    outputs.cached_array(null_path, lambda: np.arange(5.0))
+    (cv_file,), (null_file,) = (tmp_path / "cv").iterdir(), (tmp_path / "permutation").iterdir()
+    if how == "swapped":
+        cv_file.write_text(cv_file.read_text().replace("1.0", "9.0"))
+    else:
+        corrupt(cv_file, how)
+    corrupt(null_file, how)
+    assert outputs.cached_json(cv_path, lambda: result) == result
+    assert outputs.cached_array(null_path, lambda: np.arange(5.0)).tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+    warnings = capsys.readouterr().err.splitlines()
+    assert [line.split(":")[1].strip() for line in warnings] == [str(cv_file), str(null_file)]
+    assert outputs.cached_json(cv_path, lambda: pytest.fail("recomputed")) == result
+
+
+# ----------------------------------------------------------------------------- 5. damaged model files
+
+
+@pytest.fixture
+def trained_copy(trained, tmp_path):
+    """The session's trained models and feature cache, copied so that they can be damaged."""
+    for folder in ("models", "cache"):
+        shutil.copytree(trained.parent / folder, tmp_path / folder)
+    cfg = config.load(trained)
+    return write_config(tmp_path / "c.yaml", cfg.data.ratings.parent, tmp_path)
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def test_truncated_model_is_trained_again_not_reported_up_to_date(trained_copy, capsys):
+    model_path = trained_copy.parent / "models" / "ASD__warm.h5"
+    truncate(model_path)
+    train_regression.main(["--config", str(trained_copy), "--group", "ASD", "--trait", "warm"])
+    captured = capsys.readouterr()
+    assert "up to date" not in captured.err and f"-> {model_path}" in captured.out
+    assert model.load_full_model(model_path).input_shape[1] == 32
+
+
+def test_truncated_model_stops_lrp_analysis_before_anything_is_written(trained_copy, capsys):
+    model_path = trained_copy.parent / "models" / "NT__strong.h5"
+    truncate(model_path)
+    with pytest.raises(SystemExit) as caught:
+        lrp_analysis.main(["--config", str(trained_copy), "--skip-faithfulness"])
+    line = exit_line(caught, capsys)
+    assert line.startswith(f"error: {model_path}: not a readable Keras model (") and \
+        line.endswith("); run train_regression.py again")
+    assert not (trained_copy.parent / "results").exists() and not (trained_copy.parent / "fig").exists()
+
+
+# ----------------------------------------------------------------------------- 6. images changed since LRP
+
+
+def test_lrp_analysis_records_the_image_digests_that_average_saliency_checks(trained_copy, capsys):
+    lrp_analysis.main(["--config", str(trained_copy), "--group", "ASD", "--trait", "warm", "--skip-faithfulness",
+                       "--set", "lrp.overlays=false"])
+    record = json.loads((trained_copy.parent / "results" / "relevance" / "ASD__warm.json").read_text())
+    cfg = config.load(trained_copy)
+    dataset = data.load(cfg)
+    assert record["image_sha256"] == list(dataset.digests)
+    shutil.copytree(cfg.data.ratings.parent, trained_copy.parent / "data")
+    moved = write_config(trained_copy, trained_copy.parent / "data", trained_copy.parent)
+    changed = trained_copy.parent / "data" / "images" / dataset.images[1]
+    Image.fromarray(255 - np.asarray(Image.open(changed))).save(changed)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as caught:
+        average_saliency.main(["--config", str(moved), "--group", "ASD", "--trait", "warm"])
+    assert exit_line(caught, capsys) == (
+        f"error: {trained_copy.parent / 'results' / 'relevance' / 'ASD__warm.json'}: image {dataset.images[1]} changed "
+        f"since its relevance map was made (sha256 differs); run lrp_analysis.py again (maps of unchanged images and "
+        f"models are reused)")
