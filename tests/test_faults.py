@@ -46,7 +46,14 @@ def test_constant_rating_is_refused_before_any_work_naming_group_trait_and_file(
     assert line == (f"error: {root / 'ratings.csv'}: group NT, trait strong: all 12 image(s) have the same rating 4, "
                     f"so there is nothing to predict (Pearson r is undefined); fix the ratings or leave NT or strong "
                     f"out of {path}")
-    assert not (tmp_path / "out").exists()
+    assert_only_an_error_record(tmp_path / "out")
+
+
+def assert_only_an_error_record(folder):
+    """Nothing was written but the run record (results/runs/<id>.json), which says the run failed."""
+    files = [path for path in folder.rglob("*") if path.is_file()]
+    assert files and all(path.parent.name == "runs" for path in files), files
+    assert all(json.loads(path.read_text())["status"] == "error" for path in files)
 
 
 def test_p_value_is_nan_when_the_observed_r_or_the_whole_null_is_nan():
@@ -213,7 +220,8 @@ def test_truncated_model_stops_lrp_analysis_before_anything_is_written(trained_c
     line = exit_line(caught, capsys)
     assert line.startswith(f"error: {model_path}: not a readable Keras model (") and \
         line.endswith("); run train_regression.py again")
-    assert not (trained_copy.parent / "results").exists() and not (trained_copy.parent / "fig").exists()
+    assert_only_an_error_record(trained_copy.parent / "results")
+    assert not (trained_copy.parent / "fig").exists()
 
 
 # ----------------------------------------------------------------------------- 6. images changed since LRP
