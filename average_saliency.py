@@ -2,18 +2,19 @@
 
 Reads results/relevance/<group>__<trait>.npy (written by lrp_analysis.py) and the landmarks
 (data.landmarks, or dlib when that is null). Every map is normalised to total |relevance| 1 so
-each image weighs the same, and, with lrp.align (default), warped onto the mean face first.
+each image weighs the same, and, with explain.align (default), warped onto the mean face first.
 Images without usable landmarks are listed in results/landmarks_missing.csv and left out of
 the region statistics and of the aligned maps.
 
 Writes fig/average_saliency.png, results/average_saliency/<group>__<trait>.npy (the averaged
 maps), for the first two selected groups fig/group_difference_<trait>.png and
 results/group_difference_<trait>.npz (mean difference, t, p, FDR q, significant mask at
-lrp.alpha), results/region_relevance.csv (per model x image x region), results/region_summary.csv
-(mean shares with 95% t CIs), results/region_group_tests.csv (paired test per trait x region x
-measure: share of positive and of absolute relevance, Holm-corrected) and fig/region_relevance.png.
+explain.significance_level), results/region_relevance.csv (per model x image x region),
+results/region_summary.csv (mean shares with 95% t CIs), results/region_group_tests.csv (paired
+test per trait x region x measure: share of positive and of absolute relevance, Holm-corrected)
+and fig/region_relevance.png.
 
-    python average_saliency.py --set lrp.align=false --trait warm
+    python average_saliency.py --set explain.align=false --trait warm
 """
 import sys
 
@@ -48,7 +49,7 @@ def main(run):
                                        f"{missing[0][1]}); see {run.results('landmarks_missing.csv')}")
 
     # Aligned maps use only the images with landmarks; unaligned maps use every image.
-    aligned = cfg.lrp.align
+    aligned = cfg.explain.align
     keep = np.array([name in landmarks for name in dataset.images]) if aligned else np.ones(len(dataset), bool)
     points = [landmarks[name] for name in np.array(dataset.images)[keep]] if aligned else None
     template = regions.mean_face(points) if aligned else None
@@ -63,7 +64,8 @@ def main(run):
     traits = list(dict.fromkeys(t for _, t in run.models))
     counts = {model: int(keep.sum()) for model in relevance}
     outputs.save_figure(plots.average_saliency(averages, groups, traits, aligned, background,
-                                               cfg.lrp.colormap == "signed", counts), run.fig("average_saliency.png"))
+                                               cfg.explain.colormap == "signed", counts),
+                        run.fig("average_saliency.png"))
 
     if len(groups) >= 2 and keep.sum() < 2:
         print(f"warning: group difference maps need 2+ images, {int(keep.sum())} usable; skipped", file=sys.stderr)
@@ -71,7 +73,7 @@ def main(run):
         group_a, group_b = groups[:2]
         for trait in traits:
             result = saliency.group_difference(relevance[(group_a, trait)][keep], relevance[(group_b, trait)][keep],
-                                               cfg.lrp.alpha, points, template)
+                                               cfg.explain.significance_level, points, template)
             write_npz(run.results(f"group_difference_{trait}.npz"), mean_difference=result.mean_difference,
                       t=result.t, p=result.p, q=result.q, significant=result.significant,
                       group_a=group_a, group_b=group_b, alpha=result.alpha, n_images=result.n_images, aligned=aligned)
@@ -89,7 +91,7 @@ def main(run):
     run.write_csv("region_relevance.csv", table)
     run.write_csv("region_summary.csv", summary)
     run.write_csv("region_group_tests.csv", tests)
-    outputs.save_figure(plots.region_relevance(summary, tests if len(tests) else None, cfg.lrp.alpha),
+    outputs.save_figure(plots.region_relevance(summary, tests if len(tests) else None, cfg.explain.significance_level),
                         run.fig("region_relevance.png"))
     run.details.update(aligned=aligned, n_images=len(dataset), n_with_landmarks=len(landmarks),
                        n_missing_landmarks=len(missing))
@@ -101,7 +103,7 @@ def main(run):
             print(f"{cli.model_name(group, trait)}: most relevance per unit area on the {absolute.region} "
                   f"(absolute: {absolute.mean_abs_per_area:.2f} x its area share), most positive relevance on the "
                   f"{positive.region} ({positive.mean_pos_per_area:.2f} x), {positive.n_images} images")
-    for row in tests[tests.p_corrected < cfg.lrp.alpha].itertuples():
+    for row in tests[tests.p_corrected < cfg.explain.significance_level].itertuples():
         print(f"{row.trait}, {row.region}: {row.group_a} - {row.group_b} {row.measure} "
               f"{row.mean_difference:+.3f} (t = {row.statistic:.2f}, Holm p = {row.p_corrected:.3g})")
     print(f"wrote {run.results('region_summary.csv')} and figures in {cfg.output.fig_dir}", file=sys.stderr)

@@ -1,7 +1,7 @@
 """LRP heatmaps for every image and every trained model, the extremes figure, and faithfulness.
 
 For each group x trait model (trained by train_regression.py) the configured iNNvestigate method
-(lrp.analyzer, default lrp.sequential_preset_a_flat as in the reference study) explains output
+(explain.analyzer, default lrp.sequential_preset_a_flat as in the reference study) explains output
 unit 0, the predicted rating; what red and blue mean depends on the method (see
 facetraits/explanations.py). For the LRP rules the head hands relevance to this face's top conv
 features minus the average training face's (model.build_head), and the conv layers pass it on
@@ -9,10 +9,10 @@ to the pixels that drive those features.
 Writes results/relevance/<group>__<trait>.npy (float32, images x H x W, channels summed, in the
 order of results/relevance/index.csv), overlays under fig/lrp/<group>__<trait>/,
 fig/extremes_<group>__<trait>.png (k highest- and k lowest-rated faces with their heatmaps),
-and, per method in lrp.faithfulness_analyzers, results/faithfulness.csv,
+and, per method in explain.faithfulness_analyzers, results/faithfulness.csv,
 results/faithfulness_curves.csv and fig/faithfulness.png. Unchanged models are skipped.
 
-    python lrp_analysis.py --set lrp.analyzer=lrp.epsilon --set lrp.overlays=false
+    python lrp_analysis.py --set explain.analyzer=lrp.epsilon --set explain.overlays=false
 """
 import json
 import sys
@@ -37,7 +37,7 @@ def relevance_for_model(run, dataset, name) -> np.ndarray:
     array_path = run.results("relevance") / f"{name}.npy"
     record_path = array_path.with_suffix(".json")
     inputs = outputs.digest(outputs.file_digest(model_path) if model_path.is_file() else None,
-                            cfg.lrp.analyzer, cfg.model.input_size, list(dataset.digests))
+                            cfg.explain.analyzer, cfg.model.input_size, list(dataset.digests))
     if array_path.is_file() and record_path.is_file() and json.loads(record_path.read_text()).get("inputs") == inputs:
         record = json.loads(record_path.read_text())
         if "image_sha256" not in record:  # made by an older version; the inputs hold these digests
@@ -46,19 +46,19 @@ def relevance_for_model(run, dataset, name) -> np.ndarray:
         return np.load(array_path, mmap_mode="r")
     reset_graph(cfg.seed)
     keras_model = model.load_full_model(model_path)
-    explainer = explanations.Explainer(keras_model, cfg.lrp.analyzer)
-    predictions = explanations.explain_dataset(explainer, dataset.paths, cfg.model.input_size, cfg.lrp.batch_size,
+    explainer = explanations.Explainer(keras_model, cfg.explain.analyzer)
+    predictions = explanations.explain_dataset(explainer, dataset.paths, cfg.model.input_size, cfg.explain.batch_size,
                                                array_path, name)
     relevance = np.load(array_path, mmap_mode="r")
     # average_saliency.py compares these with the images it averages over
-    record = {"inputs": inputs, "analyzer": cfg.lrp.analyzer, "predictions": predictions.tolist(),
+    record = {"inputs": inputs, "analyzer": cfg.explain.analyzer, "predictions": predictions.tolist(),
               "image_sha256": list(dataset.digests),
               "finite": bool(np.isfinite(relevance).all())}
-    if cfg.lrp.analyzer == "lrp.epsilon":
+    if cfg.explain.analyzer == "lrp.epsilon":
         expected_sum = explanations.centred_gradient_sum(keras_model)
-        expected = np.concatenate([expected_sum(data.load_images(dataset.paths[i:i + cfg.lrp.batch_size],
+        expected = np.concatenate([expected_sum(data.load_images(dataset.paths[i:i + cfg.explain.batch_size],
                                                                  cfg.model.input_size))
-                                   for i in range(0, len(dataset), cfg.lrp.batch_size)])
+                                   for i in range(0, len(dataset), cfg.explain.batch_size)])
         # What VGG16's own biases keep (plus epsilon's losses): the conservation error when they are zero.
         record["conv_bias_share_max_abs"] = float(np.max(np.abs(expected - relevance.sum(axis=(1, 2)))))
         print(f"{name}: lrp.epsilon relevance sums to the prediction minus the head biases' share, less "
@@ -70,20 +70,20 @@ def relevance_for_model(run, dataset, name) -> np.ndarray:
 
 def write_figures(run, dataset, name, relevance, predictions, y) -> None:
     cfg = run.config
-    size, colormap = cfg.model.input_size, cfg.lrp.colormap
-    if cfg.lrp.overlays:
+    size, colormap = cfg.model.input_size, cfg.explain.colormap
+    if cfg.explain.overlays:
         folder = run.fig("lrp") / name
         folder.mkdir(parents=True, exist_ok=True)
         for i, path in enumerate(dataset.paths):
             picture = plots.overlay(data.load_image(path, size), relevance[i], colormap)
             with outputs.atomic_path(folder / f"{path.stem}.png") as tmp:
                 Image.fromarray(picture).save(tmp, format="PNG")
-    k = min(cfg.lrp.n_extremes, len(y) // 2)
+    k = min(cfg.explain.n_extremes, len(y) // 2)
     order = np.argsort(-y, kind="stable")
     chosen = np.concatenate([order[:k], order[len(order) - k:]])
     figure = plots.extremes(data.load_images([dataset.paths[i] for i in chosen], size), relevance[chosen],
                             y[chosen], predictions[chosen], [dataset.images[i] for i in chosen], colormap,
-                            f"{name} ({cfg.lrp.analyzer})")
+                            f"{name} ({cfg.explain.analyzer})")
     outputs.save_figure(figure, run.fig(f"extremes_{name}.png"))
 
 
@@ -92,18 +92,19 @@ def faithfulness_rows(run, dataset, group, trait):
     cfg = run.config
     name = cli.model_name(group, trait)
     rng = np.random.default_rng(cfg.seed)
-    sample = np.sort(rng.permutation(len(dataset))[: cfg.lrp.faithfulness_images])
+    sample = np.sort(rng.permutation(len(dataset))[: cfg.explain.faithfulness_images])
     images = data.load_images([dataset.paths[i] for i in sample], cfg.model.input_size)
     summary, curves = [], []
-    for method in cfg.lrp.faithfulness_analyzers:
+    for method in cfg.explain.faithfulness_analyzers:
         reset_graph(cfg.seed)
         keras_model = model.load_full_model(cfg.output.models_dir / f"{name}.h5")
-        relevance = np.concatenate([explanations.Explainer(keras_model, method)(images[i:i + cfg.lrp.batch_size])
-                                    for i in range(0, len(images), cfg.lrp.batch_size)])
-        morf, random = faithfulness.removal_curves(keras_model, images, relevance, cfg.lrp.faithfulness_steps, cfg.seed)
+        relevance = np.concatenate([explanations.Explainer(keras_model, method)(images[i:i + cfg.explain.batch_size])
+                                    for i in range(0, len(images), cfg.explain.batch_size)])
+        morf, random = faithfulness.removal_curves(keras_model, images, relevance, cfg.explain.faithfulness_steps,
+                                                   cfg.seed)
         result = faithfulness.compare_to_random(morf, random)
         summary.append({"group": group, "trait": trait, "analyzer": method, **result})
-        fractions = np.arange(cfg.lrp.faithfulness_steps + 1) / cfg.lrp.faithfulness_steps
+        fractions = np.arange(cfg.explain.faithfulness_steps + 1) / cfg.explain.faithfulness_steps
         for order, drop in (("morf", morf), ("random", random)):
             curves.append(pd.DataFrame({"group": group, "trait": trait, "analyzer": method, "order": order,
                                         "fraction_removed": fractions, "mean_change": drop.mean(axis=0)}))

@@ -1,6 +1,6 @@
 """Explanation throughput: images/s of the main analyzers at a few batch sizes, vs a forward pass.
 
-How long will lrp_analysis.py take, and which lrp.batch_size is fastest? A model is trained as
+How long will lrp_analysis.py take, and which explain.batch_size is fastest? A model is trained as
 train_regression.py does: the configured head fitted on VGG16 features (from output.cache_dir,
 extracted there if missing) for the first group and trait, mounted on VGG16, saved as .h5
 (the weights do not change the timings). Each method then gets a fresh Keras graph with

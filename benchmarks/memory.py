@@ -5,7 +5,7 @@ data set size in a fresh process (so each peak is that measurement's alone):
 
 - extract: `features.load_or_extract` from an empty cache. VGG16 streams batches to one .npy per
   image and layer, then the cache is stacked into the maps it returns (those grow with N);
-- explain: `explanations.explain_dataset` (lrp.analyzer, lrp.batch_size) writing into an .npy
+- explain: `explanations.explain_dataset` (explain.analyzer, explain.batch_size) writing into an .npy
   memory map, on VGG16 + an untrained head (the head's weights do not change memory).
 
 The data sets are synthetic demo faces (`facetraits.demo.generate`, 10 images per identity).
@@ -69,7 +69,7 @@ def measure(stage: str, n: int, args) -> dict:
         feature_set = features.feature_sets(cfg)[0]
         shapes = {layer: base.get_layer(layer).output_shape[1:] for layer in feature_set.layers}
         full = model.mount(base, model.build_head(shapes, feature_set, cfg.model, cfg.seed))
-        explainer = explanations.Explainer(full, cfg.lrp.analyzer)
+        explainer = explanations.Explainer(full, cfg.explain.analyzer)
         explainer(data.load_images(dataset.paths[:1], cfg.model.input_size))  # builds the analysis graph
     sampler.mark("stage")
     start = time.perf_counter()
@@ -80,8 +80,10 @@ def measure(stage: str, n: int, args) -> dict:
                    f"cache {len(files)} files, {mib(sum(f.stat().st_size for f in files))} on disk")
     else:
         path = args.work / f"relevance_{n}.npy"
-        explanations.explain_dataset(explainer, dataset.paths, cfg.model.input_size, cfg.lrp.batch_size, path, "memory")
-        written = f"relevance .npy {mib(path.stat().st_size)} ({cfg.lrp.analyzer}, batches of {cfg.lrp.batch_size})"
+        explanations.explain_dataset(explainer, dataset.paths, cfg.model.input_size, cfg.explain.batch_size, path,
+                                     "memory")
+        written = (f"relevance .npy {mib(path.stat().st_size)} ({cfg.explain.analyzer}, "
+                   f"batches of {cfg.explain.batch_size})")
         path.unlink()
     seconds = time.perf_counter() - start
     sampler.stop()

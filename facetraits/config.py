@@ -29,6 +29,9 @@ RENAMED = {
     "model.pooling": "model.grid (1 = global average pooling, k = k x k average cells)",
     "permutation.null_model": "model.head (the permutation test now refits the configured head itself)",
     "permutation.ridge_alpha": "ridge.alphas (the penalty is chosen by inner cross-validation)",
+    # a whole section: any lrp.* key (file or --set) fails here, before its keys are looked at
+    "lrp": "explain (lrp.alpha is now explain.significance_level)",
+    "explain.alpha": "explain.significance_level (the level of the group difference tests, not LRP's alpha)",
 }
 
 # iNNvestigate's analyzer names this project offers (checked against iNNvestigate's own
@@ -142,14 +145,15 @@ class PermutationConfig:
 
 
 @dataclass(frozen=True)
-class LRPConfig:
+class ExplainConfig:
+    """Heatmaps and what is computed from them: analyzer (LRP or not), figures, group tests, faithfulness."""
     analyzer: str = choice("lrp.sequential_preset_a_flat", *ANALYZERS)
     batch_size: int = bounded(8, 1)
     n_extremes: int = bounded(5, 1)  # k highest- and k lowest-rated faces in the extremes figure
     colormap: str = choice("signed", "signed", "positive")
     overlays: bool = True  # one overlay PNG per image under fig/lrp/<model>/
     align: bool = True  # average_saliency: align heatmaps to a mean face by landmarks
-    alpha: float = bounded(0.05, 0.0, 1.0)  # significance level of the group difference maps
+    significance_level: float = bounded(0.05, 0.0, 1.0)  # ASD - NT tests: pixel maps (FDR) and regions (Holm)
     faithfulness_analyzers: tuple[str, ...] = field(
         default=("lrp.sequential_preset_a_flat", "lrp.epsilon", "gradient"), metadata={"choices": ANALYZERS})
     faithfulness_steps: int = bounded(10, 1)
@@ -175,7 +179,7 @@ class Config:
     training: TrainingConfig = TrainingConfig()
     cv: CVConfig = CVConfig()
     permutation: PermutationConfig = PermutationConfig()
-    lrp: LRPConfig = LRPConfig()
+    explain: ExplainConfig = ExplainConfig()
     output: OutputConfig = OutputConfig()
     source: str = "<defaults>"  # the file it came from, for error messages
 

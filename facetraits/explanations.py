@@ -61,7 +61,7 @@ def check_names(names) -> None:
     """Fail early, with the valid names, when a configured method is unknown to iNNvestigate."""
     for name in names:
         if name not in innvestigate.analyzer.analyzers:
-            raise ConfigError(f"lrp.analyzer: {name!r} is not an iNNvestigate analyzer "
+            raise ConfigError(f"explain.analyzer: {name!r} is not an iNNvestigate analyzer "
                               f"(known: {', '.join(analyzer_names())})")
 
 
@@ -127,4 +127,4 @@ def conservation(keras_model, images: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def validate_config(cfg: config.Config) -> None:
-    check_names((cfg.lrp.analyzer, *cfg.lrp.faithfulness_analyzers))
+    check_names((cfg.explain.analyzer, *cfg.explain.faithfulness_analyzers))

@@ -66,7 +66,7 @@ def write_config(path: Path, data_root: Path, outputs: Path, **sections) -> Path
         "training": {"epochs": 3, "batch_size": 8, "learning_rate": 0.003, "early_stopping_patience": 2},
         "cv": {"n_folds": 3},
         "permutation": {"n_permutations": 20},
-        "lrp": {"batch_size": 4, "n_extremes": 2, "faithfulness_images": 4, "faithfulness_steps": 4},
+        "explain": {"batch_size": 4, "n_extremes": 2, "faithfulness_images": 4, "faithfulness_steps": 4},
         "output": {"results_dir": str(outputs / "results"), "fig_dir": str(outputs / "fig"),
                    "models_dir": str(outputs / "models"), "cache_dir": str(outputs / "cache")},
     }

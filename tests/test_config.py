@@ -29,9 +29,9 @@ def test_paths_resolve_relative_to_the_config_file(tmp_path):
 def test_overrides_are_parsed_as_yaml_and_paths_resolve_from_cwd(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = config.load(ROOT / "config.yaml", ["training.epochs=7", "groups=[NT]", "model.weights=none",
-                                              "data.ratings=mine.csv", "lrp.overlays=false"])
+                                              "data.ratings=mine.csv", "explain.overlays=false"])
     assert cfg.training.epochs == 7 and cfg.groups == ("NT",)
-    assert cfg.model.weights == "none" and cfg.lrp.overlays is False
+    assert cfg.model.weights == "none" and cfg.explain.overlays is False
     assert cfg.data.ratings == tmp_path / "mine.csv"
 
 
@@ -47,14 +47,18 @@ def test_hash_changes_with_settings():
     ("training:\n  epochs: 0\n", "training.epochs: 0 is out of range"),
     ("training:\n  learning_rate: fast\n", "training.learning_rate: expected a number"),
     ("cv:\n  group_by: person\n", "cv.group_by: 'person' is not one of identity, none"),
-    ("lrp:\n  analyzer: lrp.epsilonn\n", "lrp.analyzer: 'lrp.epsilonn' is not one of"),
-    ("lrp:\n  faithfulness_analyzers: [gradient, grad]\n", "lrp.faithfulness_analyzers: 'grad' is not one of"),
+    ("explain:\n  analyzer: lrp.epsilonn\n", "explain.analyzer: 'lrp.epsilonn' is not one of"),
+    ("explain:\n  faithfulness_analyzers: [gradient, grad]\n", "explain.faithfulness_analyzers: 'grad' is not one of"),
     ("groups: []\n", "groups: expected a non-empty list"),
     ("traits: [warm, warm]\n", "traits: names repeat"),
-    ("lrp:\n  overlays: maybe\n", "lrp.overlays: expected true or false"),
+    ("explain:\n  overlays: maybe\n", "explain.overlays: expected true or false"),
     ("model: vgg\n", "model: expected a section"),
     ("model:\n  pooling: gap\n", "model.pooling is no longer a setting; use model.grid"),
     ("permutation:\n  null_model: same\n", "permutation.null_model is no longer a setting; use model.head"),
+    ("lrp:\n  overlays: false\n", "lrp is no longer a setting; use explain (lrp.alpha is now explain.significance_level)"),
+    ("lrp:\n  alpha: 0.01\n", "lrp is no longer a setting; use explain (lrp.alpha is now explain.significance_level)"),
+    ("explain:\n  alpha: 0.01\n", "explain.alpha is no longer a setting; use explain.significance_level"),
+    ("explain:\n  significance_level: 1.5\n", "explain.significance_level: 1.5 is out of range [0.0, 1.0]"),
     ("model:\n  layers: [block6_pool]\n", "model.layers: 'block6_pool' is not one of"),
     ("ridge:\n  feature_sets: [{layers: [block4_pool], grid: 6}]\n",
      "ridge.feature_sets[0].grid: grid 6 cannot cut a 14x14 map into 6x6 average cells (block4_pool at model.input_size=224)"),
@@ -93,3 +97,35 @@ def test_the_dataclass_defaults_are_the_shipped_config():
         shipped.pop(section), defaults.pop(section)
     shipped.pop("source"), defaults.pop("source")
     assert shipped == defaults
+
+
+@pytest.mark.parametrize("override, old", [("lrp.alpha=0.01", "lrp"), ("lrp.analyzer=gradient", "lrp"),
+                                           ("lrp={}", "lrp"), ("explain.alpha=0.01", "explain.alpha")])
+def test_old_explain_keys_given_with_set_name_the_new_key(override, old):
+    """The section was called lrp and its significance level lrp.alpha: the error says what replaced them."""
+    with pytest.raises(ConfigError) as caught:
+        config.load(ROOT / "config.yaml", [override])
+    message = str(caught.value)
+    assert message.startswith(f"{ROOT / 'config.yaml'}: {old} is no longer a setting; use explain")
+    assert "explain.significance_level" in message and "\n" not in message
+
+
+def test_old_lrp_section_is_refused_even_beside_the_new_one(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("explain:\n  overlays: false\nlrp:\n  batch_size: 2\n")
+    with pytest.raises(ConfigError, match=r"lrp is no longer a setting; use explain \(lrp.alpha is now "
+                                          r"explain.significance_level\)"):
+        config.load(path)
+
+
+def test_explain_section_loads_with_renamed_keys(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("explain:\n  significance_level: 0.01\n  analyzer: gradient\n  overlays: false\n")
+    cfg = config.load(path, ["explain.batch_size=3"])
+    assert isinstance(cfg.explain, config.ExplainConfig)
+    assert cfg.explain.significance_level == 0.01 and cfg.explain.analyzer == "gradient"
+    assert cfg.explain.overlays is False and cfg.explain.batch_size == 3
+    assert config.load(None, ["explain.significance_level=0.1"]).explain.significance_level == 0.1
+    shipped = config.load(ROOT / "config.yaml")
+    assert shipped.explain.significance_level == 0.05 and not hasattr(shipped, "lrp")
+    assert "lrp" not in config.as_dict(shipped) and "alpha" not in config.as_dict(shipped)["explain"]

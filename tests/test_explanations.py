@@ -94,7 +94,7 @@ def test_heatmaps_have_image_shape_and_are_finite(asd_warm, method):
 
 def test_lrp_analysis_then_average_saliency(trained):
     cfg = config.load(trained)
-    argv = ["--config", str(trained), "--trait", "warm", "--set", "lrp.faithfulness_analyzers=[lrp.epsilon]"]
+    argv = ["--config", str(trained), "--trait", "warm", "--set", "explain.faithfulness_analyzers=[lrp.epsilon]"]
     lrp_analysis.main(argv)
     results, figures = cfg.output.results_dir, cfg.output.fig_dir
     index = pd.read_csv(results / "relevance" / "index.csv")
@@ -117,7 +117,7 @@ def test_lrp_analysis_then_average_saliency(trained):
     np.testing.assert_allclose(sums, 1.0, atol=1e-5)
     assert (figures / "average_saliency.png").is_file() and (figures / "group_difference_warm.png").is_file()
 
-    lrp_analysis.main(argv + ["--set", "lrp.analyzer=lrp.epsilon", "--skip-faithfulness"])
+    lrp_analysis.main(argv + ["--set", "explain.analyzer=lrp.epsilon", "--skip-faithfulness"])
     record = json.loads((results / "relevance" / "ASD__warm.json").read_text())
     assert record["analyzer"] == "lrp.epsilon" and record["conv_bias_share_max_abs"] < 1e-3
 

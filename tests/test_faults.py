@@ -229,7 +229,7 @@ def test_truncated_model_stops_lrp_analysis_before_anything_is_written(trained_c
 
 def test_lrp_analysis_records_the_image_digests_that_average_saliency_checks(trained_copy, capsys):
     lrp_analysis.main(["--config", str(trained_copy), "--group", "ASD", "--trait", "warm", "--skip-faithfulness",
-                       "--set", "lrp.overlays=false"])
+                       "--set", "explain.overlays=false"])
     record = json.loads((trained_copy.parent / "results" / "relevance" / "ASD__warm.json").read_text())
     cfg = config.load(trained_copy)
     dataset = data.load(cfg)

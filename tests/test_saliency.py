@@ -197,7 +197,7 @@ def test_missing_landmarks_are_reported_on_stderr(faces, tmp_path, capsys):
 
 
 def test_alignment_sharpens_the_average_of_shifted_faces(faces, tmp_path, run):
-    config = setup(faces, tmp_path, lrp={"align": False})
+    config = setup(faces, tmp_path, explain={"align": False})
     average_saliency.main(["--config", str(config), "--group", "ASD", "--trait", "warm"])
     plain = np.load(tmp_path / "results" / "average_saliency" / "ASD__warm.npy")
     aligned = np.load(run[0] / "average_saliency" / "ASD__warm.npy")
@@ -212,7 +212,7 @@ def test_alignment_sharpens_the_average_of_shifted_faces(faces, tmp_path, run):
 
 def test_unaligned_average_uses_every_image(faces, tmp_path):
     _, images, map_points = faces
-    config = setup(faces, tmp_path, lrp={"align": False})
+    config = setup(faces, tmp_path, explain={"align": False})
     average_saliency.main(["--config", str(config), "--group", "NT", "--trait", "strong"])
     maps = np.load(tmp_path / "results" / "relevance" / "NT__strong.npy")
     expected = saliency.normalise(maps).mean(axis=0)
