@@ -14,6 +14,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 from scipy import ndimage
+from scipy.spatial import ConvexHull, QhullError
 
 from facetraits.landmarks import N_LANDMARKS, as_landmarks, eye_width, scale_landmarks
 
@@ -91,25 +92,13 @@ def _near_shape(vertices: np.ndarray, margin: float, shape: tuple[int, int], clo
     return mask
 
 
-def _convex_hull(points: np.ndarray) -> np.ndarray:
-    """Convex hull vertices in order (Andrew's monotone chain; no degenerate-input failures)."""
-    pts = sorted(map(tuple, np.unique(points, axis=0)))
-    if len(pts) <= 2:
-        return np.array(pts, dtype=float)
-
-    def cross(o, a, b):
-        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
-
-    lower, upper = [], []
-    for p in pts:
-        while len(lower) >= 2 and cross(lower[-2], lower[-1], p) <= 0:
-            lower.pop()
-        lower.append(p)
-    for p in reversed(pts):
-        while len(upper) >= 2 and cross(upper[-2], upper[-1], p) <= 0:
-            upper.pop()
-        upper.append(p)
-    return np.array(lower[:-1] + upper[:-1], dtype=float)
+def _hull_mask(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Pixels inside the convex hull of ``points``; none when the points lie on one line (no area)."""
+    try:
+        hull = ConvexHull(points)
+    except QhullError:
+        return np.zeros(shape, dtype=bool)
+    return _near_shape(points[hull.vertices], 0.0, shape, closed=True)
 
 
 def region_masks(landmarks, image_size: tuple[int, int], map_shape: tuple[int, int]) -> dict[str, np.ndarray]:
@@ -164,8 +153,7 @@ def region_masks(landmarks, image_size: tuple[int, int], map_shape: tuple[int, i
     eye_points = points[36:48]
     brow_to_eye = max(float(np.dot(brow_points.mean(axis=0) - eye_points.mean(axis=0), up)), 0.0)
     forehead = brow_points + FOREHEAD_LIFT * brow_to_eye * up
-    outline = _convex_hull(np.vstack([points[list(JAW)], brow_points, forehead]))
-    face = _near_shape(outline, 0.0, shape, closed=True)
+    face = _hull_mask(np.vstack([points[list(JAW)], brow_points, forehead]), shape)
 
     taken = np.zeros(shape, dtype=bool)
     masks = {}
