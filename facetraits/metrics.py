@@ -1,9 +1,11 @@
-"""Statistics: Pearson r, MAE, identity-grouped folds, identity permutations, p-values, bootstrap CIs."""
+"""Statistics: Pearson r, MAE, identity-grouped folds, identity permutations, p-values and their
+corrections for multiple tests, bootstrap CIs."""
 from __future__ import annotations
 
 import sys
 
 import numpy as np
+from scipy import stats
 
 from facetraits.errors import ConfigError
 
@@ -134,6 +136,32 @@ def permutation_p_value(observed: float, null: np.ndarray) -> float:
     if not np.isfinite(observed) or null.size == 0:
         return float("nan")
     return float((np.sum(null >= observed) + 1.0) / (null.size + 1.0))
+
+
+def fdr_bh(p) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (same shape as ``p``).
+
+    NaN (an untestable p) stays NaN and is not counted in the family; scipy's
+    false_discovery_control would refuse the whole array."""
+    p = np.asarray(p, dtype=float)
+    q = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        q[ok] = stats.false_discovery_control(p[ok], method="bh")
+    return q
+
+
+def holm(p) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values (NaN stays NaN and is not counted in the family)."""
+    p = np.asarray(p, dtype=float)
+    q = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    if len(ok):
+        order = ok[np.argsort(p[ok], kind="stable")]
+        m = len(order)
+        stepped = p[order] * (m - np.arange(m))
+        q[order] = np.minimum(np.maximum.accumulate(stepped), 1.0)
+    return q
 
 
 def cv_summary(group: str, trait: str, y, predictions, folds, identities, fold_settings, final_settings, seed=0):

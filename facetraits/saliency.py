@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from facetraits import data, regions
+from facetraits import data, metrics, regions
 from facetraits.errors import FacetraitsError
 
 RELEVANCE_DIR = "relevance"
@@ -225,35 +225,8 @@ def group_difference(maps_a, maps_b, alpha: float = 0.05, landmarks: Sequence | 
     untestable = ~np.isfinite(p)
     p = np.where(untestable, 1.0, p)
     t = np.where(np.isnan(t), 0.0, t)
-    q = fdr_bh(p)
+    q = metrics.fdr_bh(p)
     return GroupDifference(diff, t, p, q, q <= alpha, float(alpha), len(maps_a))
-
-
-def fdr_bh(p) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (same shape as ``p``; NaN stays NaN and is not counted)."""
-    p = np.asarray(p, dtype=float)
-    flat = p.ravel()
-    q = np.full(flat.shape, np.nan)
-    ok = np.flatnonzero(np.isfinite(flat))
-    if len(ok):
-        order = ok[np.argsort(flat[ok], kind="stable")]
-        m = len(order)
-        ranked = flat[order] * m / np.arange(1, m + 1)
-        q[order] = np.minimum(np.minimum.accumulate(ranked[::-1])[::-1], 1.0)
-    return q.reshape(p.shape)
-
-
-def holm(p) -> np.ndarray:
-    """Holm-Bonferroni adjusted p-values (NaN stays NaN and is not counted in the family)."""
-    p = np.asarray(p, dtype=float)
-    q = np.full(p.shape, np.nan)
-    ok = np.flatnonzero(np.isfinite(p))
-    if len(ok):
-        order = ok[np.argsort(p[ok], kind="stable")]
-        m = len(order)
-        stepped = p[order] * (m - np.arange(m))
-        q[order] = np.minimum(np.maximum.accumulate(stepped), 1.0)
-    return q
 
 
 # ----------------------------------------------------------------------------- regions
@@ -343,7 +316,7 @@ def region_group_tests(table: pd.DataFrame, group_a: str, group_b: str,
                 rows.append([trait, region, measure, group_a, group_b,
                              float(diff.mean()) if len(diff) else float("nan"), float(statistic), float(p)])
     tests = pd.DataFrame(rows, columns=list(TEST_COLUMNS[:-1]))
-    tests["p_corrected"] = holm(tests["p"].to_numpy()) if len(tests) else []
+    tests["p_corrected"] = metrics.holm(tests["p"].to_numpy()) if len(tests) else []
     return tests
 
 
