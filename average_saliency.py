@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from facetraits import cli, data, outputs, plots, regions, saliency
+from facetraits import landmarks as landmarks_module
 from facetraits.errors import FacetraitsError
 
 
@@ -42,8 +43,8 @@ def main(run):
     shape = (size, size)
     relevance = {(g, t): saliency.load_relevance(cfg.output.results_dir, cli.model_name(g, t), dataset, shape)
                  for g, t in run.models}
-    landmarks, missing = saliency.dataset_landmarks(cfg, dataset, shape)
-    saliency.report_missing(missing, run.results("landmarks_missing.csv"), len(dataset), run.id)
+    landmarks, missing = landmarks_module.dataset_landmarks(cfg, dataset, shape)
+    landmarks_module.report_missing(missing, run.results("landmarks_missing.csv"), len(dataset), run.id)
     if not landmarks:
         raise FacetraitsError(f"none of the {len(dataset)} images has usable landmarks (first reason: "
                                        f"{missing[0][1]}); see {run.results('landmarks_missing.csv')}")

@@ -3,7 +3,7 @@
 Each importer reads a dataset folder as published (never copying or extracting anything) and
 returns the mean rating per image x rater group x trait (`image,identity,group,trait,rating`)
 plus, where the data has them, the single ratings (`image,identity,group,trait,rater,rating`)
-that `split_half_noise_ceiling` turns into the reliability of each group mean.
+that `metrics.split_half_noise_ceiling` turns into the reliability of each group mean.
 
 Supported folders (see each folder's README.md):
 - ``omi``: One Million Impressions, 1,004 synthetic faces x 34 attributes, one rater group.
@@ -13,17 +13,17 @@ Supported folders (see each folder's README.md):
 from __future__ import annotations
 
 import io
-import os
 import re
 import sys
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
+from facetraits import metrics, outputs
 from facetraits.errors import DataError
 
 RATING_COLUMNS = ["image", "identity", "group", "trait", "rating"]
@@ -374,95 +374,23 @@ def _sort_3dsk(table: pd.DataFrame, source: Path) -> pd.DataFrame:
 IMPORTERS = {"omi": import_omi, "london": import_london, "3dsk": import_3dsk}
 
 
-# ----------------------------------------------------------------------------- noise ceiling
-
-def split_half_noise_ceiling(per_rater_df: pd.DataFrame, n_splits: int = 100, seed: int = 0) -> pd.DataFrame:
-    """Split-half reliability of each group x trait mean rating, and its noise ceiling.
-
-    For each group x trait: split the raters at random into two halves (sizes differ by at most one),
-    average each half's ratings per image, correlate the two half means across the images (images
-    with no rating in one half are left out of that split), Spearman-Brown correct (2r / (1 + r)),
-    and average the corrected values over `n_splits` splits. `noise_ceiling` = sqrt(reliability),
-    the highest correlation a model could reach with the full-sample mean ratings (NaN when the
-    reliability is negative or cannot be computed, e.g. fewer than 2 raters or 3 images).
-
-    Needs columns image, group, trait, rater, rating. Each group x trait uses a fresh generator
-    seeded with `seed`, so results do not depend on which other groups or traits are present.
-    """
-    missing = [c for c in ("image", "group", "trait", "rater", "rating") if c not in per_rater_df.columns]
-    if missing:
-        raise DataError(f"split_half_noise_ceiling: missing column(s) {', '.join(missing)}")
-    if n_splits < 1:
-        raise ValueError("n_splits must be >= 1")
-    rows = []
-    for (group, trait), part in per_rater_df.groupby(["group", "trait"], sort=False):
-        part = part[np.isfinite(part.rating.to_numpy(dtype=float))]
-        image_codes, image_names = pd.factorize(part.image)
-        rater_codes, rater_names = pd.factorize(part.rater)
-        n_images, n_raters = len(image_names), len(rater_names)
-        values = part.rating.to_numpy(dtype=float)
-        corrected = []
-        if n_raters >= 2 and n_images >= 3:
-            rng = np.random.default_rng(seed)
-            for _ in range(n_splits):
-                half = np.zeros(n_raters, dtype=np.int64)
-                half[rng.permutation(n_raters)[: n_raters // 2]] = 1
-                cell = image_codes * 2 + half[rater_codes]
-                sums = np.bincount(cell, weights=values, minlength=2 * n_images).reshape(n_images, 2)
-                counts = np.bincount(cell, minlength=2 * n_images).reshape(n_images, 2)
-                both = (counts > 0).all(axis=1)
-                if both.sum() < 3:
-                    continue
-                means = sums[both] / counts[both]
-                if means[:, 0].std() == 0 or means[:, 1].std() == 0:
-                    continue
-                r = float(np.corrcoef(means[:, 0], means[:, 1])[0, 1])
-                corrected.append(2 * r / (1 + r) if r > -1 else np.nan)
-        reliability = float(np.nanmean(corrected)) if corrected else np.nan
-        ceiling = float(np.sqrt(reliability)) if np.isfinite(reliability) and reliability >= 0 else np.nan
-        rows.append({"group": group, "trait": trait, "reliability": reliability, "noise_ceiling": ceiling})
-    return pd.DataFrame(rows, columns=["group", "trait", "reliability", "noise_ceiling"])
-
-
 # ----------------------------------------------------------------------------- writing
 
-def write_csv_atomic(table: pd.DataFrame, path: str | Path) -> Path:
-    """Write a CSV to a temporary file beside `path`, then rename it over `path` (never half-written)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", newline="") as out:
-            table.to_csv(out, index=False)
-        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _yaml_text(value: str) -> str:
-    return value if re.fullmatch(r"[A-Za-z0-9_./-]+", value) else '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def write_csv(table: pd.DataFrame, path: str | Path) -> Path:
+    """Write a CSV atomically, ratings at full precision (outputs.write_csv rounds results to 6 digits)."""
+    with outputs.atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
+    return Path(path)
 
 
 def config_snippet(imported: Imported, ratings_path: str | Path) -> str:
     """The data:/groups:/traits: settings to paste into config.yaml for this import."""
-    return "\n".join([
-        "data:",
-        f"  ratings: {_yaml_text(str(Path(ratings_path).resolve()))}",
-        f"  images: {_yaml_text(str(Path(imported.images).resolve()))}",
-        "  landmarks: null  # none shipped with this dataset",
-        "  format: long",
-        f"groups: [{', '.join(_yaml_text(g) for g in imported.groups)}]",
-        f"traits: [{', '.join(_yaml_text(t) for t in imported.traits)}]",
-    ])
+    data = {"data": {"ratings": str(Path(ratings_path).resolve()), "images": str(Path(imported.images).resolve()),
+                     "landmarks": None, "format": "long"}}
+    names = {"groups": imported.groups, "traits": imported.traits}
+    text = (yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=float("inf"))
+            + yaml.safe_dump(names, sort_keys=False, allow_unicode=True, width=float("inf"), default_flow_style=None))
+    return text.replace("  landmarks: null\n", "  landmarks: null  # none shipped with this dataset\n").rstrip("\n")
 
 
 def select_traits(imported: Imported, traits) -> Imported:
@@ -493,19 +421,19 @@ def run_import(name: str, source, out_dir, images=None, per_rater: bool = True, 
         imported = select_traits(imported, traits)
     if len(imported.ratings) == 0:
         raise DataError(f"{name}: no ratings left to write")
-    ratings_path = write_csv_atomic(imported.ratings, out_dir / "ratings.csv")
+    ratings_path = write_csv(imported.ratings, out_dir / "ratings.csv")
     table = imported.ratings
     print(f"{name}: {table.image.nunique()} images, {table.identity.nunique()} identities, "
           f"{len(imported.groups)} group(s) ({', '.join(imported.groups)}), {len(imported.traits)} trait(s) "
           f"-> {len(table)} rows in {ratings_path.resolve()}", file=out)
     if imported.per_rater is not None:
         singles = imported.per_rater
-        path = write_csv_atomic(singles, out_dir / "ratings_per_rater.csv")
+        path = write_csv(singles, out_dir / "ratings_per_rater.csv")
         print(f"{name}: {len(singles)} single ratings from {singles.rater.nunique()} raters "
               f"-> {path.resolve()}", file=out)
         if noise_ceiling:
-            ceilings = split_half_noise_ceiling(singles, n_splits=n_splits, seed=seed)
-            path = write_csv_atomic(ceilings, out_dir / "noise_ceiling.csv")
+            ceilings = metrics.split_half_noise_ceiling(singles, n_splits=n_splits, seed=seed)
+            path = write_csv(ceilings, out_dir / "noise_ceiling.csv")
             print(f"{name}: split-half noise ceilings ({n_splits} splits) -> {path.resolve()}", file=out)
             print(ceilings.to_string(index=False, float_format=lambda v: f"{v:.3f}"), file=out)
     elif noise_ceiling:

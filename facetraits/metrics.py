@@ -1,11 +1,14 @@
-"""Statistics: Pearson r, MAE, identity-grouped folds, identity permutations, p-values, bootstrap CIs."""
+"""Statistics: Pearson r, MAE, identity-grouped folds, identity permutations, p-values and their
+corrections for multiple tests, bootstrap CIs, the split-half noise ceiling of mean ratings."""
 from __future__ import annotations
 
 import sys
 
 import numpy as np
+import pandas as pd
+from scipy import stats
 
-from facetraits.errors import ConfigError
+from facetraits.errors import ConfigError, DataError
 
 
 def pearson_r(y: np.ndarray, prediction: np.ndarray) -> float:
@@ -136,6 +139,32 @@ def permutation_p_value(observed: float, null: np.ndarray) -> float:
     return float((np.sum(null >= observed) + 1.0) / (null.size + 1.0))
 
 
+def fdr_bh(p) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (same shape as ``p``).
+
+    NaN (an untestable p) stays NaN and is not counted in the family; scipy's
+    false_discovery_control would refuse the whole array."""
+    p = np.asarray(p, dtype=float)
+    q = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        q[ok] = stats.false_discovery_control(p[ok], method="bh")
+    return q
+
+
+def holm(p) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values (NaN stays NaN and is not counted in the family)."""
+    p = np.asarray(p, dtype=float)
+    q = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    if len(ok):
+        order = ok[np.argsort(p[ok], kind="stable")]
+        m = len(order)
+        stepped = p[order] * (m - np.arange(m))
+        q[order] = np.minimum(np.maximum.accumulate(stepped), 1.0)
+    return q
+
+
 def cv_summary(group: str, trait: str, y, predictions, folds, identities, fold_settings, final_settings, seed=0):
     """cv_summary.csv rows: one per fold (with that fold's chosen settings), then the pooled row
     ("all": pooled r with a bootstrap CI over identities, and the settings of the final model)."""
@@ -150,3 +179,51 @@ def cv_summary(group: str, trait: str, y, predictions, folds, identities, fold_s
                  "mean_fold_r": float(np.nanmean([row["pearson_r"] for row in rows])),
                  "r_ci_low": low, "r_ci_high": high, "n_identities": len(np.unique(identities))})
     return rows
+
+
+def split_half_noise_ceiling(per_rater_df: pd.DataFrame, n_splits: int = 100, seed: int = 0) -> pd.DataFrame:
+    """Split-half reliability of each group x trait mean rating, and its noise ceiling.
+
+    For each group x trait: split the raters at random into two halves (sizes differ by at most one),
+    average each half's ratings per image, correlate the two half means across the images (images
+    with no rating in one half are left out of that split), Spearman-Brown correct (2r / (1 + r)),
+    and average the corrected values over `n_splits` splits. `noise_ceiling` = sqrt(reliability),
+    the highest correlation a model could reach with the full-sample mean ratings (NaN when the
+    reliability is negative or cannot be computed, e.g. fewer than 2 raters or 3 images).
+
+    Needs columns image, group, trait, rater, rating. Each group x trait uses a fresh generator
+    seeded with `seed`, so results do not depend on which other groups or traits are present.
+    """
+    missing = [c for c in ("image", "group", "trait", "rater", "rating") if c not in per_rater_df.columns]
+    if missing:
+        raise DataError(f"split_half_noise_ceiling: missing column(s) {', '.join(missing)}")
+    if n_splits < 1:
+        raise ValueError("n_splits must be >= 1")
+    rows = []
+    for (group, trait), part in per_rater_df.groupby(["group", "trait"], sort=False):
+        part = part[np.isfinite(part.rating.to_numpy(dtype=float))]
+        image_codes, image_names = pd.factorize(part.image)
+        rater_codes, rater_names = pd.factorize(part.rater)
+        n_images, n_raters = len(image_names), len(rater_names)
+        values = part.rating.to_numpy(dtype=float)
+        corrected = []
+        if n_raters >= 2 and n_images >= 3:
+            rng = np.random.default_rng(seed)
+            for _ in range(n_splits):
+                half = np.zeros(n_raters, dtype=np.int64)
+                half[rng.permutation(n_raters)[: n_raters // 2]] = 1
+                cell = image_codes * 2 + half[rater_codes]
+                sums = np.bincount(cell, weights=values, minlength=2 * n_images).reshape(n_images, 2)
+                counts = np.bincount(cell, minlength=2 * n_images).reshape(n_images, 2)
+                both = (counts > 0).all(axis=1)
+                if both.sum() < 3:
+                    continue
+                means = sums[both] / counts[both]
+                if means[:, 0].std() == 0 or means[:, 1].std() == 0:
+                    continue
+                r = float(np.corrcoef(means[:, 0], means[:, 1])[0, 1])
+                corrected.append(2 * r / (1 + r) if r > -1 else np.nan)
+        reliability = float(np.nanmean(corrected)) if corrected else np.nan
+        ceiling = float(np.sqrt(reliability)) if np.isfinite(reliability) and reliability >= 0 else np.nan
+        rows.append({"group": group, "trait": trait, "reliability": reliability, "noise_ceiling": ceiling})
+    return pd.DataFrame(rows, columns=["group", "trait", "reliability", "noise_ceiling"])

@@ -4,33 +4,22 @@ Why: an LRP heatmap says *where* a model looked; to compare rater groups we need
 ("40 % of the positive relevance falls on the eyes, which cover 6 % of the image") and
 heatmaps averaged over many faces, which only makes sense after aligning the faces.
 
-Conventions used throughout this module:
-
-* Landmarks are the 68 iBUG/dlib points as an array of shape (68, 2), columns (x, y):
-  0-16 jaw, 17-21 / 22-26 brows, 27-30 nose bridge, 31-35 nose bottom, 36-41 / 42-47 eyes,
-  48-59 outer lip, 60-67 inner lip.
-* Coordinates are pixel-index coordinates: the centre of pixel (row r, column c) is at
-  x = c, y = r. This is what dlib returns and what ``scipy.ndimage`` uses, so masks and
-  warps line up without half-pixel shifts.
-* Images are resized (not cropped) to the model input, so original-image landmarks are
-  mapped to heatmap coordinates with :func:`scale_landmarks`.
-
-Pure numpy/scipy; dlib is imported only inside :func:`detect_landmarks`.
+Landmarks follow the conventions of :mod:`facetraits.landmarks` ((68, 2) iBUG points, pixel-index
+coordinates; original-image points are mapped onto a heatmap with
+:func:`~facetraits.landmarks.scale_landmarks`).
 """
 from __future__ import annotations
 
-import functools
 from typing import Mapping, Sequence
 
 import numpy as np
 from scipy import ndimage
+from scipy.spatial import ConvexHull, QhullError
 
-from facetraits.errors import DataError, FacetraitsError
+from facetraits.landmarks import N_LANDMARKS, as_landmarks, eye_width, scale_landmarks
 
 REGIONS = ("eyes", "brows", "nose", "mouth", "face", "background")
 """Region names, in the order :func:`region_masks` returns them. "face" is the rest of the face."""
-
-N_LANDMARKS = 68
 
 # Landmark index groups (iBUG 68-point scheme).
 JAW = tuple(range(0, 17))
@@ -53,88 +42,6 @@ NOSE_TOP_HALF_WIDTH = 0.2  # nose polygon starts this far either side of point 2
 NOSE_MARGIN = 0.2  # nose polygon grown by this much: includes the nostril wings
 MOUTH_MARGIN = 0.15  # outer-lip polygon grown by this much
 FOREHEAD_LIFT = 2.0  # brows lifted by this many brow-to-eye distances to reach the forehead
-
-
-class LandmarkError(DataError, ValueError):
-    """Landmarks missing or malformed for an image (also a ValueError)."""
-
-
-class MissingDependencyError(FacetraitsError, ImportError):
-    """An optional package needed for this feature is not installed (also an ImportError)."""
-
-
-# ----------------------------------------------------------------------------- landmarks
-
-
-def _as_landmarks(landmarks) -> np.ndarray:
-    """Return landmarks as a float (68, 2) array, or raise a ValueError saying what is wrong."""
-    points = np.asarray(landmarks, dtype=float)
-    if points.shape != (N_LANDMARKS, 2):
-        raise LandmarkError(f"landmarks must have shape (68, 2), got {points.shape}")
-    if not np.all(np.isfinite(points)):
-        raise LandmarkError("landmarks contain NaN or infinite coordinates")
-    return points
-
-
-def scale_landmarks(landmarks, image_size: tuple[int, int], map_shape: tuple[int, int]) -> np.ndarray:
-    """Map landmarks from the original image (width, height) to a (H, W) heatmap.
-
-    The image is resized, not cropped, so x scales by W / width and y by H / height. The
-    half-pixel correction ``(x + 0.5) * W / width - 0.5`` keeps pixel centres on pixel centres,
-    matching PIL and ``tf.image.resize`` (it differs from plain scaling by under one pixel).
-    """
-    points = _as_landmarks(landmarks)
-    width, height = image_size
-    map_h, map_w = map_shape
-    if min(width, height, map_h, map_w) <= 0:
-        raise ValueError(f"sizes must be positive: image_size={image_size}, map_shape={map_shape}")
-    scale = np.array([map_w / width, map_h / height])
-    return (points + 0.5) * scale - 0.5
-
-
-def landmarks_from_frame(df, image) -> np.ndarray:
-    """Landmarks of one image from a long table with columns ``image, point, x, y``.
-
-    Raises LandmarkError (a ValueError) naming the image when the table does not hold
-    exactly the points 0..67 once each with finite coordinates, so a bad row is found at
-    once instead of as a strange mask later.
-    """
-    missing_columns = {"image", "point", "x", "y"} - set(df.columns)
-    if missing_columns:
-        raise LandmarkError(f"landmarks table lacks column(s) {sorted(missing_columns)}")
-    rows = df[df["image"].astype(str) == str(image)]
-    if rows.empty:
-        raise LandmarkError(f"no landmarks for image {image!r}")
-    try:
-        points = rows["point"].astype(int).to_numpy()
-    except (TypeError, ValueError):
-        raise LandmarkError(f"landmarks for image {image!r}: 'point' must hold integers 0..67") from None
-    problems = []
-    missing = sorted(set(range(N_LANDMARKS)) - set(points.tolist()))
-    if missing:
-        problems.append(f"missing points {_short_list(missing)}")
-    unknown = sorted(set(points.tolist()) - set(range(N_LANDMARKS)))
-    if unknown:
-        problems.append(f"unknown points {_short_list(unknown)}")
-    values, counts = np.unique(points, return_counts=True)
-    duplicated = values[counts > 1].tolist()
-    if duplicated:
-        problems.append(f"duplicated points {_short_list(duplicated)}")
-    if problems:
-        raise LandmarkError(
-            f"landmarks for image {image!r}: expected 68 points 0..67, got {len(points)} rows; "
-            + "; ".join(problems)
-        )
-    order = np.argsort(points)
-    xy = rows[["x", "y"]].to_numpy(dtype=float)[order]
-    if not np.all(np.isfinite(xy)):
-        raise LandmarkError(f"landmarks for image {image!r}: x/y contain NaN or infinite values")
-    return xy
-
-
-def _short_list(values: list, limit: int = 10) -> str:
-    shown = ", ".join(str(v) for v in values[:limit])
-    return f"[{shown}{', ...' if len(values) > limit else ''}]"
 
 
 # ----------------------------------------------------------------------------- masks
@@ -185,25 +92,13 @@ def _near_shape(vertices: np.ndarray, margin: float, shape: tuple[int, int], clo
     return mask
 
 
-def _convex_hull(points: np.ndarray) -> np.ndarray:
-    """Convex hull vertices in order (Andrew's monotone chain; no degenerate-input failures)."""
-    pts = sorted(map(tuple, np.unique(points, axis=0)))
-    if len(pts) <= 2:
-        return np.array(pts, dtype=float)
-
-    def cross(o, a, b):
-        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
-
-    lower, upper = [], []
-    for p in pts:
-        while len(lower) >= 2 and cross(lower[-2], lower[-1], p) <= 0:
-            lower.pop()
-        lower.append(p)
-    for p in reversed(pts):
-        while len(upper) >= 2 and cross(upper[-2], upper[-1], p) <= 0:
-            upper.pop()
-        upper.append(p)
-    return np.array(lower[:-1] + upper[:-1], dtype=float)
+def _hull_mask(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Pixels inside the convex hull of ``points``; none when the points lie on one line (no area)."""
+    try:
+        hull = ConvexHull(points)
+    except QhullError:
+        return np.zeros(shape, dtype=bool)
+    return _near_shape(points[hull.vertices], 0.0, shape, closed=True)
 
 
 def region_masks(landmarks, image_size: tuple[int, int], map_shape: tuple[int, int]) -> dict[str, np.ndarray]:
@@ -229,9 +124,7 @@ def region_masks(landmarks, image_size: tuple[int, int], map_shape: tuple[int, i
     shape = (int(map_shape[0]), int(map_shape[1]))
 
     left_eye, right_eye = (points[list(idx)] for idx in EYES)
-    eye_width = 0.5 * (np.linalg.norm(points[39] - points[36]) + np.linalg.norm(points[45] - points[42]))
-    if not eye_width > 0:
-        raise LandmarkError("degenerate landmarks: eye corners coincide (eye width 0)")
+    unit = eye_width(points)
 
     # Face axes: "across" runs from the image-left eye to the image-right eye, "up" is
     # perpendicular to it, pointing from the chin towards the eyes (handles tilted faces).
@@ -241,27 +134,26 @@ def region_masks(landmarks, image_size: tuple[int, int], map_shape: tuple[int, i
     if np.dot(points[[36, 39, 42, 45]].mean(axis=0) - points[8], up) < 0:
         up = -up
 
-    eyes = _near_shape(left_eye, EYE_MARGIN * eye_width, shape, closed=True)
-    eyes |= _near_shape(right_eye, EYE_MARGIN * eye_width, shape, closed=True)
+    eyes = _near_shape(left_eye, EYE_MARGIN * unit, shape, closed=True)
+    eyes |= _near_shape(right_eye, EYE_MARGIN * unit, shape, closed=True)
 
     brows = np.zeros(shape, dtype=bool)
     for idx in BROWS:
-        brows |= _near_shape(points[list(idx)], BROW_HALF_WIDTH * eye_width, shape, closed=False)
+        brows |= _near_shape(points[list(idx)], BROW_HALF_WIDTH * unit, shape, closed=False)
 
-    mouth = _near_shape(points[list(OUTER_LIP)], MOUTH_MARGIN * eye_width, shape, closed=True)
+    mouth = _near_shape(points[list(OUTER_LIP)], MOUTH_MARGIN * unit, shape, closed=True)
 
-    half_top = NOSE_TOP_HALF_WIDTH * eye_width * across
+    half_top = NOSE_TOP_HALF_WIDTH * unit * across
     nose_polygon = np.vstack(
         [points[NOSE_BRIDGE_TOP] - half_top, points[list(NOSE_BOTTOM)], points[NOSE_BRIDGE_TOP] + half_top]
     )
-    nose = _near_shape(nose_polygon, NOSE_MARGIN * eye_width, shape, closed=True)
+    nose = _near_shape(nose_polygon, NOSE_MARGIN * unit, shape, closed=True)
 
     brow_points = points[17:27]
     eye_points = points[36:48]
     brow_to_eye = max(float(np.dot(brow_points.mean(axis=0) - eye_points.mean(axis=0), up)), 0.0)
     forehead = brow_points + FOREHEAD_LIFT * brow_to_eye * up
-    outline = _convex_hull(np.vstack([points[list(JAW)], brow_points, forehead]))
-    face = _near_shape(outline, 0.0, shape, closed=True)
+    face = _hull_mask(np.vstack([points[list(JAW)], brow_points, forehead]), shape)
 
     taken = np.zeros(shape, dtype=bool)
     masks = {}
@@ -387,8 +279,8 @@ def warp_to_template(
     if heat.ndim != 2:
         raise ValueError(f"heatmap must be 2-D (H, W), got shape {heat.shape}")
     idx = list(range(N_LANDMARKS)) if points is None else list(points)
-    src = _as_landmarks(landmarks_in_map_coords)[idx]
-    dst = _as_landmarks(template_points)[idx]
+    src = as_landmarks(landmarks_in_map_coords)[idx]
+    dst = as_landmarks(template_points)[idx]
     forward = similarity_transform(src, dst)  # heatmap (x, y) -> template (x, y)
     linear_inv = np.linalg.inv(forward[:, :2])
     # affine_transform maps output (row, col) to input (row, col): invert and swap x/y.
@@ -408,7 +300,7 @@ def mean_face(landmark_sets: Sequence, points: Sequence[int] | None = ALIGN_POIN
     given the inputs' mean size and mean centre, so if the inputs are heatmap coordinates the
     template is too.
     """
-    shapes = [_as_landmarks(s) for s in landmark_sets]
+    shapes = [as_landmarks(s) for s in landmark_sets]
     if not shapes:
         raise ValueError("mean_face needs at least one set of landmarks")
     idx = list(range(N_LANDMARKS)) if points is None else list(points)
@@ -428,43 +320,3 @@ def mean_face(landmark_sets: Sequence, points: Sequence[int] | None = ALIGN_POIN
     mean_centred = mean - mean[idx].mean(axis=0)
     mean_size = np.sqrt((mean_centred[idx] ** 2).sum(axis=1).mean())
     return (mean_centred @ rotation.T) * (np.mean(sizes) / mean_size) + centre
-
-
-# ----------------------------------------------------------------------------- detection
-
-
-@functools.lru_cache(maxsize=1)
-def _dlib_models():
-    """Load dlib's face detector and 68-point predictor once (the model file is ~100 MB)."""
-    try:
-        import dlib
-        import face_recognition_models
-    except ImportError as error:
-        raise MissingDependencyError(
-            "landmark detection needs the optional packages dlib-bin and face-recognition-models: "
-            "pip install dlib-bin face-recognition-models"
-        ) from error
-    detector = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
-    return detector, predictor
-
-
-def detect_landmarks(image_rgb_uint8, upsample: int = 1) -> np.ndarray | None:
-    """68 landmarks (x, y) of the largest face in an RGB uint8 image, or None if no face is found.
-
-    Uses dlib's HOG face detector and 68-point shape predictor, for images that come
-    without landmarks. Needs the optional packages ``dlib-bin`` and
-    ``face-recognition-models`` (raises MissingDependencyError, an ImportError, otherwise).
-    ``upsample`` > 0 lets the detector find smaller faces, at some cost in speed.
-    """
-    image = np.asarray(image_rgb_uint8)
-    if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
-        raise ValueError(f"expected an RGB (H, W, 3) or grey (H, W) uint8 image, got {image.dtype} {image.shape}")
-    detector, predictor = _dlib_models()
-    image = np.ascontiguousarray(image)
-    faces = detector(image, int(upsample))
-    if len(faces) == 0:
-        return None
-    face = max(faces, key=lambda rect: rect.area())
-    shape = predictor(image, face)
-    return np.array([[shape.part(i).x, shape.part(i).y] for i in range(shape.num_parts)], dtype=float)

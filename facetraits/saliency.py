@@ -2,8 +2,8 @@
 
 Input is what ``lrp_analysis.py`` writes: ``results/relevance/<group>__<trait>.npy``, one signed
 relevance map per image (n_images, H, W) at the model input size, in the order of
-``results/relevance/index.csv`` (= ``Dataset.images``). Landmarks come from ``data.landmarks``
-or, when that is null, from dlib (:func:`regions.detect_landmarks`).
+``results/relevance/index.csv`` (= ``Dataset.images``), and the landmarks of
+:func:`landmarks.dataset_landmarks`.
 
 Statistics, all over images (every model saw the same images, so group comparisons are paired):
 
@@ -27,15 +27,13 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 from scipy import stats
 
-from facetraits import data, outputs, regions
-from facetraits.errors import DataError, FacetraitsError
+from facetraits import data, metrics, regions
+from facetraits.errors import FacetraitsError
 
 RELEVANCE_DIR = "relevance"
 RELEVANCE_HINT = "run lrp_analysis.py first"
-MISSING_COLUMNS = ("image", "reason")
 REGION_COLUMNS = ("group", "trait", "image", "region", "share_pos", "share_abs", "area_share", "pos_per_area",
                   "abs_per_area")
 SUMMARY_COLUMNS = ("group", "trait", "region", "mean_share_pos", "ci_low", "ci_high", "mean_share_abs",
@@ -46,9 +44,6 @@ TEST_COLUMNS = ("trait", "region", "measure", "group_a", "group_b", "mean_differ
 # absolute relevance (evidence either way: a frown at the mouth is negative relevance for
 # "warm", yet the mouth is what drives that rating).
 GROUP_TEST_MEASURES = ("share_pos", "share_abs")
-# Landmarks may lie this far (share of the image width / height) outside the image: dlib puts jaw
-# points of tightly cropped faces there. Farther out they belong to another image size.
-LANDMARK_MARGIN = 0.25
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -117,123 +112,6 @@ def check_image_digests(record_path: Path, dataset: data.Dataset) -> None:
         if i >= len(recorded) or recorded[i] != digest:
             raise FacetraitsError(f"{record_path}: image {name} changed since its relevance map was made "
                                   f"(sha256 differs); {again}")
-
-
-def image_landmarks(cfg, dataset: data.Dataset) -> tuple[dict[str, np.ndarray], list[tuple[str, str]]]:
-    """68 landmarks per image in ORIGINAL image pixels, and the images without usable ones.
-
-    From ``cfg.data.landmarks`` when set (an image with no rows, or with malformed rows, is
-    missing; the reason says which); otherwise detected with dlib, cached per image content
-    under ``cache_dir/landmarks`` (an image where no face is found is missing).
-    """
-    found, missing = {}, []
-    if cfg.data.landmarks is not None:
-        table = read_landmark_table(cfg.data.landmarks)
-        by_image = {str(name): rows for name, rows in table.groupby("image", sort=False)}
-        empty = table.iloc[:0]
-        for name, path in zip(dataset.images, dataset.paths):
-            rows = by_image.get(name, empty)
-            if rows.empty:
-                missing.append((name, f"no landmarks in {cfg.data.landmarks}"))
-                continue
-            try:
-                found[name] = regions.landmarks_from_frame(rows, name)
-            except regions.LandmarkError as err:
-                missing.append((name, str(err)))
-                continue
-            check_inside(rows, data.image_size(path), cfg.data.landmarks, name)
-        return found, missing
-
-    cache = Path(cfg.output.cache_dir) / "landmarks"
-    progress = outputs.Progress(len(dataset.images), "detecting landmarks (dlib)", "images")
-    for name, path, digest in zip(dataset.images, dataset.paths, dataset.digests):
-        points = outputs.cached_array(cache / f"{digest}.npy", lambda: _detect(path))
-        progress.update()
-        if points.shape == (regions.N_LANDMARKS, 2):
-            found[name] = points.astype(float)
-        else:
-            missing.append((name, "no face found by dlib"))
-    return found, missing
-
-
-def _detect(path: Path) -> np.ndarray:
-    """dlib landmarks of one image file, or an empty (0, 2) array when no face is found (cacheable)."""
-    with Image.open(path) as image:
-        rgb = np.asarray(data.as_rgb(image), dtype=np.uint8)
-    points = regions.detect_landmarks(rgb)
-    return np.zeros((0, 2)) if points is None else points
-
-
-def read_landmark_table(path) -> pd.DataFrame:
-    """The landmarks file with its line numbers (header = line 1); a non-numeric x or y is an error."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: landmarks file not found (set data.landmarks: null to detect faces with dlib)")
-    try:
-        table = pd.read_csv(path, dtype={"image": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: not a readable CSV ({str(err).splitlines()[0]})") from None
-    table.columns = [str(c).strip() for c in table.columns]
-    absent = [c for c in ("image", "point", "x", "y") if c not in table.columns]
-    if absent:
-        raise DataError(f"{path}: missing column(s) {', '.join(absent)} (expected image,point,x,y; "
-                        f"found {', '.join(table.columns)})")
-    table["image"] = table["image"].astype(str).str.strip()
-    table["line"] = np.arange(len(table)) + 2
-    for column in ("x", "y"):
-        values = pd.to_numeric(table[column], errors="coerce")
-        bad = table[values.isna() & table[column].notna()]
-        if len(bad):
-            raise DataError(f"{path} line {bad.line.iloc[0]}: {column} {bad[column].iloc[0]!r} is not a number")
-        table[column] = values
-    return table
-
-
-def check_inside(rows: pd.DataFrame, size: tuple[int, int], path, image: str) -> None:
-    """Landmarks far outside their image (e.g. of the uncropped photo) would make every region background."""
-    width, height = size
-    margin_x, margin_y = LANDMARK_MARGIN * width, LANDMARK_MARGIN * height
-    outside = rows[(rows.x < -margin_x) | (rows.x > width - 1 + margin_x)
-                   | (rows.y < -margin_y) | (rows.y > height - 1 + margin_y)]
-    if len(outside):
-        row = outside.iloc[0]
-        raise DataError(f"{path} line {row.line}: point {int(row.point)} of image {image} at ({row.x:g}, {row.y:g}) "
-                        f"lies outside the {width}x{height} image")
-
-
-def dataset_landmarks(cfg, dataset: data.Dataset, map_shape: tuple[int, int]):
-    """Landmarks per image mapped onto the (H, W) heatmap grid, and the images without usable ones.
-
-    Returns ``(landmarks, missing)``: ``landmarks`` maps image name -> (68, 2) array in heatmap
-    pixel coordinates (images are resized, not cropped: :func:`regions.scale_landmarks`);
-    ``missing`` is a list of ``(image, reason)`` in dataset order. Callers must report
-    ``missing`` (:func:`report_missing`) and leave those images out of region statistics and
-    alignment.
-    """
-    original, missing = image_landmarks(cfg, dataset)
-    path_of = dict(zip(dataset.images, dataset.paths))
-    scaled = {}
-    for name in dataset.images:
-        if name in original:
-            try:
-                size = data.image_size(path_of[name])
-                regions.region_masks(original[name], size, (8, 8))  # cheap check for degenerate faces
-                scaled[name] = regions.scale_landmarks(original[name], size, map_shape)
-            except ValueError as err:  # LandmarkError is a ValueError
-                missing.append((name, str(err)))
-    order = {name: i for i, name in enumerate(dataset.images)}
-    missing.sort(key=lambda item: order[item[0]])
-    return scaled, missing
-
-
-def report_missing(missing: Sequence[tuple[str, str]], path, n_images: int, run_id: str) -> Path:
-    """Write ``image,reason,run`` for every image without landmarks (header only when none) and say so on stderr."""
-    outputs.write_table(path, pd.DataFrame(list(missing), columns=list(MISSING_COLUMNS)), run_id)
-    if missing:
-        first = ", ".join(name for name, _ in missing[:3]) + (", ..." if len(missing) > 3 else "")
-        print(f"warning: {len(missing)} of {n_images} image(s) have no usable landmarks and are left out of "
-              f"region statistics and alignment (first: {first}; reasons in {path})", file=sys.stderr)
-    return Path(path)
 
 
 # ----------------------------------------------------------------------------- maps
@@ -347,35 +225,8 @@ def group_difference(maps_a, maps_b, alpha: float = 0.05, landmarks: Sequence | 
     untestable = ~np.isfinite(p)
     p = np.where(untestable, 1.0, p)
     t = np.where(np.isnan(t), 0.0, t)
-    q = fdr_bh(p)
+    q = metrics.fdr_bh(p)
     return GroupDifference(diff, t, p, q, q <= alpha, float(alpha), len(maps_a))
-
-
-def fdr_bh(p) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (same shape as ``p``; NaN stays NaN and is not counted)."""
-    p = np.asarray(p, dtype=float)
-    flat = p.ravel()
-    q = np.full(flat.shape, np.nan)
-    ok = np.flatnonzero(np.isfinite(flat))
-    if len(ok):
-        order = ok[np.argsort(flat[ok], kind="stable")]
-        m = len(order)
-        ranked = flat[order] * m / np.arange(1, m + 1)
-        q[order] = np.minimum(np.minimum.accumulate(ranked[::-1])[::-1], 1.0)
-    return q.reshape(p.shape)
-
-
-def holm(p) -> np.ndarray:
-    """Holm-Bonferroni adjusted p-values (NaN stays NaN and is not counted in the family)."""
-    p = np.asarray(p, dtype=float)
-    q = np.full(p.shape, np.nan)
-    ok = np.flatnonzero(np.isfinite(p))
-    if len(ok):
-        order = ok[np.argsort(p[ok], kind="stable")]
-        m = len(order)
-        stepped = p[order] * (m - np.arange(m))
-        q[order] = np.minimum(np.maximum.accumulate(stepped), 1.0)
-    return q
 
 
 # ----------------------------------------------------------------------------- regions
@@ -465,7 +316,7 @@ def region_group_tests(table: pd.DataFrame, group_a: str, group_b: str,
                 rows.append([trait, region, measure, group_a, group_b,
                              float(diff.mean()) if len(diff) else float("nan"), float(statistic), float(p)])
     tests = pd.DataFrame(rows, columns=list(TEST_COLUMNS[:-1]))
-    tests["p_corrected"] = holm(tests["p"].to_numpy()) if len(tests) else []
+    tests["p_corrected"] = metrics.holm(tests["p"].to_numpy()) if len(tests) else []
     return tests
 
 

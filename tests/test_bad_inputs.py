@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import train_regression
-from facetraits import config, data, outputs, saliency
+from facetraits import config, data, landmarks, outputs
 from facetraits.errors import ConfigError, DataError
 from conftest import ROOT, synthetic_face, write_blob_dataset, write_config
 
@@ -72,7 +72,7 @@ def with_landmarks(tmp_path):
 
 def landmarks_of(root, tmp_path):
     cfg = config.load(write_config(tmp_path / "c.yaml", root, tmp_path))
-    return saliency.dataset_landmarks(cfg, data.load(cfg), (32, 32))
+    return landmarks.dataset_landmarks(cfg, data.load(cfg), (32, 32))
 
 
 def edit_landmarks(root, line, **values):

@@ -13,14 +13,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from facetraits.errors import DataError
+from facetraits.metrics import split_half_noise_ceiling
 from facetraits.importers import (
     PER_RATER_COLUMNS,
     RATING_COLUMNS,
     import_3dsk,
     import_london,
     import_omi,
-    split_half_noise_ceiling,
     trait_name,
 )
 
@@ -113,61 +112,6 @@ def test_3dsk_real(threedsk):
     assert len(table) == 100 * 2 * 5
     assert threedsk.per_rater.rater.nunique() == 2000 and len(threedsk.per_rater) == 2000 * 50
     assert (threedsk.per_rater.groupby(["image", "group", "trait"]).size() == 100).all()
-
-
-# ----------------------------------------------------------------------------- split-half noise ceiling
-
-def synthetic(n_images, n_raters, signal_sd, noise_sd, seed=0):
-    rng = np.random.default_rng(seed)
-    signal = rng.normal(0, signal_sd, n_images)
-    offsets = rng.normal(0, 1, n_raters)  # rater leniency: does not change a correlation
-    rows = [{"image": f"{i}.jpg", "group": "g", "trait": "t", "rater": f"r{j}",
-             "rating": signal[i] + offsets[j] + rng.normal(0, noise_sd)}
-            for i in range(n_images) for j in range(n_raters)]
-    return pd.DataFrame(rows)
-
-
-def test_noise_ceiling_consistent_raters_give_one():
-    result = split_half_noise_ceiling(synthetic(50, 6, 1.0, 0.0), n_splits=10)
-    assert list(result.columns) == ["group", "trait", "reliability", "noise_ceiling"]
-    assert result.reliability.item() == pytest.approx(1.0, abs=1e-9)
-    assert result.noise_ceiling.item() == pytest.approx(1.0, abs=1e-9)
-
-
-def test_noise_ceiling_pure_noise_gives_zero():
-    result = split_half_noise_ceiling(synthetic(400, 10, 0.0, 1.0), n_splits=20)
-    assert abs(result.reliability.item()) < 0.15
-
-
-def test_noise_ceiling_matches_spearman_brown_theory():
-    # reliability of a mean of k raters = s^2 / (s^2 + e^2 / k) = 1 / (1 + 4 / 20) = 0.833
-    result = split_half_noise_ceiling(synthetic(500, 20, 1.0, 2.0), n_splits=30)
-    assert result.reliability.item() == pytest.approx(1 / 1.2, abs=0.04)
-    assert result.noise_ceiling.item() == pytest.approx(np.sqrt(1 / 1.2), abs=0.03)
-
-
-def test_noise_ceiling_per_group_and_trait_and_seeded():
-    table = pd.concat([synthetic(60, 8, 1.0, 0.0).assign(group="a"),
-                       synthetic(60, 8, 1.0, 1.0, seed=1).assign(group="b", trait="u")])
-    first = split_half_noise_ceiling(table, n_splits=5, seed=3)
-    assert first[["group", "trait"]].values.tolist() == [["a", "t"], ["b", "u"]]
-    assert first.reliability.iloc[0] > first.reliability.iloc[1]
-    pd.testing.assert_frame_equal(first, split_half_noise_ceiling(table, n_splits=5, seed=3))
-
-
-def test_noise_ceiling_raters_of_different_images():
-    # 3DSK-like: two disjoint rater pools, each rating half of the images
-    a = synthetic(40, 30, 1.0, 1.0, seed=2)
-    b = synthetic(40, 30, 1.0, 1.0, seed=3)
-    b["image"] = "b" + b.image
-    b["rater"] = "b" + b.rater
-    result = split_half_noise_ceiling(pd.concat([a, b]), n_splits=10)
-    assert result.reliability.item() == pytest.approx(1 / (1 + 1 / 30), abs=0.05)
-
-
-def test_noise_ceiling_needs_rater_column():
-    with pytest.raises(DataError, match="rater"):
-        split_half_noise_ceiling(pd.DataFrame({"image": [], "group": [], "trait": [], "rating": []}))
 
 
 def test_trait_name():

@@ -1,9 +1,11 @@
-"""Folds, identity permutations, p-values, bootstrap CIs and the ridge: the statistics the conclusions rest on."""
+"""Folds, identity permutations, p-values and their corrections, bootstrap CIs, noise ceilings and the ridge:
+the statistics the conclusions rest on."""
 import numpy as np
+import pandas as pd
 import pytest
 
 from facetraits import metrics, ridge
-from facetraits.errors import ConfigError
+from facetraits.errors import ConfigError, DataError
 
 
 def test_identity_folds_are_disjoint_balanced_and_seeded():
@@ -159,3 +161,64 @@ def test_identity_permutation_null_is_calibrated_where_image_shuffling_is_not():
     image_rate = null_false_positive_rate("image")
     assert identity_rate <= 0.1
     assert image_rate > identity_rate + 0.05
+
+
+def test_fdr_and_holm_match_hand_computed_values():
+    p = np.array([0.01, 0.04, 0.03, 0.5, np.nan])
+    np.testing.assert_allclose(metrics.fdr_bh(p), [0.04, 0.16 / 3, 0.16 / 3, 0.5, np.nan], equal_nan=True)
+    np.testing.assert_allclose(metrics.holm(p), [0.04, 0.09, 0.09, 0.5, np.nan], equal_nan=True)
+
+
+# ----------------------------------------------------------------------------- split-half noise ceiling
+
+def synthetic(n_images, n_raters, signal_sd, noise_sd, seed=0):
+    rng = np.random.default_rng(seed)
+    signal = rng.normal(0, signal_sd, n_images)
+    offsets = rng.normal(0, 1, n_raters)  # rater leniency: does not change a correlation
+    rows = [{"image": f"{i}.jpg", "group": "g", "trait": "t", "rater": f"r{j}",
+             "rating": signal[i] + offsets[j] + rng.normal(0, noise_sd)}
+            for i in range(n_images) for j in range(n_raters)]
+    return pd.DataFrame(rows)
+
+
+def test_noise_ceiling_consistent_raters_give_one():
+    result = metrics.split_half_noise_ceiling(synthetic(50, 6, 1.0, 0.0), n_splits=10)
+    assert list(result.columns) == ["group", "trait", "reliability", "noise_ceiling"]
+    assert result.reliability.item() == pytest.approx(1.0, abs=1e-9)
+    assert result.noise_ceiling.item() == pytest.approx(1.0, abs=1e-9)
+
+
+def test_noise_ceiling_pure_noise_gives_zero():
+    result = metrics.split_half_noise_ceiling(synthetic(400, 10, 0.0, 1.0), n_splits=20)
+    assert abs(result.reliability.item()) < 0.15
+
+
+def test_noise_ceiling_matches_spearman_brown_theory():
+    # reliability of a mean of k raters = s^2 / (s^2 + e^2 / k) = 1 / (1 + 4 / 20) = 0.833
+    result = metrics.split_half_noise_ceiling(synthetic(500, 20, 1.0, 2.0), n_splits=30)
+    assert result.reliability.item() == pytest.approx(1 / 1.2, abs=0.04)
+    assert result.noise_ceiling.item() == pytest.approx(np.sqrt(1 / 1.2), abs=0.03)
+
+
+def test_noise_ceiling_per_group_and_trait_and_seeded():
+    table = pd.concat([synthetic(60, 8, 1.0, 0.0).assign(group="a"),
+                       synthetic(60, 8, 1.0, 1.0, seed=1).assign(group="b", trait="u")])
+    first = metrics.split_half_noise_ceiling(table, n_splits=5, seed=3)
+    assert first[["group", "trait"]].values.tolist() == [["a", "t"], ["b", "u"]]
+    assert first.reliability.iloc[0] > first.reliability.iloc[1]
+    pd.testing.assert_frame_equal(first, metrics.split_half_noise_ceiling(table, n_splits=5, seed=3))
+
+
+def test_noise_ceiling_raters_of_different_images():
+    # 3DSK-like: two disjoint rater pools, each rating half of the images
+    a = synthetic(40, 30, 1.0, 1.0, seed=2)
+    b = synthetic(40, 30, 1.0, 1.0, seed=3)
+    b["image"] = "b" + b.image
+    b["rater"] = "b" + b.rater
+    result = metrics.split_half_noise_ceiling(pd.concat([a, b]), n_splits=10)
+    assert result.reliability.item() == pytest.approx(1 / (1 + 1 / 30), abs=0.05)
+
+
+def test_noise_ceiling_needs_rater_column():
+    with pytest.raises(DataError, match="rater"):
+        metrics.split_half_noise_ceiling(pd.DataFrame({"image": [], "group": [], "trait": [], "rating": []}))

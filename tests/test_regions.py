@@ -1,23 +1,17 @@
 """Tests for facetraits.regions on a synthetic 68-point face (no TensorFlow, no images)."""
-import importlib.util
-
 import numpy as np
-import pandas as pd
 import pytest
 
 from conftest import synthetic_face
+from facetraits.landmarks import scale_landmarks
 from facetraits.regions import (
     ALIGN_POINTS,
     REGIONS,
-    LandmarkError,
     apply_transform,
-    detect_landmarks,
-    landmarks_from_frame,
     mean_face,
     per_unit_area,
     region_masks,
     relevance_shares,
-    scale_landmarks,
     similarity_transform,
     warp_to_template,
 )
@@ -225,49 +219,3 @@ def test_mean_face_averages_shapes():
     b[48:60, 1] += 4.0  # lower mouth (not an alignment point except the corners)
     result = mean_face([a, b], points=[36, 39, 42, 45, 27, 30])
     np.testing.assert_allclose(result[48:60, 1] - a[48:60, 1], 2.0, atol=0.05)
-
-
-def landmark_table(image="face_001.jpg"):
-    face = synthetic_face()
-    return pd.DataFrame({"image": image, "point": np.arange(68), "x": face[:, 0], "y": face[:, 1]})
-
-
-def test_landmarks_from_frame_reads_points_in_order():
-    table = pd.concat([landmark_table("a.jpg"), landmark_table("b.jpg")]).sample(frac=1.0, random_state=0)
-    np.testing.assert_allclose(landmarks_from_frame(table, "b.jpg"), synthetic_face())
-
-
-@pytest.mark.parametrize(
-    "edit, message",
-    [
-        (lambda t: t[t["point"] != 30], r"missing points \[30\]"),
-        (lambda t: pd.concat([t, t[t["point"] == 5]]), r"duplicated points \[5\]"),
-        (lambda t: pd.concat([t, t.head(1).assign(point=68)]), r"unknown points \[68\]"),
-        (lambda t: t.iloc[0:0], "no landmarks"),
-        (lambda t: t.assign(x=np.where(t["point"] == 2, np.nan, t["x"])), "NaN"),
-    ],
-)
-def test_landmarks_from_frame_errors_name_the_image(edit, message):
-    table = edit(landmark_table("face_007.jpg"))
-    with pytest.raises(ValueError, match=message) as error:
-        landmarks_from_frame(table, "face_007.jpg")
-    assert "face_007.jpg" in str(error.value)
-    assert isinstance(error.value, LandmarkError)
-
-
-def test_landmarks_from_frame_reports_missing_columns():
-    with pytest.raises(ValueError, match="column"):
-        landmarks_from_frame(landmark_table().drop(columns="y"), "face_001.jpg")
-
-
-@pytest.mark.skipif(
-    importlib.util.find_spec("dlib") is None or importlib.util.find_spec("face_recognition_models") is None,
-    reason="optional packages dlib-bin / face-recognition-models not installed",
-)
-def test_detect_landmarks_finds_no_face_in_a_blank_image():
-    assert detect_landmarks(np.full((120, 100, 3), 128, dtype=np.uint8)) is None
-
-
-def test_detect_landmarks_rejects_non_uint8_images():
-    with pytest.raises(ValueError, match="uint8"):
-        detect_landmarks(np.zeros((10, 10, 3), dtype=float))

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from conftest import ROOT, synthetic_face, write_blob_dataset, write_config
-from facetraits import regions, saliency
+from facetraits import landmarks, regions, saliency
 
 spec = importlib.util.spec_from_file_location("average_saliency", ROOT / "average_saliency.py")
 average_saliency = importlib.util.module_from_spec(spec)
@@ -76,7 +76,7 @@ def faces(tmp_path_factory):
     for name in images:
         points = synthetic_face(IMAGE, shift=rng.uniform(-8, 8, 2), scale=rng.uniform(0.8, 1.05))
         draw_face(root / "images" / name, points, IMAGE)
-        map_points[name] = regions.scale_landmarks(points, (IMAGE, IMAGE), (MAP, MAP))
+        map_points[name] = landmarks.scale_landmarks(points, (IMAGE, IMAGE), (MAP, MAP))
         if name != NO_LANDMARKS:
             rows += [{"image": name, "point": k, "x": x, "y": y} for k, (x, y) in enumerate(points)]
     pd.DataFrame(rows).to_csv(root / "landmarks.csv", index=False)
@@ -326,12 +326,6 @@ def test_alignment_conserves_relevance_of_a_scaled_face():
     assert warped.sum() == pytest.approx(1.0, abs=0.02)
     row, col = np.unravel_index(np.argmax(warped), warped.shape)
     assert np.hypot(*(template[MOUTH].mean(axis=0) - (col, row))) < 1.5
-
-
-def test_fdr_and_holm_match_hand_computed_values():
-    p = np.array([0.01, 0.04, 0.03, 0.5, np.nan])
-    np.testing.assert_allclose(saliency.fdr_bh(p), [0.04, 0.16 / 3, 0.16 / 3, 0.5, np.nan], equal_nan=True)
-    np.testing.assert_allclose(saliency.holm(p), [0.04, 0.09, 0.09, 0.5, np.nan], equal_nan=True)
 
 
 def test_heatmaps_without_positive_relevance_are_reported(capsys):
