@@ -31,6 +31,9 @@ def winner_rows(summary: pd.DataFrame) -> list[str]:
              "|---|---|---|---|---|---|"]
     for (group, trait), planted in WINNERS.items():
         rows = summary[(summary.group == group) & (summary.trait == trait)].set_index("region")
+        if rows.empty:  # a run restricted with --group/--trait
+            lines.append(f"| {group} {trait} | {planted} | - | not in these results | - | not checked |")
+            continue
         for label, (column, _) in MEASURES.items():
             ranked = rows[column].sort_values(ascending=False)
             top = ranked.index[0]
@@ -44,6 +47,9 @@ def difference_rows(tests: pd.DataFrame) -> list[str]:
     lines = ["| trait | region | planted ASD - NT | measure | mean difference | Holm p | holds |",
              "|---|---|---|---|---|---|---|"]
     for (trait, region), sign in DIFFERENCES.items():
+        if not (tests.trait == trait).any():
+            lines.append(f"| {trait} | {region} | {'> 0' if sign > 0 else '< 0'} | - | not in these results | - | not checked |")
+            continue
         for label, (_, measure) in MEASURES.items():
             row = tests[(tests.trait == trait) & (tests.region == region) & (tests.measure == measure)].iloc[0]
             holds = row.mean_difference * sign > 0
