@@ -42,7 +42,7 @@ def cv_scatter(ratings: np.ndarray, predictions: np.ndarray, folds: np.ndarray, 
 def permutation_null(null: np.ndarray, observed: float, p_value: float, title: str):
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
     finite = np.asarray(null)[np.isfinite(null)]  # a NaN r (constant prediction) has no place on the axis
-    ax.hist(finite, bins=40, color="#bdbdbd", label=f"shuffled labels (n={len(finite)})")
+    ax.hist(finite, bins=40, color="#bdbdbd", label=f"identity permutations (n={len(finite)})")
     ax.axvline(observed, color="#cb181d", lw=2, label=f"observed r = {observed:.2f}")
     ax.set_xlabel("cross-validated Pearson r")
     ax.set_ylabel("permutations")
