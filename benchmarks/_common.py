@@ -15,6 +15,7 @@ import os
 import platform
 import shlex
 import sys
+import tempfile
 import threading
 import time
 from importlib import metadata
@@ -25,6 +26,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the facetraits package
 
 RESULTS = ROOT / "benchmarks" / "results"
+SCRATCH = Path(tempfile.gettempdir()) / "facetraits-bench"  # caches, models, copies: never in the repository
 DEFAULT_WEIGHTS = ROOT.parent / "shared" / "weights" / "vgg16_hed_bsds500_notop.h5"
 WEIGHTS_NOTE = ("Weights: {weights}. This is the HED edge detector's VGG16 conv stack (fine-tuned from "
                 "ImageNet VGG16 on BSDS500), **not the ImageNet weights**; timings do not depend on the "

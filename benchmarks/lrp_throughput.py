@@ -10,8 +10,8 @@ preprocess, analyze, sum over channels. The first call builds the analysis graph
 apart; at each batch size one untimed call precedes the timed ones.
 
     .venv/bin/python benchmarks/lrp_throughput.py
-    .venv/bin/python benchmarks/lrp_throughput.py --input-size 32 --batch-sizes 1 4 --out /tmp/lrp.md \\
-        --set output.cache_dir=/tmp/bench-smoke/cache --set "ridge.feature_sets=[{layers: [block5_pool], grid: 1}]"
+    .venv/bin/python benchmarks/lrp_throughput.py --input-size 32 --batch-sizes 1 4 --out $SCRATCH/lrp.md \\
+        --set output.cache_dir=$SCRATCH/smoke/cache --set "ridge.feature_sets=[{layers: [block5_pool], grid: 1}]"
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def parse_args():
     parser.add_argument("--analyzers", nargs="+", default=ANALYZERS, help="iNNvestigate names (default: %(default)s)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32], help="(default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=2, help="timed calls per method and batch size (default: %(default)s)")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/facetraits-bench/lrp_throughput"),
+    parser.add_argument("--work", type=Path, default=_common.SCRATCH / "lrp_throughput",
                         help="folder for the trained model (default: %(default)s)")
     return parser.parse_args()
 

@@ -14,8 +14,8 @@ RssFile its file-backed pages (libraries, and the touched pages of the relevance
 which the kernel can write back and drop); ru_maxrss counts both.
 
     .venv/bin/python benchmarks/memory.py
-    .venv/bin/python benchmarks/memory.py --sizes 20 40 --input-size 32 --work /tmp/bench-smoke \\
-        --out /tmp/memory.md --set "ridge.feature_sets=[{layers: [block5_pool], grid: 1}]"
+    .venv/bin/python benchmarks/memory.py --sizes 20 40 --input-size 32 --work $SCRATCH/smoke \\
+        --out $SCRATCH/memory.md --set "ridge.feature_sets=[{layers: [block5_pool], grid: 1}]"
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def parse_args():
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 500],
                         help="numbers of images, multiples of 10 (default: %(default)s)")
     parser.add_argument("--input-size", type=int, default=224, help="model.input_size (default: %(default)s)")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/facetraits-bench/memory"),
+    parser.add_argument("--work", type=Path, default=_common.SCRATCH / "memory",
                         help="scratch folder for data sets, caches and relevance files (default: %(default)s)")
     args = parser.parse_args()
     if any(n % 10 for n in args.sizes):

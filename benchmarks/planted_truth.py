@@ -11,7 +11,7 @@ region_group_tests.csv) and checks them against what data/demo/README.md plants:
 
 Prints a Markdown report and writes it to --out. No TensorFlow; seconds.
 
-    python benchmarks/planted_truth.py /tmp/hedrun/results --out benchmarks/results/planted_truth.md
+    python benchmarks/planted_truth.py $OUT/results --out benchmarks/results/planted_truth.md
 """
 from __future__ import annotations
 

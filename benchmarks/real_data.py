@@ -3,14 +3,14 @@
 The runs themselves are the ordinary pipeline scripts, one config per dataset, with every output
 outside the repository (the datasets' licences are non-commercial share-alike):
 
-    python import_dataset.py 3dsk ../shared/data/3dsk /tmp/realdata/3dsk --noise-ceiling
-    python cross_validate.py --config /tmp/realdata/3dsk/config.yaml \
+    python import_dataset.py 3dsk ../shared/data/3dsk $DATA/3dsk --noise-ceiling
+    python cross_validate.py --config $DATA/3dsk/config.yaml \
         --set model.weights=../shared/weights/vgg16_hed_bsds500_notop.h5
     ...   (see benchmarks/results/real_data.md for the full list)
 
 then
 
-    python benchmarks/real_data.py --root /tmp/realdata
+    python benchmarks/real_data.py --root $DATA
 
 prints, per dataset, one row per group x trait: n images, the configured head and the settings it
 chose on all images, pooled CV r with its bootstrap CI over identities, mean fold r, MAE, the
@@ -98,7 +98,7 @@ def missing_faces(folder: Path) -> str | None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Markdown tables of the real-data runs")
-    parser.add_argument("--root", default="/tmp/realdata", help="folder holding <dataset>/results (default /tmp/realdata)")
+    parser.add_argument("--root", required=True, help="folder holding <dataset>/results (outside the repository)")
     parser.add_argument("datasets", nargs="*", default=["omi", "london", "3dsk"])
     args = parser.parse_args(argv)
     for name in args.datasets:

@@ -27,7 +27,7 @@ def parse_args(argv=None):
     parser = _common.argument_parser(__doc__, "study_cost")
     parser.add_argument("--permutations", type=int, default=1000)
     parser.add_argument("--mlp-permutations", type=int, default=2, help="exact mlp permutations timed (0 = skip)")
-    parser.add_argument("--work", default="/tmp/facetraits-bench/study_cost", help="scratch folder (emptied)")
+    parser.add_argument("--work", default=str(_common.SCRATCH / "study_cost"), help="scratch folder (emptied)")
     return parser.parse_args(argv)
 
 
