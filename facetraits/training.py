@@ -87,8 +87,9 @@ def final_settings(maps, y, identities, cfg: Config) -> dict:
     """The settings fit_head chooses on all images (those of the saved, explained model), without Keras."""
     if cfg.model.head == "mlp":
         return settings_of(cfg.model.mlp_features(), "mlp")
-    linear = ridge.fit(candidate_features(maps, cfg), y, identities, cfg.ridge.alphas, cfg.ridge.inner_folds, cfg.seed)
-    return settings_of(cfg.ridge.feature_sets[linear.candidate], "ridge", linear.alpha)
+    candidate, alpha = ridge.select(candidate_features(maps, cfg), y[:, None], identities, cfg.ridge.alphas,
+                                    cfg.ridge.inner_folds, cfg.seed)  # the choice only: no final solve
+    return settings_of(cfg.ridge.feature_sets[candidate[0]], "ridge", cfg.ridge.alphas[alpha[0]])
 
 
 def optimizer(cfg: TrainingConfig):
