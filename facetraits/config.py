@@ -158,6 +158,7 @@ class ExplainConfig:
         default=("lrp.sequential_preset_a_flat", "lrp.epsilon", "gradient"), metadata={"choices": ANALYZERS})
     faithfulness_steps: int = bounded(10, 1)
     faithfulness_images: int = bounded(50, 1)
+    faithfulness_random_orders: int = bounded(5, 1)
 
 
 @dataclass(frozen=True)

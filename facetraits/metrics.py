@@ -1,4 +1,4 @@
-"""Statistics: Pearson r, MAE, identity-grouped folds, identity permutations, p-values and their
+"""Statistics: Pearson r, MAE, identity-grouped folds, identity permutations, sign flips, p-values and their
 corrections for multiple tests, bootstrap CIs, the split-half noise ceiling of mean ratings."""
 from __future__ import annotations
 
@@ -137,6 +137,26 @@ def permutation_p_value(observed: float, null: np.ndarray) -> float:
     if not np.isfinite(observed) or null.size == 0:
         return float("nan")
     return float((np.sum(null >= observed) + 1.0) / (null.size + 1.0))
+
+
+def sign_flip_p(values, n_flips: int = 9999, seed: int = 0) -> float:
+    """One-sided p that the mean of `values`, one per independent unit (e.g. an identity), is above 0.
+
+    Under the null each unit's value is as likely negative as positive, so signs are flipped:
+    p is the share of sign vectors whose mean reaches the observed one. Exact over all 2^n
+    vectors when there are at most n_flips + 1 of them, else (count + 1) / (n_flips + 1) over
+    n_flips seeded random vectors. NaN without values or with a non-finite one."""
+    values = np.asarray(values, dtype=np.float64)
+    n = len(values)
+    if n == 0 or not np.isfinite(values).all():
+        return float("nan")
+    # a flip whose sum equals the observed one up to rounding counts as reaching it (conservative)
+    observed = values.sum() - 1e-9 * np.abs(values).sum()
+    if 2 ** n <= n_flips + 1:
+        signs = 1.0 - 2.0 * ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1)
+        return float(np.mean(signs @ values >= observed))
+    signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(n_flips, n))
+    return permutation_p_value(observed, signs @ values)
 
 
 def fdr_bh(p) -> np.ndarray:

@@ -251,20 +251,34 @@ def extremes(images, relevance, ratings, predictions, names, colormap: str, titl
     return fig
 
 
-def faithfulness(curves: pd.DataFrame):
-    """Prediction change as the most relevant patches are removed first (solid) vs in random order
-    (dashed): a method whose solid line is not above its dashed one does no better than chance."""
+def faithfulness(curves: pd.DataFrame, summary: pd.DataFrame):
+    """Prediction drop as patches are replaced by the blurred image, per model: per method most
+    relevant first (solid) and least relevant first (dotted), and one random-order baseline
+    (black, dashed). A faithful method's solid line lies above the baseline and its dotted line
+    below; each panel's title lists the AOPCs (mean drop), the Holm-corrected p of MoRF vs random and n."""
     models = curves[["group", "trait"]].drop_duplicates().to_records(index=False).tolist()
-    fig, axes = plt.subplots(1, len(models), figsize=(3.6 * len(models), 3.2), squeeze=False, sharey=True)
-    colours = dict(zip(curves.analyzer.unique(), plt.get_cmap("tab10").colors))
+    fig, axes = plt.subplots(1, len(models), figsize=(4.8 * len(models), 4.4), squeeze=False, sharey=True)
+    methods = [m for m in curves.analyzer.unique() if m != "random"]
+    colours = dict(zip(methods, plt.get_cmap("tab10").colors))
+    styles = {"morf": ("-", "most relevant first"), "lerf": (":", "least relevant first")}
     for ax, (group, trait) in zip(axes[0], models):
         rows = curves[(curves.group == group) & (curves.trait == trait)]
         for (analyzer, order), line in rows.groupby(["analyzer", "order"], sort=False):
-            ax.plot(line.fraction_removed, line.mean_change, color=colours[analyzer],
-                    ls="-" if order == "morf" else "--", label=f"{analyzer} ({'relevant first' if order == 'morf' else 'random'})")
-        ax.axhline(0, color="black", lw=0.6)
-        ax.set_title(f"{group} {trait}", fontsize=9)
-        ax.set_xlabel("share of image removed")
+            if analyzer == "random":
+                ax.plot(line.fraction_removed, line.mean_change, color="black", ls="--", lw=1.4, label="random order")
+            else:
+                ax.plot(line.fraction_removed, line.mean_change, color=colours[analyzer], ls=styles[order][0],
+                        label=f"{analyzer}, {styles[order][1]}")
+        ax.axhline(0, color="grey", lw=0.6)
+        table = summary[(summary.group == group) & (summary.trait == trait)]
+        text = [f"AOPC random {table.aopc_random.iloc[0]:.3f}"] + [
+            f"{row.analyzer}: MoRF {row.aopc_morf:.3f}, LeRF {row.aopc_lerf:.3f}, p_holm {row.p_holm:.2g}"
+            for row in table.itertuples()] + [f"n = {table.n_images.iloc[0]} images, "
+                                              f"{table.n_identities.iloc[0]} identities"]
+        ax.set_title("\n".join([f"{group} {trait}"] + text), fontsize=8, loc="left")
+        ax.set_xlabel("share of image replaced by its blurred copy")
     axes[0, 0].set_ylabel("prediction drop (original - perturbed)")
-    axes[0, -1].legend(fontsize=6, frameon=False)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(3, len(labels)),
+               fontsize=9, frameon=False)
     return fig

@@ -1,4 +1,5 @@
 """Shared fixtures: tiny datasets and configs, so every test runs in seconds on a CPU."""
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -6,6 +7,8 @@ import pandas as pd
 import pytest
 import yaml
 from PIL import Image
+
+from facetraits import config
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -111,3 +114,12 @@ def trained(tiny_demo, tmp_path_factory) -> Path:
     path = write_config(outputs / "config.yaml", tiny_demo, outputs)
     train_regression.main(["--config", str(path)])
     return path
+
+
+@pytest.fixture
+def trained_copy(trained, tmp_path) -> Path:
+    """The session's trained models and feature cache, copied (so they can be damaged) with empty
+    results and figure folders; returns the copy's config path."""
+    for folder in ("models", "cache"):
+        shutil.copytree(trained.parent / folder, tmp_path / folder)
+    return write_config(tmp_path / "c.yaml", config.load(trained).data.ratings.parent, tmp_path)

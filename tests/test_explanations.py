@@ -1,4 +1,4 @@
-"""LRP and friends: names, shapes, conservation, the lrp_analysis outputs, faithfulness."""
+"""LRP and friends: names, shapes, conservation, the lrp_analysis outputs."""
 import json
 
 import innvestigate
@@ -106,9 +106,14 @@ def test_lrp_analysis_then_average_saliency(trained):
         assert len(list((figures / "lrp" / name).glob("*.png"))) == 18
         assert (figures / f"extremes_{name}.png").stat().st_size > 1000
     summary = pd.read_csv(results / "faithfulness.csv")
-    assert list(summary.columns) == ["group", "trait", "analyzer", "aopc_morf", "aopc_random", "aopc_difference",
-                                     "p_value", "beats_random", "n_images", "run"]
+    assert list(summary.columns) == [*faithfulness.COLUMNS, "run"]
     assert len(summary) == 2 and (summary.analyzer == "lrp.epsilon").all()
+    assert (summary.n_images == 4).all() and (summary.n_identities == 4).all()  # 4 images spread over 6 identities
+    low, high = np.sort(summary.p_value)  # Holm over the run's two models x one method
+    assert sorted(summary.p_holm) == pytest.approx([min(2 * low, 1), min(max(2 * low, high), 1)])
+    curves = pd.read_csv(results / "faithfulness_curves.csv")
+    assert set(zip(curves.analyzer, curves.order)) == {("lrp.epsilon", "morf"), ("lrp.epsilon", "lerf"),
+                                                       ("random", "random")}
     assert (figures / "faithfulness.png").is_file()
 
     average_saliency.main(["--config", str(trained), "--trait", "warm"])
@@ -120,36 +125,6 @@ def test_lrp_analysis_then_average_saliency(trained):
     lrp_analysis.main(argv + ["--set", "explain.analyzer=lrp.epsilon", "--skip-faithfulness"])
     record = json.loads((results / "relevance" / "ASD__warm.json").read_text())
     assert record["analyzer"] == "lrp.epsilon" and record["conv_bias_share_max_abs"] < 1e-3
-
-
-def mean_pixel_model(size: int) -> keras.Model:
-    """prediction = mean of the (preprocessed) input: its exact relevance is the input itself."""
-    inputs = keras.Input((size, size, 3))
-    x = keras.layers.GlobalAveragePooling2D()(inputs)
-    outputs = keras.layers.Dense(1, use_bias=False, kernel_initializer="ones")(x)
-    return keras.Model(inputs, outputs)
-
-
-def test_faithfulness_relevant_first_beats_random_for_a_true_heatmap():
-    size = 32
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 255, (8, size, size, 3)).astype(np.uint8)
-    images[:, 8:16, 8:24] = 255  # a bright patch: the most positive evidence
-    true_relevance = model.preprocess(images).sum(axis=-1)
-    keras_model = mean_pixel_model(size)
-    morf, random = faithfulness.removal_curves(keras_model, images, true_relevance, steps=4, seed=0)
-    result = faithfulness.compare_to_random(morf, random)
-    assert result["aopc_morf"] > result["aopc_random"]
-    reversed_morf, reversed_random = faithfulness.removal_curves(keras_model, images, -true_relevance, steps=4, seed=0)
-    assert faithfulness.compare_to_random(reversed_morf, reversed_random)["beats_random"] is False
-    np.testing.assert_allclose(morf[:, 0], 0, atol=1e-6)
-
-
-def test_patch_order_ranks_by_summed_relevance():
-    relevance = np.zeros((4, 4))
-    relevance[2:, :2] = 5  # patch (1, 0) with patch size 2 -> index 2
-    relevance[:2, 2:] = 1  # patch (0, 1) -> index 1
-    assert faithfulness.patch_order(relevance, 2)[:2].tolist() == [2, 1]
 
 
 def test_integrated_gradients_on_a_model_loaded_after_a_graph_reset(trained):

@@ -190,15 +190,6 @@ def test_corrupt_cv_and_null_cache_files_are_computed_again(tmp_path, capsys, ho
 # ----------------------------------------------------------------------------- 5. damaged model files
 
 
-@pytest.fixture
-def trained_copy(trained, tmp_path):
-    """The session's trained models and feature cache, copied so that they can be damaged."""
-    for folder in ("models", "cache"):
-        shutil.copytree(trained.parent / folder, tmp_path / folder)
-    cfg = config.load(trained)
-    return write_config(tmp_path / "c.yaml", cfg.data.ratings.parent, tmp_path)
-
-
 def truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 

@@ -1,0 +1,105 @@
+"""Faithfulness: blurred reference, MoRF / LeRF / random orders, identity-level test, Holm."""
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from facetraits import faithfulness, metrics, model
+from facetraits.backend import keras
+
+
+def mean_pixel_model(size: int) -> keras.Model:
+    """prediction = mean of the (preprocessed) input: the exact relevance of a patch is its pixels'
+    difference from the reference."""
+    inputs = keras.Input((size, size, 3))
+    x = keras.layers.GlobalAveragePooling2D()(inputs)
+    outputs = keras.layers.Dense(1, use_bias=False, kernel_initializer="ones")(x)
+    return keras.Model(inputs, outputs)
+
+
+@pytest.fixture(scope="module")
+def true_heatmaps():
+    size = 32
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (8, size, size, 3)).astype(np.uint8)
+    images[:, 8:16, 8:24] = 255  # a bright patch: the most positive evidence
+    truth = (model.preprocess(images) - model.preprocess(faithfulness.blurred(images))).sum(axis=-1)
+    return mean_pixel_model(size), images, truth
+
+
+def test_true_heatmap_orders_morf_above_random_above_lerf(true_heatmaps):
+    keras_model, images, truth = true_heatmaps
+    curves = faithfulness.removal_curves(keras_model, images, {"truth": truth, "reversed": -truth}, steps=4,
+                                         random_orders=3, seed=0)
+    assert set(curves) == {("truth", "morf"), ("truth", "lerf"), ("reversed", "morf"), ("reversed", "lerf"),
+                           ("random", "random")}
+    identities = np.arange(len(images))  # one image per identity: 8 identities, exact p = 1 / 2^8
+    truth_result = faithfulness.compare(curves[("truth", "morf")], curves[("truth", "lerf")],
+                                        curves[("random", "random")], identities, seed=0)
+    assert truth_result["aopc_morf"] > truth_result["aopc_random"] > truth_result["aopc_lerf"]
+    assert truth_result["p_value"] == pytest.approx(1 / 2 ** 8)
+    reversed_result = faithfulness.compare(curves[("reversed", "morf")], curves[("reversed", "lerf")],
+                                           curves[("random", "random")], identities, seed=0)
+    table = faithfulness.summarise([{**row, "group": "g", "trait": "t", "analyzer": name, "n_random_orders": 3,
+                                     "reference": "blur", "blur_sigma_px": 1.0}
+                                    for name, row in (("truth", truth_result), ("reversed", reversed_result))], 0.05)
+    assert table.beats_random.tolist() == [True, False]
+    for drop in curves.values():  # nothing replaced: no change; everything replaced: the same blurred image
+        np.testing.assert_allclose(drop[:, 0], 0, atol=1e-6)
+        np.testing.assert_allclose(drop[:, -1], curves[("truth", "morf")][:, -1])
+
+
+def test_the_reference_is_the_blurred_image_and_replaces_whole_patches():
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 255, (2, 16, 16, 3)).astype(np.uint8)
+    reference = faithfulness.blurred(images)
+    assert reference.std() < images.std() / 2 and abs(reference.mean() - images.mean()) < 2
+    x = images.astype(np.float32)
+    orders = np.array([[3, 0, 1, 2], [0, 1, 2, 3]])
+    out = faithfulness.perturb(x, reference, orders, removed=1, patch=8)
+    np.testing.assert_array_equal(out[0, 8:, 8:], reference[0, 8:, 8:])  # patch 3 = bottom right
+    np.testing.assert_array_equal(out[0, :8], x[0, :8])
+    np.testing.assert_array_equal(out[1, :8, :8], reference[1, :8, :8])  # patch 0 = top left
+    np.testing.assert_array_equal(out[1, 8:], x[1, 8:])
+
+
+def test_patch_order_ranks_by_summed_relevance():
+    relevance = np.zeros((4, 4))
+    relevance[2:, :2] = 5  # patch (1, 0) with patch size 2 -> index 2
+    relevance[:2, 2:] = 1  # patch (0, 1) -> index 1
+    assert faithfulness.patch_order(relevance, 2)[:2].tolist() == [2, 1]
+
+
+def test_sample_is_spread_over_identities_and_seeded():
+    identities = np.repeat([f"id{k}" for k in range(5)], 4)
+    for n in (3, 5, 7, 20):
+        sample = faithfulness.spread_sample(identities, n, seed=0)
+        counts = pd.Series(identities[sample]).value_counts()
+        assert len(sample) == len(set(sample)) == n
+        assert len(counts) == min(n, 5) and counts.max() - counts.min() <= 1  # as even as n allows
+    assert faithfulness.spread_sample(identities, 7, 0).tolist() == faithfulness.spread_sample(identities, 7, 0).tolist()
+    assert any(faithfulness.spread_sample(identities, 7, 0).tolist() != faithfulness.spread_sample(identities, 7, s).tolist()
+               for s in range(1, 5))
+
+
+def test_images_of_one_identity_count_once():
+    """Nine images of one face that favour MoRF cannot outvote five faces that do not."""
+    identities = np.array(["a"] * 9 + ["b", "c", "d", "e", "f"])
+    random = np.zeros((14, 3))
+    morf = np.zeros((14, 3))
+    morf[:9, 1:] = 1.0
+    morf[9:, 1:] = -0.5
+    result = faithfulness.compare(morf, random, random, identities, seed=0)
+    assert (morf[:, 1:].mean() > 0) and result["morf_minus_random"] == pytest.approx((1 - 5 * 0.5) / 6)
+    assert result["n_images"] == 14 and result["n_identities"] == 6 and result["p_value"] > 0.5
+
+
+def test_sign_flip_p_exact_and_sampled():
+    values = np.array([0.3, -0.1, 0.4, 0.2, 0.05])
+    means = [np.dot(signs, values) for signs in itertools.product([-1, 1], repeat=len(values))]
+    assert metrics.sign_flip_p(values) == pytest.approx(np.mean(np.array(means) >= values.sum() - 1e-12))
+    rng = np.random.default_rng(0)
+    assert metrics.sign_flip_p(np.abs(rng.normal(size=30)) + 0.1, n_flips=999) == pytest.approx(1 / 1000)
+    assert metrics.sign_flip_p(rng.normal(size=30) - 1, n_flips=999) > 0.99
+    assert np.isnan(metrics.sign_flip_p([]))

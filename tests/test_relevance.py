@@ -1,0 +1,44 @@
+"""lrp_analysis.py's stored heatmaps: reused while their inputs are unchanged, recomputed when the
+code version changes; --skip-faithfulness leaves the faithfulness test out."""
+import numpy as np
+import pytest
+
+import lrp_analysis
+from facetraits import explanations, faithfulness, relevance
+
+ONE_MODEL = ["--group", "ASD", "--trait", "warm", "--skip-faithfulness", "--set", "explain.overlays=false"]
+
+
+def refuse(*args, **kwargs):
+    raise AssertionError("computed again")
+
+
+def test_unchanged_maps_are_reused(trained_copy, monkeypatch, capsys):
+    argv = ["--config", str(trained_copy), *ONE_MODEL]
+    lrp_analysis.main(argv)
+    maps = np.load(trained_copy.parent / "results" / "relevance" / "ASD__warm.npy")
+    monkeypatch.setattr(explanations, "explain_dataset", refuse)
+    capsys.readouterr()
+    lrp_analysis.main(argv)
+    assert "ASD__warm: relevance up to date" in capsys.readouterr().err
+    np.testing.assert_array_equal(np.load(trained_copy.parent / "results" / "relevance" / "ASD__warm.npy"), maps)
+    with pytest.raises(AssertionError, match="computed again"):  # another analyzer is new work
+        lrp_analysis.main(argv + ["--set", "explain.analyzer=lrp.epsilon"])
+
+
+def test_a_new_explain_version_computes_the_maps_again(trained_copy, monkeypatch):
+    argv = ["--config", str(trained_copy), *ONE_MODEL]
+    lrp_analysis.main(argv)
+    monkeypatch.setattr(explanations, "explain_dataset", refuse)
+    monkeypatch.setattr(relevance, "EXPLAIN_VERSION", relevance.EXPLAIN_VERSION + 1)
+    with pytest.raises(AssertionError, match="computed again"):
+        lrp_analysis.main(argv)
+
+
+def test_skip_faithfulness_writes_heatmaps_only(trained_copy, monkeypatch):
+    monkeypatch.setattr(faithfulness, "run_model", refuse)
+    lrp_analysis.main(["--config", str(trained_copy), *ONE_MODEL])
+    results, figures = trained_copy.parent / "results", trained_copy.parent / "fig"
+    assert (results / "relevance" / "ASD__warm.npy").is_file() and (figures / "extremes_ASD__warm.png").is_file()
+    assert not (results / "faithfulness.csv").exists() and not (results / "faithfulness_curves.csv").exists()
+    assert not (figures / "faithfulness.png").exists()
