@@ -33,18 +33,19 @@ def main(run):
     relevance.check_models(run)
     run.write_csv("relevance/index.csv",
                   pd.DataFrame({"index": range(len(dataset)), "image": dataset.images, "identity": dataset.identities}))
-    summary, curves, seconds = [], [], 0.0
+    summary, curves, seconds, cpu_seconds = [], [], 0.0, 0.0
     for group, trait in run.models:
         name = cli.model_name(group, trait)
         maps, predictions = relevance.for_model(run, dataset, name)
         relevance.write_figures(run, dataset, name, maps, predictions, dataset.target(group, trait))
         print(f"{name}: heatmaps for {len(dataset)} images -> {run.results('relevance') / (name + '.npy')}")
         if not run.args.skip_faithfulness:
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             rows, lines = faithfulness.run_model(run, dataset, group, trait, maps)
-            summary, curves, seconds = summary + rows, curves + lines, seconds + time.perf_counter() - started
-    if summary:
-        run.details["faithfulness_seconds"] = round(seconds, 1)  # the record's wall time also counts the maps
+            summary, curves = summary + rows, curves + lines
+            seconds, cpu_seconds = seconds + time.perf_counter() - started, cpu_seconds + time.process_time() - cpu_started
+    if summary:  # the record's wall_seconds also count the maps; CPU seconds do not depend on other jobs' load
+        run.details.update(faithfulness_seconds=round(seconds, 1), faithfulness_cpu_seconds=round(cpu_seconds, 1))
         table = faithfulness.summarise(summary, cfg.explain.significance_level)
         curves = pd.concat(curves, ignore_index=True)
         print(table[["group", "trait", "analyzer", "morf_minus_random", "p_holm", "beats_random"]].to_string(index=False))

@@ -156,8 +156,8 @@ class ExplainConfig:
     significance_level: float = bounded(0.05, 0.0, 1.0)  # ASD - NT tests: pixel maps (FDR) and regions (Holm)
     faithfulness_analyzers: tuple[str, ...] = field(
         default=("lrp.sequential_preset_a_flat", "lrp.epsilon", "gradient"), metadata={"choices": ANALYZERS})
-    faithfulness_steps: int = bounded(5, 1)
-    faithfulness_images: int = bounded(32, 1)
+    faithfulness_steps: int = bounded(4, 1)
+    faithfulness_images: int = bounded(24, 1)
     faithfulness_random_orders: int = bounded(5, 1)
 
 
