@@ -257,7 +257,7 @@ def faithfulness(curves: pd.DataFrame, summary: pd.DataFrame):
     (black, dashed). A faithful method's solid line lies above the baseline and its dotted line
     below; each panel's title lists the AOPCs (mean drop), the Holm-corrected p of MoRF vs random and n."""
     models = curves[["group", "trait"]].drop_duplicates().to_records(index=False).tolist()
-    fig, axes = plt.subplots(1, len(models), figsize=(4.8 * len(models), 4.4), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(models), figsize=(5.4 * len(models), 4.4), squeeze=False, sharey=True)
     methods = [m for m in curves.analyzer.unique() if m != "random"]
     colours = dict(zip(methods, plt.get_cmap("tab10").colors))
     styles = {"morf": ("-", "most relevant first"), "lerf": (":", "least relevant first")}
