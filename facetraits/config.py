@@ -145,6 +145,14 @@ class PermutationConfig:
 
 
 @dataclass(frozen=True)
+class CompareConfig:
+    """compare_groups.py: rater groups compared by permuting raters (facetraits/group_comparison.py)."""
+    n_permutations: int = bounded(10000, 1)  # rater label permutations; smallest p = 1/(n+1)
+    n_bootstrap: int = bounded(2000, 1)  # resamples of raters within each group, for the CIs
+    scale: str = choice("rating_per_area", "rating_per_area", "share_per_area")  # see facetraits/importance.py
+
+
+@dataclass(frozen=True)
 class ExplainConfig:
     """Heatmaps and what is computed from them: analyzer (LRP or not), figures, group tests, faithfulness."""
     analyzer: str = choice("lrp.sequential_preset_a_flat", *ANALYZERS)
@@ -179,6 +187,7 @@ class Config:
     training: TrainingConfig = TrainingConfig()
     cv: CVConfig = CVConfig()
     permutation: PermutationConfig = PermutationConfig()
+    compare: CompareConfig = CompareConfig()
     explain: ExplainConfig = ExplainConfig()
     output: OutputConfig = OutputConfig()
     source: str = "<defaults>"  # the file it came from, for error messages

@@ -268,3 +268,41 @@ def faithfulness(curves: pd.DataFrame):
     axes[0, 0].set_ylabel("prediction drop (original - perturbed)")
     axes[0, -1].legend(fontsize=6, frameon=False)
     return fig
+
+
+SCALE_LABELS = {"rating_per_area": "rating points per unit of face area",
+                "share_per_area": "share of |relevance| / share of face area"}
+
+
+def group_comparison(table: pd.DataFrame, null: np.ndarray, alpha: float = 0.05):
+    """One trait's rater-level group comparison: each group's region importance, and the difference
+    with its bootstrap CI against the rater-permutation null (grey: its central 95%)."""
+    rows = table.reset_index(drop=True)
+    group_a, group_b, trait = rows.group_a[0], rows.group_b[0], rows.trait[0]
+    y = np.arange(len(rows))[::-1]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 0.45 * len(rows) + 1.8), sharey=True)
+    for k, (column, group) in enumerate((("importance_a", group_a), ("importance_b", group_b))):
+        left.barh(y + (0.2 if k == 0 else -0.2), rows[column], 0.38, color=GROUP_COLOURS[k], label=group)
+    left.set_yticks(y, rows.region)
+    left.set_xlabel(SCALE_LABELS.get(rows.scale[0], rows.scale[0]))
+    left.set_title("region importance (mean over identities)", fontsize=9)
+    left.legend(frameon=False, fontsize=8, loc="lower right")
+    low, high = np.percentile(null, [2.5, 97.5], axis=1)
+    right.barh(y, high - low, 0.6, left=low, color="0.88", label="rater-permutation null, central 95%")
+    significant = rows.p_fwer < alpha
+    right.errorbar(rows.difference, y, xerr=[rows.difference - rows.ci_low, rows.ci_high - rows.difference],
+                   fmt="none", ecolor="black", elinewidth=1, capsize=3)
+    right.scatter(rows.difference[significant], y[significant], color="black", zorder=3,
+                  label=f"p_fwer < {alpha:g}")
+    right.scatter(rows.difference[~significant], y[~significant], facecolor="white", edgecolor="black", zorder=3,
+                  label="not significant")
+    right.axvline(0, color="black", lw=0.8)
+    for yi, p in zip(y, rows.p_fwer):
+        right.annotate(f"p_fwer {p:.3g}", (1.01, yi), xycoords=("axes fraction", "data"), va="center", fontsize=7)
+    right.set_xlabel(f"{group_a} - {group_b} (95% bootstrap CI over raters)")
+    right.set_title(f"difference ({rows.n_raters_a[0]} vs {rows.n_raters_b[0]} raters, "
+                    f"{rows.n_permutations[0]} permutations)", fontsize=9)
+    right.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.12 - 0.6 / len(rows)), ncol=3)
+    fig.suptitle(f"{trait}: which face regions does each rater group's model rely on?", fontsize=10)
+    fig.tight_layout()
+    return fig
