@@ -18,17 +18,18 @@ import itertools
 
 import pandas as pd
 
-from facetraits import cli, group_comparison, importance, landmarks, outputs, plots, training
+from facetraits import cli, data, group_comparison, importance, landmarks, outputs, plots, training
 from facetraits.errors import FacetraitsError
 
 
 @cli.script(writes=("results_dir", "fig_dir", "cache_dir"))
 def main(run):
     cfg = run.config
-    study = training.load_study(cfg)
-    if study.dataset.raters is None:
+    dataset = data.load(cfg)
+    if dataset.raters is None:
         raise FacetraitsError(f"{cfg.data.ratings}: no rater column, so rater-level inference is impossible; "
                               f"average_saliency.py compares the groups' models over identities instead")
+    study = training.load_study(cfg, dataset=dataset)
     size = cfg.model.input_size
     points, missing = landmarks.dataset_landmarks(cfg, study.dataset, (size, size))
     landmarks.report_missing(missing, run.results("landmarks_missing.csv"), len(study.dataset), run.id)
