@@ -161,7 +161,8 @@ class ExplainConfig:
     colormap: str = choice("signed", "signed", "positive")
     overlays: bool = True  # one overlay PNG per image under fig/lrp/<model>/
     align: bool = True  # average_saliency: align heatmaps to a mean face by landmarks
-    significance_level: float = bounded(0.05, 0.0, 1.0)  # ASD - NT tests: pixel maps (FDR) and regions (Holm)
+    significance_level: float = bounded(0.05, 0.0, 1.0)  # model-level group tests (FWER): pixel maps and regions
+    n_sign_flips: int = bounded(10000, 1)  # random sign flips of identities in those tests; smallest p = 1/(n+1)
     faithfulness_analyzers: tuple[str, ...] = field(
         default=("lrp.sequential_preset_a_flat", "lrp.epsilon", "gradient"), metadata={"choices": ANALYZERS})
     faithfulness_steps: int = bounded(10, 1)

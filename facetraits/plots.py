@@ -127,9 +127,9 @@ def average_saliency(maps: dict, groups, traits, aligned: bool, background: np.n
 
 
 def group_difference_map(mean_difference: np.ndarray, significant: np.ndarray, group_a: str, group_b: str,
-                         trait: str, alpha: float, n_images: int, aligned: bool,
+                         trait: str, alpha: float, n_identities: int, aligned: bool,
                          background: np.ndarray | None = None):
-    """Mean A - B difference of normalised heatmaps: all pixels, and only the FDR-significant ones."""
+    """Mean A - B difference of normalised heatmaps: all pixels, and only those with max-statistic p_fwer <= alpha."""
     from matplotlib import colors
 
     diff = np.asarray(mean_difference, dtype=float)
@@ -142,14 +142,14 @@ def group_difference_map(mean_difference: np.ndarray, significant: np.ndarray, g
     axes[0].set_title("mean difference, all pixels", fontsize=9)
     _heat_panel(axes[1], diff, norm, cmap, True, background, mask=significant)
     n_sig = int(significant.sum())
-    axes[1].set_title(f"significant pixels only: {n_sig} of {significant.size}\n(BH-FDR q <= {alpha:g})", fontsize=9)
+    axes[1].set_title(f"significant pixels only: {n_sig} of {significant.size}\n(p_fwer <= {alpha:g})", fontsize=9)
     if n_sig == 0:
         axes[1].text(0.5, 0.5, "no pixel significant", transform=axes[1].transAxes, ha="center", va="center",
                      fontsize=9, color="black", bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
     _percent_colorbar(fig, norm, cmap, list(axes),
                       f"{group_a} - {group_b}, % of total |relevance| per pixel\n(red: more for {group_a})")
-    fig.suptitle(f"{trait}: {group_a} - {group_b} heatmap difference, paired t-test over {n_images} images, "
-                 f"alpha = {alpha:g} (FDR)\n{_align_text(aligned)}", fontsize=10)
+    fig.suptitle(f"{trait}: {group_a} - {group_b} models' heatmap difference, sign flips of {n_identities} identities, "
+                 f"max-statistic FWER {alpha:g}\n{_align_text(aligned)}", fontsize=10)
     return fig
 
 
@@ -159,7 +159,7 @@ def region_relevance(summary: pd.DataFrame, tests: pd.DataFrame | None = None, a
     Top row: mean share of positive relevance with its 95 % CI; a black bar across each region
     marks its share of the image area, so a bar above the mark means more relevance than the
     region's size predicts. ``*`` marks a region whose group difference has a corrected
-    p < alpha for share_pos in ``tests`` (columns trait, region, measure, p_corrected). Bottom
+    p < alpha for share_pos in ``tests`` (columns trait, region, measure, p_fwer). Bottom
     row: relevance either way per unit area, mean share of absolute relevance / area share per
     image (log scale; 1 = as much as its size predicts), which keeps small regions such as the
     eyes readable.
@@ -194,7 +194,7 @@ def region_relevance(summary: pd.DataFrame, tests: pd.DataFrame | None = None, a
         if tests is not None and len(tests):
             for i, region in enumerate(region_names):
                 hit = tests[(tests.trait == trait) & (tests.region == region) & (tests.measure == "share_pos")]
-                if len(hit) and np.nanmin(hit["p_corrected"].to_numpy(float), initial=np.inf) < alpha:
+                if len(hit) and np.nanmin(hit["p_fwer"].to_numpy(float), initial=np.inf) < alpha:
                     ax.text(i, top * 1.04, "*", ha="center", va="bottom", fontsize=13)
         ax.set_title(trait, fontsize=10)
         ax.set_ylim(0, top * 1.15)
@@ -207,8 +207,8 @@ def region_relevance(summary: pd.DataFrame, tests: pd.DataFrame | None = None, a
     axes[1, 0].set_ylabel("share of |relevance|\n/ area share")
     axes[0, -1].legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axes[1, -1].legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    star = f"; * group difference, Holm-corrected p < {alpha:g}" if tests is not None else ""
-    fig.suptitle(f"Positive relevance per face region: mean and 95% CI over images{star}\n"
+    star = f"; * models differ, p_fwer < {alpha:g} over identities" if tests is not None else ""
+    fig.suptitle(f"Positive relevance per face region: mean and 95% CI over identities{star}\n"
                  "(bar above the black mark, or above 1 below, = more relevance than the region's area predicts)",
                  fontsize=9)
     fig.tight_layout()
