@@ -44,7 +44,7 @@ def winner_rows(summary: pd.DataFrame) -> list[str]:
 
 
 def difference_rows(tests: pd.DataFrame) -> list[str]:
-    lines = ["| trait | region | planted ASD - NT | measure | mean difference | Holm p | holds |",
+    lines = ["| trait | region | planted ASD - NT | measure | mean difference | p_fwer | holds |",
              "|---|---|---|---|---|---|---|"]
     for (trait, region), sign in DIFFERENCES.items():
         if not (tests.trait == trait).any():
@@ -54,7 +54,7 @@ def difference_rows(tests: pd.DataFrame) -> list[str]:
             row = tests[(tests.trait == trait) & (tests.region == region) & (tests.measure == measure)].iloc[0]
             holds = row.mean_difference * sign > 0
             lines.append(f"| {trait} | {region}{' (jaw)' if region == 'face' else ''} | {'> 0' if sign > 0 else '< 0'} | "
-                         f"{label} | {row.mean_difference:+.4f} | {row.p_corrected:.2g} | {'yes' if holds else 'NO'} |")
+                         f"{label} | {row.mean_difference:+.4f} | {row.p_fwer:.2g} | {'yes' if holds else 'NO'} |")
     return lines
 
 
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
         print(f"error: {err.filename} not found; run lrp_analysis.py and average_saliency.py first", file=sys.stderr)
         return 2
     report = "\n".join(["## Driving region per model (relevance per unit area)", "", *winner_rows(summary), "",
-                        "## ASD - NT per region (paired over images)", "", *difference_rows(tests), ""])
+                        "## ASD - NT models per region (sign flips over identities)", "", *difference_rows(tests), ""])
     print(report)
     if args.out:
         args.out.write_text(report)

@@ -190,8 +190,11 @@ def region_tests(table: pd.DataFrame, identities: dict, groups, n_flips: int, se
 
 
 def describe(tests: pd.DataFrame, alpha: float) -> list[str]:
-    """One line per region test with p_fwer < ``alpha``, saying what it is evidence of."""
-    return [f"{row.trait}, {row.region}: the {row.group_a} and {row.group_b} models differ consistently across "
-            f"faces in {row.measure} ({row.mean_difference:+.3f}, t = {row.statistic:.2f} over {row.n_identities} "
-            f"identities, p_fwer = {row.p_fwer:.3g}); a model-level difference, not one of the rater groups"
-            for row in tests[tests.p_fwer < alpha].itertuples()]
+    """Lines naming the region tests with p_fwer < ``alpha``, under a header saying what they are evidence of."""
+    hits = tests[tests.p_fwer < alpha]
+    if hits.empty:
+        return []
+    return ([f"the {hits.group_a.iloc[0]} and {hits.group_b.iloc[0]} models differ consistently across faces "
+             f"(p_fwer < {alpha:g}; the fitted models, not the rater groups) in:"]
+            + [f"  {row.trait}, {row.region}, {row.measure}: {row.mean_difference:+.3f} (t = {row.statistic:.2f} over "
+               f"{row.n_identities} identities, p_fwer = {row.p_fwer:.3g})" for row in hits.itertuples()])
