@@ -134,8 +134,8 @@ def difference_map(maps_a, maps_b, identities, alpha: float, n_flips: int, seed:
         raise ValueError(f"paired maps must have the same shape, got {maps_a.shape} and {maps_b.shape}")
     if landmarks is not None and template is None:
         template = regions.mean_face(landmarks)
-    _, diff = saliency.identity_means(saliency.prepare(maps_a, landmarks, template)
-                             - saliency.prepare(maps_b, landmarks, template), identities)
+    paired = saliency.prepare(maps_a, landmarks, template) - saliency.prepare(maps_b, landmarks, template)
+    _, diff = saliency.identity_means(paired, identities)
     test = sign_flip_test(diff.reshape(len(diff), -1), n_flips, seed)
     shape = maps_a.shape[1:]
     return DifferenceMap(tuple(groups), test.mean.reshape(shape), test.t.reshape(shape), test.p.reshape(shape),
@@ -159,9 +159,10 @@ def region_tests(table: pd.DataFrame, identities: dict, groups, n_flips: int, se
                  measures=saliency.GROUP_TEST_MEASURES) -> pd.DataFrame:
     """Per trait x region x measure: the first two ``groups``' region shares (a - b), sign-flip test over identities.
 
-    ``table`` is saliency.region_table's; ``identities`` maps image -> identity. Shares are
-    averaged within identity per model; an identity where either model's share is undefined
-    (a map without positive relevance) is left out of that row. One family, max-statistic
+    ``table`` is saliency.region_table's; ``identities`` maps image -> identity. Each image's
+    a - b difference is averaged within identity; an image where either model's share is
+    undefined (a map without positive relevance) is left out, an identity without any such
+    difference too. One family, max-statistic
     p_fwer, over every row (all traits, regions and measures). Columns :data:`TEST_COLUMNS`;
     no rows with fewer than two groups."""
     if len(groups) < 2:
