@@ -4,10 +4,9 @@ Reads the tables average_saliency.py wrote for the demo dataset (region_summary.
 region_group_tests.csv) and checks them against what data/demo/README.md plants:
 
 * per model, the driving region carries the most relevance per unit area (absolute relevance,
-  evidence either way, and positive relevance): ASD-warm the mouth, NT-warm the eyes, NT-strong
-  the brows. ASD-strong is driven by the jaw line, which is not a region of its own (it lies in
-  "face" and, at its outer edge, "background"), so it has no winner check;
-* ASD - NT, per trait: warm - mouth > 0 and eyes < 0; strong - brows < 0 and face (jaw) > 0.
+  evidence either way, and positive relevance): ASD-warm the mouth, NT-warm the eyes, ASD-strong
+  the jaw, NT-strong the brows;
+* ASD - NT, per trait: warm - mouth > 0 and eyes < 0; strong - brows < 0 and jaw > 0.
 
 Prints a Markdown report and writes it to --out. No TensorFlow; seconds.
 
@@ -21,8 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
-WINNERS = {("ASD", "warm"): "mouth", ("NT", "warm"): "eyes", ("NT", "strong"): "brows"}
-DIFFERENCES = {("warm", "mouth"): +1, ("warm", "eyes"): -1, ("strong", "brows"): -1, ("strong", "face"): +1}
+WINNERS = {("ASD", "warm"): "mouth", ("NT", "warm"): "eyes", ("ASD", "strong"): "jaw", ("NT", "strong"): "brows"}
+DIFFERENCES = {("warm", "mouth"): +1, ("warm", "eyes"): -1, ("strong", "brows"): -1, ("strong", "jaw"): +1}
 MEASURES = {"absolute": ("mean_abs_per_area", "share_abs"), "positive": ("mean_pos_per_area", "share_pos")}
 
 
@@ -53,7 +52,7 @@ def difference_rows(tests: pd.DataFrame) -> list[str]:
         for label, (_, measure) in MEASURES.items():
             row = tests[(tests.trait == trait) & (tests.region == region) & (tests.measure == measure)].iloc[0]
             holds = row.mean_difference * sign > 0
-            lines.append(f"| {trait} | {region}{' (jaw)' if region == 'face' else ''} | {'> 0' if sign > 0 else '< 0'} | "
+            lines.append(f"| {trait} | {region} | {'> 0' if sign > 0 else '< 0'} | "
                          f"{label} | {row.mean_difference:+.4f} | {row.p_corrected:.2g} | {'yes' if holds else 'NO'} |")
     return lines
 
