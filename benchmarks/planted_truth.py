@@ -57,6 +57,20 @@ def difference_rows(tests: pd.DataFrame) -> list[str]:
     return lines
 
 
+def agreement_rows(summary: pd.DataFrame, comparison: pd.DataFrame) -> list[str]:
+    """Does the descriptive LRP picture point the same way as the tested linear region importance?"""
+    lines = ["| trait | region | LRP: ASD - NT, abs. relevance per unit area | linear importance: ASD - NT (p_fwer) | "
+             "same sign |", "|---|---|---|---|---|"]
+    lrp = summary.set_index(["group", "trait", "region"])["mean_abs_per_area"]
+    for row in comparison.itertuples():
+        if (row.group_a, row.trait, row.region) not in lrp.index:
+            continue
+        difference = lrp[(row.group_a, row.trait, row.region)] - lrp[(row.group_b, row.trait, row.region)]
+        lines.append(f"| {row.trait} | {row.region} | {difference:+.3f} | {row.difference:+.3f} ({row.p_fwer:.2g}) | "
+                     f"{'yes' if difference * row.difference > 0 else 'NO'} |")
+    return lines
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", type=Path, help="results_dir of an average_saliency.py run on data/demo")
@@ -70,6 +84,10 @@ def main(argv=None) -> int:
         return 2
     report = "\n".join(["## Driving region per model (relevance per unit area)", "", *winner_rows(summary), "",
                         "## ASD - NT per region (paired over images)", "", *difference_rows(tests), ""])
+    comparison_path = args.results / "group_comparison.csv"
+    if comparison_path.is_file():
+        report += "\n".join(["", "## LRP maps (descriptive) against the tested linear region importance "
+                              "(compare_groups.py)", "", *agreement_rows(summary, pd.read_csv(comparison_path)), ""])
     print(report)
     if args.out:
         args.out.write_text(report)
