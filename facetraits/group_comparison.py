@@ -44,9 +44,9 @@ class Raters:
             return (self.sums @ weights) / (self.counts @ weights)
 
 
-def rater_table(raters: pd.DataFrame, images, trait: str, group_a: str, group_b: str, source) -> Raters:
-    part = raters[(raters.trait == trait) & raters.group.isin([group_a, group_b])]
-    order = {group_a: 0, group_b: 1}
+def rating_matrices(part: pd.DataFrame, images, groups) -> tuple[np.ndarray, np.ndarray, pd.Series]:
+    """(sums, counts) as (images, raters) and each rater's group, raters ordered by `groups`, then name."""
+    order = {group: i for i, group in enumerate(groups)}
     keys = part.assign(order=part.group.map(order))[["order", "group", "rater"]].drop_duplicates().sort_values(
         ["order", "rater"])
     rater_index = {(g, r): i for i, (g, r) in enumerate(zip(keys.group, keys.rater))}
@@ -57,11 +57,17 @@ def rater_table(raters: pd.DataFrame, images, trait: str, group_a: str, group_b:
     counts = np.zeros_like(sums)
     np.add.at(sums, (rows, columns), part.rating.to_numpy(dtype=float))
     np.add.at(counts, (rows, columns), 1.0)
-    n_a = int((keys.group == group_a).sum())
-    if n_a < 2 or len(keys) - n_a < 2:
-        raise DataError(f"{source}: trait {trait} has {n_a} rater(s) in {group_a} and {len(keys) - n_a} in {group_b}; "
-                        f"a rater-level comparison needs at least 2 per group")
-    return Raters(sums, counts, n_a, len(keys) - n_a)
+    return sums, counts, keys.group.reset_index(drop=True)
+
+
+def rater_table(raters: pd.DataFrame, images, trait: str, group_a: str, group_b: str, source) -> Raters:
+    part = raters[(raters.trait == trait) & raters.group.isin([group_a, group_b])]
+    sums, counts, group_of = rating_matrices(part, images, [group_a, group_b])
+    n_a = int((group_of == group_a).sum())
+    if n_a < 2 or len(group_of) - n_a < 2:
+        raise DataError(f"{source}: trait {trait} has {n_a} rater(s) in {group_a} and {len(group_of) - n_a} in "
+                        f"{group_b}; a rater-level comparison needs at least 2 per group")
+    return Raters(sums, counts, n_a, len(group_of) - n_a)
 
 
 def label_permutations(n_a: int, n_b: int, n: int, seed: int) -> np.ndarray:

@@ -39,11 +39,8 @@ def block_shares(masks: dict[str, np.ndarray], map_shape: tuple[int, int]) -> np
     stacked = np.stack([np.asarray(m, dtype=np.float64) for m in masks.values()])
     rows = np.round(np.linspace(0, stacked.shape[1], map_shape[0] + 1)).astype(int)
     cols = np.round(np.linspace(0, stacked.shape[2], map_shape[1] + 1)).astype(int)
-    shares = np.empty((len(stacked), *map_shape))
-    for i in range(map_shape[0]):
-        for j in range(map_shape[1]):
-            shares[:, i, j] = stacked[:, rows[i]:rows[i + 1], cols[j]:cols[j + 1]].mean(axis=(1, 2))
-    return shares
+    sums = np.add.reduceat(np.add.reduceat(stacked, rows[:-1], axis=1), cols[:-1], axis=2)
+    return sums / np.outer(np.diff(rows), np.diff(cols))
 
 
 def region_matrices(maps: dict[str, np.ndarray], feature_set: FeatureSet, sd: np.ndarray, shares: dict) -> np.ndarray:
