@@ -6,7 +6,6 @@ import sys
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from facetraits.errors import ConfigError, DataError
 
@@ -137,19 +136,6 @@ def permutation_p_value(observed: float, null: np.ndarray) -> float:
     if not np.isfinite(observed) or null.size == 0:
         return float("nan")
     return float((np.sum(null >= observed) + 1.0) / (null.size + 1.0))
-
-
-def fdr_bh(p) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (same shape as ``p``).
-
-    NaN (an untestable p) stays NaN and is not counted in the family; scipy's
-    false_discovery_control would refuse the whole array."""
-    p = np.asarray(p, dtype=float)
-    q = np.full(p.shape, np.nan)
-    ok = np.isfinite(p)
-    if ok.any():
-        q[ok] = stats.false_discovery_control(p[ok], method="bh")
-    return q
 
 
 def holm(p) -> np.ndarray:
