@@ -34,8 +34,9 @@ RENAMED = {
     "explain.alpha": "explain.significance_level (the level of the group difference tests, not LRP's alpha)",
 }
 
-# iNNvestigate's analyzer names this project offers (checked against iNNvestigate's own
-# registry in explanations.py as well; kept here so a typo fails without importing TensorFlow).
+# Method names this project offers: iNNvestigate's analyzer names (checked against iNNvestigate's
+# own registry in explanations.py as well; kept here so a typo fails without importing
+# TensorFlow) and gradcam (explanations.GradCam).
 ANALYZERS = (
     "lrp.sequential_preset_a_flat",
     "lrp.sequential_preset_b_flat",
@@ -47,6 +48,7 @@ ANALYZERS = (
     "integrated_gradients",
     "deep_taylor",
     "input_t_gradient",
+    "gradcam",
 )
 
 
