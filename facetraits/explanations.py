@@ -103,9 +103,19 @@ class Explainer:
 
 
 def centred_features(keras_model) -> list:
-    """The outputs of the head's centring layers, c = A - m, one per VGG16 layer the head reads
-    (the mounted model's node: the last one, when a layer also sits in the head model)."""
-    return [layer.get_output_at(-1) for layer in keras_model.layers if layer.name.startswith("head_centre")]
+    """The outputs of the head's centring layers, c = A - m, one per VGG16 layer the head reads, in
+    this model's own graph: found by walking back from its output, because a layer has one output
+    per call and iNNvestigate's analyzers (and the head model, in `model.mount`) call it too."""
+    found, stack = {}, [keras_model.output]
+    while stack:
+        tensor = stack.pop()
+        layer, node_index, _ = tensor._keras_history
+        if layer.name.startswith("head_centre"):
+            found[layer.name] = tensor
+            continue
+        inputs = layer.inbound_nodes[node_index].input_tensors
+        stack.extend(inputs if isinstance(inputs, (list, tuple)) else [inputs])
+    return [found[layer.name] for layer in keras_model.layers if layer.name in found]
 
 
 class GradCam:
