@@ -155,6 +155,7 @@ class ExplainConfig:
     colormap: str = choice("signed", "signed", "positive")
     overlays: bool = True  # one overlay PNG per image under fig/lrp/<model>/
     align: bool = True  # average_saliency: align heatmaps to a mean face by landmarks
+    map_display: str = choice("smooth", "pixels", "smooth", "conv")  # average and difference maps as drawn
     significance_level: float = bounded(0.05, 0.0, 1.0)  # ASD - NT tests: pixel maps (FDR) and regions (Holm)
     faithfulness_analyzers: tuple[str, ...] = field(
         default=("lrp.sequential_preset_a_flat", "lrp.epsilon", "gradient"), metadata={"choices": ANALYZERS})
@@ -231,6 +232,15 @@ def load(path: str | Path | None, overrides: list[str] = ()) -> Config:
     cfg = _build(Config, raw, source, prefix="", extra={"source": source})
     _check_grids(cfg)
     return cfg
+
+
+def display_cell(cfg: Config) -> int:
+    """Side in input pixels of one cell of the deepest VGG16 map any candidate head input reads
+    (block5_pool: 32 px at 224): explain.map_display conv block-averages to it, smooth uses
+    sigma = a quarter of it. Coarser detail than this is what the head's deepest features resolve."""
+    sets = cfg.ridge.feature_sets if cfg.model.head == "ridge" else (cfg.model.mlp_features(),)
+    deepest = max((layer for feature_set in sets for layer in feature_set.layers), key=VGG16_LAYERS.index)
+    return -(-cfg.model.input_size // feature_map_size(deepest, cfg.model.input_size))
 
 
 def _check_grids(cfg: Config) -> None:

@@ -276,15 +276,9 @@ def region_summary(table: pd.DataFrame, confidence: float = 0.95) -> pd.DataFram
     """
     rows = []
     for (group, trait, region), part in table.groupby(["group", "trait", "region"], sort=False):
-        share = part["share_pos"].dropna().to_numpy()
-        n = len(share)
-        mean = float(share.mean()) if n else float("nan")
-        if n >= 2:
-            half = stats.t.ppf(0.5 + confidence / 2, n - 1) * share.std(ddof=1) / np.sqrt(n)
-        else:
-            half = float("nan")
-        rows.append((group, trait, region, mean, mean - half, mean + half, part["share_abs"].mean(),
-                     part["area_share"].mean(), part["pos_per_area"].mean(), part["abs_per_area"].mean(), n))
+        mean, low, high = metrics.mean_ci(part["share_pos"], confidence)
+        rows.append((group, trait, region, mean, low, high, part["share_abs"].mean(), part["area_share"].mean(),
+                     part["pos_per_area"].mean(), part["abs_per_area"].mean(), int(part["share_pos"].notna().sum())))
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
 
 
