@@ -280,6 +280,37 @@ def region_relevance(summary: pd.DataFrame, tests: pd.DataFrame | None = None, a
     return fig
 
 
+def face_space(spaces):
+    """t-SNE maps of the models' features (face_space.FaceSpace), one panel each: points coloured by
+    the model's group's rating on one shared scale, the k highest-rated faces as upward triangles
+    and the k lowest-rated as downward ones. Axes have no units: t-SNE keeps neighbours only."""
+    ratings = np.concatenate([space.ratings for space in spaces])
+    norm = colors.Normalize(float(ratings.min()), float(ratings.max()))
+    columns = min(len(spaces), 2 if len(spaces) == 4 else 3)
+    rows = -(-len(spaces) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.3 * columns + 1.2, 3.2 * rows + 0.6), squeeze=False,
+                             layout="constrained")
+    for ax, space in zip(axes.ravel(), spaces):
+        ax.scatter(*space.xy.T, c=space.ratings, cmap="viridis", norm=norm, s=12, linewidths=0)
+        for indices, marker, label in ((space.highest, "^", "highest-rated"), (space.lowest, "v", "lowest-rated")):
+            ax.scatter(*space.xy[indices].T, c=space.ratings[indices], cmap="viridis", norm=norm, s=70, marker=marker,
+                       edgecolors="black", linewidths=1.2, label=f"{len(indices)} {label}")
+        ax.set_title(space.title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes.ravel()[len(spaces):]:
+        ax.axis("off")
+    legend = axes.ravel()[0].legend(fontsize=7, frameon=False, loc="best")
+    for handle in legend.legend_handles:  # the marker's shape says which; its colour would suggest a rating
+        handle.set_facecolor("white")
+    bar = fig.colorbar(cm.ScalarMappable(norm=norm, cmap="viridis"), ax=axes.ravel().tolist(), shrink=0.8)
+    bar.set_label("mean rating of the model's rater group", fontsize=8)
+    fig.suptitle(f"Face space: t-SNE of the features each model's head reads (perplexity "
+                 f"{', '.join(sorted({f'{space.perplexity:g}' for space in spaces}))}; neighbours, not distances)",
+                 fontsize=10)
+    return fig
+
+
 def heatmap_rgb(relevance: np.ndarray, colormap: str = "signed", limit: float | None = None) -> np.ndarray:
     """Relevance (H, W) -> RGB uint8. signed: diverging map, symmetric range (red positive, blue negative);
     positive: only positive relevance, white to red."""
