@@ -162,8 +162,8 @@ def average_saliency(maps: dict, groups, traits, aligned: bool, background: np.n
     _colorbar(fig, norm, cmap, axes.ravel().tolist(),
               f"mean relevance {_display_text(display, cell)}\n(% of each image's total |relevance|)", percent=True)
     what = "red: positive relevance, blue: negative" if signed else "positive relevance only"
-    fig.suptitle(f"Average heatmaps, {_align_text(aligned)}\n({what}; one colour scale for all panels, "
-                 f"clipped at the {CLIP_PERCENTILE:g}th percentile of |value|)", fontsize=10)
+    fig.suptitle(f"Average heatmaps, {_align_text(aligned)}\n({what})\none colour scale for all panels, "
+                 f"clipped at the {CLIP_PERCENTILE:g}th percentile of |value|", fontsize=10)
     return fig
 
 
@@ -246,7 +246,8 @@ def region_relevance(summary: pd.DataFrame, tests: pd.DataFrame | None = None, a
     width = 0.8 / max(len(groups), 1)
     x = np.arange(len(region_names))
     fig, axes = plt.subplots(len(REGION_MEASURES), len(traits), squeeze=False, sharey="row", sharex=True,
-                             figsize=(1.9 + (0.5 * len(region_names) + 0.3) * len(traits), 6.2), layout="constrained")
+                             figsize=(max(1.9 + (0.5 * len(region_names) + 0.3) * len(traits), 6.0), 6.4),
+                             layout="constrained")
     for row, (measure, share, label) in enumerate(REGION_MEASURES):
         rows = means[means.measure == measure]
         top = np.nanmax(np.r_[rows["mean"].to_numpy(float), rows["ci_high"].to_numpy(float), 1.0])
@@ -257,7 +258,8 @@ def region_relevance(summary: pd.DataFrame, tests: pd.DataFrame | None = None, a
                 mean = part["mean"].to_numpy(float)
                 err = np.vstack([mean - part["ci_low"].to_numpy(float), part["ci_high"].to_numpy(float) - mean])
                 n = int(np.nanmax(part["n"].to_numpy(float), initial=0))
-                ax.bar(x - 0.4 + width * (k + 0.5), mean, width * 0.92, yerr=np.nan_to_num(err), capsize=2,
+                ax.bar(x - 0.4 + width * (k + 0.5), mean, width * 0.92, capsize=2,
+                       yerr=np.nan_to_num(err) if np.isfinite(err).any() else None,  # no CI: no whiskers
                        color=GROUP_COLOURS[k % len(GROUP_COLOURS)], error_kw={"lw": 0.8},
                        label=f"{group} model (n = {n} {units})")
             ax.axhline(1.0, color="black", lw=0.9, ls="--", label="= its share of the area")
@@ -275,7 +277,7 @@ def region_relevance(summary: pd.DataFrame, tests: pd.DataFrame | None = None, a
     axes[0, -1].legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     over = f"mean and 95% CI over {units}" if table is not None else "mean over images (no CI: per-image table not given)"
     star = f"; * group difference of the share, Holm p < {alpha:g}" if tests is not None else ""
-    fig.suptitle(f"Relevance per unit area of each face region: {over}{star}\n"
+    fig.suptitle(f"Relevance per unit area of each face region\n{over}{star}\n"
                  "(above the dashed line = more relevance than the region's size predicts)", fontsize=9)
     return fig
 
@@ -302,6 +304,7 @@ def face_space(spaces):
         ax.axis("off")
     legend = axes.ravel()[0].legend(fontsize=7, frameon=False, loc="best")
     for handle in legend.legend_handles:  # the marker's shape says which; its colour would suggest a rating
+        handle.set_array(None)
         handle.set_facecolor("white")
     bar = fig.colorbar(cm.ScalarMappable(norm=norm, cmap="viridis"), ax=axes.ravel().tolist(), shrink=0.8)
     bar.set_label("mean rating of the model's rater group", fontsize=8)
