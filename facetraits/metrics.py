@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from facetraits.errors import ConfigError, DataError
 
@@ -124,6 +125,17 @@ def bootstrap_r_ci(y, prediction, identities, n_resamples: int = 2000, seed: int
         r = (weights * y_c * p_c).sum(axis=0) / np.sqrt((weights * y_c ** 2).sum(axis=0) * (weights * p_c ** 2).sum(axis=0))
     tail = (1 - level) / 2 * 100
     return tuple(float(v) for v in np.nanpercentile(r, [tail, 100 - tail])) if np.isfinite(r).any() else (np.nan, np.nan)
+
+
+def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high) of the finite values: mean +- t_{(1+confidence)/2, n-1} * sd / sqrt(n);
+    NaN bounds when n < 2, NaN mean when n = 0."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    n = len(values)
+    mean = float(values.mean()) if n else float("nan")
+    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * values.std(ddof=1) / np.sqrt(n) if n >= 2 else float("nan")
+    return mean, mean - half, mean + half
 
 
 def permutation_p_value(observed: float, null: np.ndarray) -> float:

@@ -26,9 +26,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from facetraits import data, regions
+from facetraits import data, metrics, regions
 from facetraits.errors import FacetraitsError
 
 RELEVANCE_DIR = "relevance"
@@ -281,12 +280,10 @@ def region_summary(table: pd.DataFrame, identities: Mapping[str, str], confidenc
     measures = ["share_pos", "share_abs", "area_share", "pos_per_area", "abs_per_area"]
     for (group, trait, region), part in table.groupby(["group", "trait", "region"], sort=False):
         _, means = identity_means(part[measures], part["image"].map(identities))
-        share = means[:, 0][np.isfinite(means[:, 0])]
-        k = len(share)
-        half = stats.t.ppf(0.5 + confidence / 2, k - 1) * share.std(ddof=1) / np.sqrt(k) if k >= 2 else np.nan
+        _, low, high = metrics.mean_ci(means[:, 0], confidence)
         mean = pd.DataFrame(means, columns=measures).mean().to_numpy()  # NaN: that identity left out
-        rows.append((group, trait, region, mean[0], mean[0] - half, mean[0] + half, *mean[1:],
-                     int(part["share_pos"].notna().sum()), k))
+        rows.append((group, trait, region, mean[0], low, high, *mean[1:], int(part["share_pos"].notna().sum()),
+                     int(np.isfinite(means[:, 0]).sum())))
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
 
 
