@@ -94,6 +94,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     overrides = [f"model.weights={args.weights}", *args.overrides]
     cfg = config.load(args.config, overrides)
+    machine = _common.machine()  # now: the commit and load the numbers below come from
     start = time.perf_counter()
     compare_groups.main(["--config", args.config, *[item for o in overrides for item in ("--set", o)]])
     seconds = time.perf_counter() - start
@@ -116,7 +117,7 @@ def main(argv=None) -> int:
         sections.append((f"Calibration: half against half of one group ({args.split_permutations} rater "
                          f"permutations per split); target FPR in [.02, .08]", _common.table(summary)))
         sections.append(("Calibration: false-positive rate (p < .05) per region", _common.table(detail)))
-    info = {**_common.machine(), "weights": _common.relative(args.weights),
+    info = {**machine, "weights": _common.relative(args.weights),
             "settings": f"{_common.relative(args.config)} with {' '.join(_common.relative(o) for o in args.overrides)}"}
     _common.write_report(args.out, "Rater-level group comparison", _common.command_line(), info,
                          [("Note", _common.WEIGHTS_NOTE.format(weights=_common.relative(args.weights)))] + sections)
