@@ -1,112 +1,79 @@
-"""Average LRP heatmaps per rater group x trait, the group difference maps, and relevance per face region.
+"""Average heatmaps per rater group x trait, the two groups' models compared over identities, and relevance per region.
 
 Reads results/relevance/<group>__<trait>.npy (written by lrp_analysis.py) and the landmarks
 (data.landmarks, or dlib when that is null). Every map is normalised to total |relevance| 1 so
-each image weighs the same, and, with explain.align (default), warped onto the mean face first.
-Images without usable landmarks are listed in results/landmarks_missing.csv and left out of
-the region statistics and of the aligned maps.
+each image weighs the same, with explain.align (default) warped onto the mean face first, and
+averaged within identity before anything else. Images without usable landmarks are listed in
+results/landmarks_missing.csv and left out of the region statistics and of the aligned maps.
 
-Writes fig/average_saliency.png, results/average_saliency/<group>__<trait>.npy (the averaged
-maps), for the first two selected groups fig/group_difference_<trait>.png and
-results/group_difference_<trait>.npz (mean difference, t, p, FDR q, significant mask at
-explain.significance_level), results/region_relevance.csv (per model x image x region),
-results/region_summary.csv (mean shares with 95% t CIs), results/region_group_tests.csv (paired
-test per trait x region x measure: share of positive and of absolute relevance, Holm-corrected)
-and fig/region_relevance.png.
+The group tests compare the first two selected groups' *models*, pairing their maps face by face,
+with identities as the unit: sign flips of whole identities (explain.n_sign_flips) and a
+max-statistic family-wise correction (facetraits/model_comparison.py). They say where the two
+fitted models differ, not whether the rater groups do; compare_groups.py tests that, with raters.
+
+Writes fig/average_saliency.png, results/average_saliency/<group>__<trait>.npy,
+fig/group_difference_<trait>.png and results/group_difference_<trait>.npz (mean difference, t,
+p, p_fwer, significant = p_fwer <= explain.significance_level), results/region_relevance.csv (per
+model x image x region), results/region_summary.csv (means over identities, 95% t CIs),
+results/region_group_tests.csv (per trait x region x measure: p and p_fwer over identities) and
+fig/region_relevance.png.
 
     python average_saliency.py --set explain.align=false --trait warm
 """
 import sys
 
-import numpy as np
-import pandas as pd
-
-from facetraits import cli, data, outputs, plots, regions, saliency
+from facetraits import cli, config, data, model_comparison, outputs, plots, saliency
 from facetraits import landmarks as landmarks_module
 from facetraits.errors import FacetraitsError
 
 
-def write_npz(path, **arrays):
-    with outputs.atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
-    return path
-
-
 @cli.script(writes=("results_dir", "fig_dir"))
 def main(run):
-    cfg = run.config
+    cfg, size = run.config, run.config.model.input_size
     if cfg.data.landmarks is None:  # dlib detections are cached
         cli.check_output_dirs(cfg, ["cache_dir"])
     dataset = data.load(cfg)
-    size = cfg.model.input_size
-    shape = (size, size)
-    relevance = {(g, t): saliency.load_relevance(cfg.output.results_dir, cli.model_name(g, t), dataset, shape)
+    relevance = {(g, t): saliency.load_relevance(cfg.output.results_dir, cli.model_name(g, t), dataset, (size, size))
                  for g, t in run.models}
-    landmarks, missing = landmarks_module.dataset_landmarks(cfg, dataset, shape)
+    points, missing = landmarks_module.dataset_landmarks(cfg, dataset, (size, size))
     landmarks_module.report_missing(missing, run.results("landmarks_missing.csv"), len(dataset), run.id)
-    if not landmarks:
+    if not points:
         raise FacetraitsError(f"none of the {len(dataset)} images has usable landmarks (first reason: "
-                                       f"{missing[0][1]}); see {run.results('landmarks_missing.csv')}")
-
-    # Aligned maps use only the images with landmarks; unaligned maps use every image.
-    aligned = cfg.explain.align
-    keep = np.array([name in landmarks for name in dataset.images]) if aligned else np.ones(len(dataset), bool)
-    points = [landmarks[name] for name in np.array(dataset.images)[keep]] if aligned else None
-    template = regions.mean_face(points) if aligned else None
-    images = data.load_images([p for p, k in zip(dataset.paths, keep) if k], size)
-    background = saliency.mean_image(images, points, template)
-
-    averages = {}
-    for (group, trait), maps in relevance.items():
-        averages[(group, trait)] = saliency.average_map(maps[keep], points, template).astype(np.float32)
-        outputs.write_npy(run.results(f"average_saliency/{cli.model_name(group, trait)}.npy"), averages[(group, trait)])
-    groups = list(dict.fromkeys(g for g, _ in run.models))
-    traits = list(dict.fromkeys(t for _, t in run.models))
-    counts = {model: int(keep.sum()) for model in relevance}
-    outputs.save_figure(plots.average_saliency(averages, groups, traits, aligned, background,
-                                               cfg.explain.colormap == "signed", counts),
+                              f"{missing[0][1]}); see {run.results('landmarks_missing.csv')}")
+    faces = saliency.faces(dataset, points, cfg.explain.align, size)
+    averages = {model: faces.average(maps) for model, maps in relevance.items()}
+    for model, average in averages.items():
+        outputs.write_npy(run.results(f"average_saliency/{cli.model_name(*model)}.npy"), average)
+    groups, traits = (list(dict.fromkeys(names)) for names in zip(*run.models))
+    counts = dict.fromkeys(relevance, int(faces.keep.sum()))
+    display = {"display": cfg.explain.map_display, "cell": config.display_cell(cfg)}
+    outputs.save_figure(plots.average_saliency(averages, groups, traits, cfg.explain.align, faces.background,
+                                               cfg.explain.colormap == "signed", counts, **display),
                         run.fig("average_saliency.png"))
-
-    if len(groups) >= 2 and keep.sum() < 2:
-        print(f"warning: group difference maps need 2+ images, {int(keep.sum())} usable; skipped", file=sys.stderr)
-    elif len(groups) >= 2:
-        group_a, group_b = groups[:2]
-        for trait in traits:
-            result = saliency.group_difference(relevance[(group_a, trait)][keep], relevance[(group_b, trait)][keep],
-                                               cfg.explain.significance_level, points, template)
-            write_npz(run.results(f"group_difference_{trait}.npz"), mean_difference=result.mean_difference,
-                      t=result.t, p=result.p, q=result.q, significant=result.significant,
-                      group_a=group_a, group_b=group_b, alpha=result.alpha, n_images=result.n_images, aligned=aligned)
-            outputs.save_figure(plots.group_difference_map(result.mean_difference, result.significant, group_a, group_b,
-                                                           trait, result.alpha, result.n_images, aligned, background),
-                                run.fig(f"group_difference_{trait}.png"))
-            print(f"{trait}: {group_a} - {group_b}: {int(result.significant.sum())} of {result.significant.size} "
-                  f"pixels differ (FDR q <= {result.alpha:g}, {result.n_images} images)")
-
-    table = saliency.region_table(relevance, dataset.images, landmarks, shape)
+    maps = model_comparison.difference_maps(relevance, faces, groups, traits, cfg.explain.significance_level,
+                                            cfg.explain.n_sign_flips, cfg.seed)
+    for trait, result in maps.items():
+        result.save(run.results(f"group_difference_{trait}.npz"), aligned=cfg.explain.align)
+        outputs.save_figure(plots.group_difference_map(result.mean_difference, result.significant, *result.groups,
+                                                       trait, result.alpha, result.n_identities, cfg.explain.align,
+                                                       faces.background, **display),
+                            run.fig(f"group_difference_{trait}.png"))
+        print(f"{trait}: {result.describe()}")
+    table = saliency.region_table(relevance, dataset.images, points, (size, size))
     saliency.report_empty_maps(table)
-    summary = saliency.region_summary(table)
-    tests = (saliency.region_group_tests(table, *groups[:2]) if len(groups) >= 2
-             else pd.DataFrame(columns=list(saliency.TEST_COLUMNS)))
+    identities = dict(zip(dataset.images, dataset.identities))
+    summary = saliency.region_summary(table, identities)
+    tests = model_comparison.region_tests(table, identities, groups, cfg.explain.n_sign_flips, cfg.seed)
     run.write_csv("region_relevance.csv", table)
     run.write_csv("region_summary.csv", summary)
     run.write_csv("region_group_tests.csv", tests)
-    outputs.save_figure(plots.region_relevance(summary, tests if len(tests) else None, cfg.explain.significance_level),
+    outputs.save_figure(plots.region_relevance(summary, tests if len(tests) else None, cfg.explain.significance_level,
+                                               table=table.assign(identity=table.image.map(identities))),
                         run.fig("region_relevance.png"))
-    run.details.update(aligned=aligned, n_images=len(dataset), n_with_landmarks=len(landmarks),
-                       n_missing_landmarks=len(missing))
-
-    for group, trait in run.models:
-        positive = saliency.top_region(summary, group, trait, measure="mean_pos_per_area")
-        absolute = saliency.top_region(summary, group, trait, measure="mean_abs_per_area")
-        if positive is not None and absolute is not None:
-            print(f"{cli.model_name(group, trait)}: most relevance per unit area on the {absolute.region} "
-                  f"(absolute: {absolute.mean_abs_per_area:.2f} x its area share), most positive relevance on the "
-                  f"{positive.region} ({positive.mean_pos_per_area:.2f} x), {positive.n_images} images")
-    for row in tests[tests.p_corrected < cfg.explain.significance_level].itertuples():
-        print(f"{row.trait}, {row.region}: {row.group_a} - {row.group_b} {row.measure} "
-              f"{row.mean_difference:+.3f} (t = {row.statistic:.2f}, Holm p = {row.p_corrected:.3g})")
+    run.details.update(aligned=cfg.explain.align, n_images=len(dataset), n_with_landmarks=len(points),
+                       n_missing_landmarks=len(missing), n_identities=len(set(faces.identities)))
+    print("\n".join(saliency.describe_top_regions(summary, run.models)
+                    + model_comparison.describe(tests, cfg.explain.significance_level)))
     print(f"wrote {run.results('region_summary.csv')} and figures in {cfg.output.fig_dir}", file=sys.stderr)
 
 

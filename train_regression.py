@@ -5,6 +5,7 @@ the head is fitted (model.head: ridge, with feature set and penalty chosen by in
 reference study's mlp), then mounted on the base and saved as one plain Keras model:
 models/<group>__<trait>.h5, with models/<group>__<trait>.json (settings chosen, config hash,
 seed, metrics). A model whose inputs (features, ratings, settings) did not change is kept.
+Then fig/face_space.png: a t-SNE map per model of the features its head reads, coloured by rating.
 
     python train_regression.py
     python train_regression.py --group ASD --set model.weights=PATH/vgg16_notop.h5
@@ -12,7 +13,7 @@ seed, metrics). A model whose inputs (features, ratings, settings) did not chang
 import json
 import sys
 
-from facetraits import cli, config, metrics, model, outputs, training
+from facetraits import cli, config, face_space, metrics, model, outputs, plots, training
 
 
 def up_to_date(model_path, record_path, inputs: str) -> bool:
@@ -24,7 +25,7 @@ def up_to_date(model_path, record_path, inputs: str) -> bool:
     return record.get("inputs") == inputs and record.get("model_sha256") == outputs.file_digest(model_path)
 
 
-@cli.script(writes=("models_dir", "cache_dir"))
+@cli.script(writes=("models_dir", "cache_dir", "fig_dir"))
 def main(run):
     cfg = run.config
     base = model.build_base(cfg.model, cfg.seed)
@@ -53,6 +54,8 @@ def main(run):
         print(f"{name}: {chosen['head']} head on {chosen['layers']}@{chosen['grid']} (alpha {chosen['alpha']:.3g}) "
               f"fitted in {trained.seconds:.1f} s, train r = {scores['train_pearson_r']:.3f} "
               f"(in-sample; see cross_validate.py) -> {model_path}")
+    spaces = face_space.trained_spaces(maps, dataset, run.models, cfg)
+    outputs.save_figure(plots.face_space(spaces), run.fig("face_space.png"))
 
 
 if __name__ == "__main__":

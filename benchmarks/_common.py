@@ -34,8 +34,10 @@ WEIGHTS_NOTE = ("Weights: {weights}. This is the HED edge detector's VGG16 conv 
 
 
 def relative(text) -> str:
-    """`text` with absolute paths into the repository or its parent folder made relative to the root."""
-    return str(text).replace(f"{ROOT}/", "").replace(f"{ROOT.parent}/", "../")
+    """`text` with absolute paths into the repository or its parent folder made relative to the root,
+    and the system temp folder (scratch outputs, which differ per machine) written as $TMP."""
+    text = str(text).replace(f"{ROOT}/", "").replace(f"{ROOT.parent}/", "../")
+    return text.replace(f"{tempfile.gettempdir()}/", "$TMP/")
 
 
 def command_line() -> str:

@@ -4,10 +4,9 @@ Reads the tables average_saliency.py wrote for the demo dataset (region_summary.
 region_group_tests.csv) and checks them against what data/demo/README.md plants:
 
 * per model, the driving region carries the most relevance per unit area (absolute relevance,
-  evidence either way, and positive relevance): ASD-warm the mouth, NT-warm the eyes, NT-strong
-  the brows. ASD-strong is driven by the jaw line, which is not a region of its own (it lies in
-  "face" and, at its outer edge, "background"), so it has no winner check;
-* ASD - NT, per trait: warm - mouth > 0 and eyes < 0; strong - brows < 0 and face (jaw) > 0.
+  evidence either way, and positive relevance): ASD-warm the mouth, NT-warm the eyes, ASD-strong
+  the jaw, NT-strong the brows;
+* ASD - NT, per trait: warm - mouth > 0 and eyes < 0; strong - brows < 0 and jaw > 0.
 
 Prints a Markdown report and writes it to --out. No TensorFlow; seconds.
 
@@ -21,8 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
-WINNERS = {("ASD", "warm"): "mouth", ("NT", "warm"): "eyes", ("NT", "strong"): "brows"}
-DIFFERENCES = {("warm", "mouth"): +1, ("warm", "eyes"): -1, ("strong", "brows"): -1, ("strong", "face"): +1}
+WINNERS = {("ASD", "warm"): "mouth", ("NT", "warm"): "eyes", ("ASD", "strong"): "jaw", ("NT", "strong"): "brows"}
+DIFFERENCES = {("warm", "mouth"): +1, ("warm", "eyes"): -1, ("strong", "brows"): -1, ("strong", "jaw"): +1}
 MEASURES = {"absolute": ("mean_abs_per_area", "share_abs"), "positive": ("mean_pos_per_area", "share_pos")}
 
 
@@ -44,7 +43,7 @@ def winner_rows(summary: pd.DataFrame) -> list[str]:
 
 
 def difference_rows(tests: pd.DataFrame) -> list[str]:
-    lines = ["| trait | region | planted ASD - NT | measure | mean difference | Holm p | holds |",
+    lines = ["| trait | region | planted ASD - NT | measure | mean difference | p_fwer | holds |",
              "|---|---|---|---|---|---|---|"]
     for (trait, region), sign in DIFFERENCES.items():
         if not (tests.trait == trait).any():
@@ -53,8 +52,22 @@ def difference_rows(tests: pd.DataFrame) -> list[str]:
         for label, (_, measure) in MEASURES.items():
             row = tests[(tests.trait == trait) & (tests.region == region) & (tests.measure == measure)].iloc[0]
             holds = row.mean_difference * sign > 0
-            lines.append(f"| {trait} | {region}{' (jaw)' if region == 'face' else ''} | {'> 0' if sign > 0 else '< 0'} | "
-                         f"{label} | {row.mean_difference:+.4f} | {row.p_corrected:.2g} | {'yes' if holds else 'NO'} |")
+            lines.append(f"| {trait} | {region} | {'> 0' if sign > 0 else '< 0'} | "
+                         f"{label} | {row.mean_difference:+.4f} | {row.p_fwer:.2g} | {'yes' if holds else 'NO'} |")
+    return lines
+
+
+def agreement_rows(summary: pd.DataFrame, comparison: pd.DataFrame) -> list[str]:
+    """Does the descriptive LRP picture point the same way as the tested linear region importance?"""
+    lines = ["| trait | region | LRP: ASD - NT, abs. relevance per unit area | linear importance: ASD - NT (p_fwer) | "
+             "same sign |", "|---|---|---|---|---|"]
+    lrp = summary.set_index(["group", "trait", "region"])["mean_abs_per_area"]
+    for row in comparison.itertuples():
+        if (row.group_a, row.trait, row.region) not in lrp.index:
+            continue
+        difference = lrp[(row.group_a, row.trait, row.region)] - lrp[(row.group_b, row.trait, row.region)]
+        lines.append(f"| {row.trait} | {row.region} | {difference:+.3f} | {row.difference:+.3f} ({row.p_fwer:.2g}) | "
+                     f"{'yes' if difference * row.difference > 0 else 'NO'} |")
     return lines
 
 
@@ -70,7 +83,11 @@ def main(argv=None) -> int:
         print(f"error: {err.filename} not found; run lrp_analysis.py and average_saliency.py first", file=sys.stderr)
         return 2
     report = "\n".join(["## Driving region per model (relevance per unit area)", "", *winner_rows(summary), "",
-                        "## ASD - NT per region (paired over images)", "", *difference_rows(tests), ""])
+                        "## ASD - NT models per region (sign flips over identities)", "", *difference_rows(tests), ""])
+    comparison_path = args.results / "group_comparison.csv"
+    if comparison_path.is_file():
+        report += "\n".join(["", "## LRP maps (descriptive) against the tested linear region importance "
+                              "(compare_groups.py)", "", *agreement_rows(summary, pd.read_csv(comparison_path)), ""])
     print(report)
     if args.out:
         args.out.write_text(report)

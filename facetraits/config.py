@@ -34,8 +34,9 @@ RENAMED = {
     "explain.alpha": "explain.significance_level (the level of the group difference tests, not LRP's alpha)",
 }
 
-# iNNvestigate's analyzer names this project offers (checked against iNNvestigate's own
-# registry in explanations.py as well; kept here so a typo fails without importing TensorFlow).
+# Method names this project offers: iNNvestigate's analyzer names (checked against iNNvestigate's
+# own registry in explanations.py as well; kept here so a typo fails without importing
+# TensorFlow) and gradcam (explanations.GradCam).
 ANALYZERS = (
     "lrp.sequential_preset_a_flat",
     "lrp.sequential_preset_b_flat",
@@ -47,6 +48,7 @@ ANALYZERS = (
     "integrated_gradients",
     "deep_taylor",
     "input_t_gradient",
+    "gradcam",
 )
 
 
@@ -145,6 +147,14 @@ class PermutationConfig:
 
 
 @dataclass(frozen=True)
+class CompareConfig:
+    """compare_groups.py: rater groups compared by permuting raters (facetraits/group_comparison.py)."""
+    n_permutations: int = bounded(10000, 1)  # rater label permutations; smallest p = 1/(n+1)
+    n_bootstrap: int = bounded(2000, 1)  # resamples of raters within each group, for the CIs
+    scale: str = choice("rating_per_area", "rating_per_area", "share_per_area")  # see facetraits/importance.py
+
+
+@dataclass(frozen=True)
 class ExplainConfig:
     """Heatmaps and what is computed from them: analyzer (LRP or not), figures, group tests, faithfulness."""
     analyzer: str = choice("lrp.sequential_preset_a_flat", *ANALYZERS)
@@ -153,7 +163,9 @@ class ExplainConfig:
     colormap: str = choice("signed", "signed", "positive")
     overlays: bool = True  # one overlay PNG per image under fig/lrp/<model>/
     align: bool = True  # average_saliency: align heatmaps to a mean face by landmarks
-    significance_level: float = bounded(0.05, 0.0, 1.0)  # ASD - NT tests: pixel maps (FDR) and regions (Holm)
+    map_display: str = choice("smooth", "pixels", "smooth", "conv")  # average and difference maps as drawn
+    significance_level: float = bounded(0.05, 0.0, 1.0)  # model-level group tests (FWER): pixel maps and regions
+    n_sign_flips: int = bounded(10000, 1)  # random sign flips of identities in those tests; smallest p = 1/(n+1)
     faithfulness_analyzers: tuple[str, ...] = field(
         default=("lrp.sequential_preset_a_flat", "lrp.epsilon", "gradient"), metadata={"choices": ANALYZERS})
     faithfulness_steps: int = bounded(4, 1)
@@ -180,6 +192,7 @@ class Config:
     training: TrainingConfig = TrainingConfig()
     cv: CVConfig = CVConfig()
     permutation: PermutationConfig = PermutationConfig()
+    compare: CompareConfig = CompareConfig()
     explain: ExplainConfig = ExplainConfig()
     output: OutputConfig = OutputConfig()
     source: str = "<defaults>"  # the file it came from, for error messages
@@ -230,6 +243,15 @@ def load(path: str | Path | None, overrides: list[str] = ()) -> Config:
     cfg = _build(Config, raw, source, prefix="", extra={"source": source})
     _check_grids(cfg)
     return cfg
+
+
+def display_cell(cfg: Config) -> int:
+    """Side in input pixels of one cell of the deepest VGG16 map any candidate head input reads
+    (block5_pool: 32 px at 224): explain.map_display conv block-averages to it, smooth uses
+    sigma = a quarter of it. Coarser detail than this is what the head's deepest features resolve."""
+    sets = cfg.ridge.feature_sets if cfg.model.head == "ridge" else (cfg.model.mlp_features(),)
+    deepest = max((layer for feature_set in sets for layer in feature_set.layers), key=VGG16_LAYERS.index)
+    return -(-cfg.model.input_size // feature_map_size(deepest, cfg.model.input_size))
 
 
 def _check_grids(cfg: Config) -> None:

@@ -32,8 +32,9 @@ class Dataset:
     paths: tuple[Path, ...]
     digests: tuple[str, ...]  # sha256 of each image file's bytes (feature cache key)
     identities: np.ndarray
-    ratings: pd.DataFrame  # index: image; columns: (group, trait)
+    ratings: pd.DataFrame  # index: image; columns: (group, trait); each group's mean rating
     source: Path  # the ratings file, for messages
+    raters: pd.DataFrame | None = None  # image, group, trait, rater, rating: one row per rating; None without a rater column
 
     def __len__(self) -> int:
         return len(self.images)
@@ -64,7 +65,9 @@ def load(cfg: Config) -> Dataset:
     paths = tuple(cfg.data.images / name for name in names)
     digests = tuple(check_image(path, cfg.data.ratings, first_line(table, name)) for name, path in zip(names, paths))
     warn_unrated_files(cfg.data.images, names)
-    return Dataset(names, paths, digests, identities.loc[list(names)].to_numpy(), ratings, cfg.data.ratings)
+    # Rater names are read within their group ("1" of ASD and "1" of NT are two people).
+    raters = table[["image", "group", "trait", "rater", "rating"]].reset_index(drop=True) if "rater" in table else None
+    return Dataset(names, paths, digests, identities.loc[list(names)].to_numpy(), ratings, cfg.data.ratings, raters)
 
 
 def read_ratings(data_cfg: DataConfig, groups, traits) -> pd.DataFrame:

@@ -37,9 +37,11 @@ GROUPS = ("ASD", "NT")
 TRAITS = ("warm", "strong")
 DRIVERS = ("smile", "eye_openness", "brow_angle", "jaw_width")
 
-# Planted ground truth: rating = 4 + RATING_GAIN * sum_k w_k * term_k + N(0, RATER_NOISE_SD),
-# clipped to [1, 7].  Terms are dataset z-scores of the drawn geometry; for "strong" the brow
-# term is -brow_angle_z (brows whose inner ends are LOWERED, a frown, read as stronger).
+# Planted ground truth, per simulated rater r of a group:
+#   rating = round(clip(4 + leniency_r + RATING_GAIN * sum_k w_rk * term_k + N(0, RATER_NOISE_SD), 1, 7)),
+# w_rk = the group's weight w_k + N(0, RATER_WEIGHT_SD): raters differ, groups differ more.
+# Terms are dataset z-scores of the drawn geometry; for "strong" the brow term is -brow_angle_z
+# (brows whose inner ends are LOWERED, a frown, read as stronger).
 WEIGHTS = {
     ("ASD", "warm"): {"smile_z": 0.80, "eye_openness_z": 0.20},
     ("NT", "warm"): {"smile_z": 0.25, "eye_openness_z": 0.75},
@@ -48,7 +50,10 @@ WEIGHTS = {
 }
 RATING_CENTRE = 4.0
 RATING_GAIN = 1.2
-RATER_NOISE_SD = 0.35
+RATERS_PER_GROUP = 30
+RATER_WEIGHT_SD = 0.15  # rater-to-rater spread of each planted weight
+RATER_LENIENCY_SD = 0.3  # rater-to-rater spread of the mean rating
+RATER_NOISE_SD = 1.0  # one rater's noise per rating (the mean of 30 raters: 0.18)
 RATING_MIN, RATING_MAX = 1.0, 7.0
 
 # Nuisance ranges (translation is in output pixels at 128 px and scales with `size`).
@@ -482,22 +487,26 @@ def _fmt(v: float, nd: int) -> str:
     return "0." + "0" * nd if s == "-0." + "0" * nd else s
 
 
-def compute_ratings(params: dict, rng: np.random.Generator) -> dict:
-    """{(group, trait): ratings array} from the z-scored drivers, with independent rater noise."""
-    terms = {
-        "smile_z": params["smile_z"],
-        "eye_openness_z": params["eye_openness_z"],
-        "jaw_width_z": params["jaw_width_z"],
-        "brow_lowering_z": -params["brow_angle_z"],
-    }
+def compute_ratings(params: dict, rng: np.random.Generator, raters_per_group: int = RATERS_PER_GROUP) -> dict:
+    """{(group, trait): (raters, images) integer ratings on 1-7}, each simulated rater with their
+    own weights around the group's planted ones, own leniency and own noise."""
+    terms = np.stack([params["smile_z"], params["eye_openness_z"], params["jaw_width_z"], -params["brow_angle_z"]])
+    term_names = ("smile_z", "eye_openness_z", "jaw_width_z", "brow_lowering_z")
     out = {}
-    n = len(params["smile_z"])
-    noise = rng.standard_normal((len(GROUPS), len(TRAITS), n)) * RATER_NOISE_SD
-    for gi, g in enumerate(GROUPS):
-        for ti, t in enumerate(TRAITS):
-            s = sum(w * terms[k] for k, w in WEIGHTS[(g, t)].items())
-            out[(g, t)] = np.clip(RATING_CENTRE + RATING_GAIN * s + noise[gi, ti], RATING_MIN, RATING_MAX)
+    for g in GROUPS:
+        leniency = rng.standard_normal(raters_per_group) * RATER_LENIENCY_SD
+        for t in TRAITS:
+            weights = np.array([WEIGHTS[(g, t)].get(k, 0.0) for k in term_names])
+            spread = rng.standard_normal((raters_per_group, len(weights))) * RATER_WEIGHT_SD * (weights != 0)
+            rater_weights = weights + spread
+            noise = rng.standard_normal((raters_per_group, terms.shape[1])) * RATER_NOISE_SD
+            raw = RATING_CENTRE + leniency[:, None] + RATING_GAIN * rater_weights @ terms + noise
+            out[(g, t)] = np.rint(np.clip(raw, RATING_MIN, RATING_MAX)).astype(int)
     return out
+
+
+def rater_names(group: str, raters_per_group: int = RATERS_PER_GROUP) -> list[str]:
+    return [f"{group}{r + 1:02d}" for r in range(raters_per_group)]
 
 
 def _write_text(path: Path, lines: list) -> None:
@@ -523,7 +532,8 @@ to end and checked against a known answer.
 
     {cmd}
 
-Deterministic: the same command gives byte-identical files (one `numpy.random.default_rng(seed)`,
+Deterministic: the same command gives byte-identical files (`numpy.random.default_rng(seed)` for
+the faces, `default_rng([seed, 1])` for the raters,
 PNGs without metadata, fixed float formats). Settings: seed {seed}, {n_identities} identities x
 {images_per_identity} images = {n} images of {size}x{size} RGB; {n_glasses} of them with glasses.
 
@@ -546,9 +556,16 @@ image to image like an expression.) Each raw parameter is z-scored over the whol
 
 ## Ground truth (ratings)
 
-    rating = clip(4 + 1.2 * S + e, 1, 7),   e ~ N(0, 0.35^2) independently per image, group and trait
+{RATERS_PER_GROUP} simulated raters per group (`ASD01`...`ASD{RATERS_PER_GROUP}`, `NT01`...`NT{RATERS_PER_GROUP}`) rate every image on both
+traits. Rater r of a group:
 
-| group | trait | S |
+    rating = round(clip(4 + L_r + 1.2 * S_r + e, 1, 7))
+    S_r = sum_k (w_k + d_rk) * term_k,   d_rk ~ N(0, {RATER_WEIGHT_SD}^2) for the group's planted terms only
+    L_r ~ N(0, {RATER_LENIENCY_SD}^2) (the rater's leniency, same for both traits),   e ~ N(0, {RATER_NOISE_SD}^2) per rating
+
+with the group's planted weights w_k:
+
+| group | trait | sum_k w_k * term_k |
 |---|---|---|
 | ASD | warm   | 0.80 * smile_z + 0.20 * eye_openness_z |
 | NT  | warm   | 0.25 * smile_z + 0.75 * eye_openness_z |
@@ -576,8 +593,9 @@ on the eyes (warm) and brows (strong). (The jaw line lies outside the eye/brow/n
 
 - `images/idNN_MM.png`: identity `idNN`, image `MM`. All CSVs refer to images by this file name
   (relative to `images/`).
-- `ratings.csv`: `image,identity,group,trait,rating`, one row per image x group (`ASD`, `NT`) x
-  trait (`warm`, `strong`) = {n * 4} rows; rating on the 1-7 scale, 4 decimals.
+- `ratings.csv`: `image,identity,group,trait,rater,rating`, one row per image x group (`ASD`, `NT`) x
+  trait (`warm`, `strong`) x rater = {n * 4 * RATERS_PER_GROUP} rows; integer ratings on the 1-7 scale.
+  The scripts train on each group's mean rating per image and compare groups by permuting raters.
 - `landmarks.csv`: `image,point,x,y`, the 68 iBUG/dlib points (0-16 jaw line, 17-21 brow on the
   image left, 22-26 brow on the image right, 27-30 nose bridge, 31-35 nose bottom, 36-41 eye on the
   image left, 42-47 eye on the image right, 48-59 outer lip, 60-67 inner lip) per image, in pixels
@@ -608,7 +626,7 @@ def generate(out_dir, seed: int = 0, n_identities: int = 50, images_per_identity
 
     raw = {k: np.array([im[k] for im in images]) for k in DRIVERS}
     params = {f"{k}_z": _zscore(raw[k]) for k in DRIVERS}
-    ratings = compute_ratings(params, rng)
+    ratings = compute_ratings(params, np.random.default_rng([seed, 1]))  # own stream: images do not depend on it
 
     # drop images left over from an earlier, larger generation into the same folder
     keep = {im["image"] for im in images}
@@ -628,7 +646,7 @@ def generate(out_dir, seed: int = 0, n_identities: int = 50, images_per_identity
             "rotation", "scale", "smile_z", "eye_openness_z", "brow_angle_z", "jaw_width_z",
             "brightness", "light_amount", "skin_tone", "hair_style"]
     fp_lines = [",".join(cols)]
-    rt_lines = ["image,identity,group,trait,rating"]
+    rt_lines = ["image,identity,group,trait,rater,rating"]
     for n, im in enumerate(images):
         ident = identities[im["id_index"]]
         vals = [im["image"], ident["identity"]]
@@ -641,7 +659,8 @@ def generate(out_dir, seed: int = 0, n_identities: int = 50, images_per_identity
         fp_lines.append(",".join(vals))
         for g in GROUPS:
             for t in TRAITS:
-                rt_lines.append(f"{im['image']},{ident['identity']},{g},{t},{_fmt(ratings[(g, t)][n], 4)}")
+                rt_lines += [f"{im['image']},{ident['identity']},{g},{t},{rater},{rating}"
+                             for rater, rating in zip(rater_names(g), ratings[(g, t)][:, n])]
 
     _write_text(out / "face_parameters.csv", fp_lines)
     _write_text(out / "ratings.csv", rt_lines)

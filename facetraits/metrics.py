@@ -127,6 +127,17 @@ def bootstrap_r_ci(y, prediction, identities, n_resamples: int = 2000, seed: int
     return tuple(float(v) for v in np.nanpercentile(r, [tail, 100 - tail])) if np.isfinite(r).any() else (np.nan, np.nan)
 
 
+def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high) of the finite values: mean +- t_{(1+confidence)/2, n-1} * sd / sqrt(n);
+    NaN bounds when n < 2, NaN mean when n = 0."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    n = len(values)
+    mean = float(values.mean()) if n else float("nan")
+    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * values.std(ddof=1) / np.sqrt(n) if n >= 2 else float("nan")
+    return mean, mean - half, mean + half
+
+
 def permutation_p_value(observed: float, null: np.ndarray) -> float:
     """p = (#null >= observed + 1) / (N + 1) over the finite null r: never 0, exact under exchangeability.
 
@@ -157,19 +168,6 @@ def sign_flip_p(values, n_flips: int = 9999, seed: int = 0) -> float:
         return float(np.mean(signs @ values >= observed))
     signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(n_flips, n))
     return permutation_p_value(observed, signs @ values)
-
-
-def fdr_bh(p) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (same shape as ``p``).
-
-    NaN (an untestable p) stays NaN and is not counted in the family; scipy's
-    false_discovery_control would refuse the whole array."""
-    p = np.asarray(p, dtype=float)
-    q = np.full(p.shape, np.nan)
-    ok = np.isfinite(p)
-    if ok.any():
-        q[ok] = stats.false_discovery_control(p[ok], method="bh")
-    return q
 
 
 def holm(p) -> np.ndarray:

@@ -7,6 +7,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib import cm, colors, ticker  # noqa: E402
+from scipy import ndimage  # noqa: E402
+
+from facetraits import metrics, regions  # noqa: E402
 
 
 def cv_pearson(summary: pd.DataFrame):
@@ -78,12 +82,49 @@ def _heat_panel(ax, values, norm, cmap, signed, background=None, mask=None):
     ax.set_yticks([])
 
 
-def _percent_colorbar(fig, norm, cmap, axes, label):
-    """Colour bar whose ticks are percentages (no '1e-2' offset text colliding with titles)."""
-    from matplotlib import cm, ticker
+CLIP_PERCENTILE = 99.0  # colour scales end at this percentile of |value|: a few pixels do not set them
+DISPLAYS = ("pixels", "smooth", "conv")  # explain.map_display
 
-    bar = fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, shrink=0.8, pad=0.03)
-    bar.ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{100 * value:.2g}%"))
+
+def colour_limit(values, signed: bool) -> float:
+    """Top of a colour scale: the CLIP_PERCENTILE-th percentile of |values| (of the positive values
+    when not signed), so a handful of extreme pixels saturate instead of washing out the rest."""
+    values = np.asarray(values, dtype=float)
+    values = np.abs(values) if signed else np.clip(values, 0, None)
+    values = values[np.isfinite(values) & (values > 0)]
+    return float(np.percentile(values, CLIP_PERCENTILE)) if len(values) else 1.0
+
+
+def display_map(values: np.ndarray, display: str, cell: int) -> np.ndarray:
+    """A map as shown: `pixels` as computed; `smooth` Gaussian-filtered (sigma = cell / 4); `conv`
+    block-averaged to the conv map the head reads (`cell` = pixels per conv cell, config.display_cell)."""
+    values = np.nan_to_num(np.asarray(values, dtype=float))
+    if display == "pixels":
+        return values
+    if display == "smooth":
+        return ndimage.gaussian_filter(values, sigma=cell / 4, mode="nearest")
+    if display != "conv":
+        raise ValueError(f"display {display!r} is not one of {', '.join(DISPLAYS)}")
+    out = np.empty_like(values)
+    rows, cols = (np.linspace(0, n, max(round(n / cell), 1) + 1).round().astype(int) for n in values.shape)
+    for r0, r1 in zip(rows[:-1], rows[1:]):
+        for c0, c1 in zip(cols[:-1], cols[1:]):
+            out[r0:r1, c0:c1] = values[r0:r1, c0:c1].mean()
+    return out
+
+
+def _display_text(display: str, cell: int) -> str:
+    return {"pixels": "per pixel", "smooth": f"smoothed (Gaussian, sigma {cell / 4:g} px)",
+            "conv": f"averaged over {cell} x {cell} px conv cells"}[display]
+
+
+def _colorbar(fig, norm, cmap, axes, label, percent: bool = False):
+    """Colour bar with plain tick labels (percentages, or numbers without an offset text such as
+    '1e-2' colliding with titles); arrows mark ends where values are clipped."""
+    bar = fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, shrink=0.8, pad=0.03,
+                       extend="both" if norm.vmin < 0 else "max")
+    scale = 100 if percent else 1
+    bar.ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{scale * value:.2g}{'%' if percent else ''}"))
     bar.set_label(label, fontsize=8)
     return bar
 
@@ -93,19 +134,19 @@ def _align_text(aligned: bool) -> str:
 
 
 def average_saliency(maps: dict, groups, traits, aligned: bool, background: np.ndarray | None = None,
-                     signed: bool = True, n_images: dict | None = None):
+                     signed: bool = True, n_images: dict | None = None, display: str = "pixels", cell: int = 1):
     """Average heatmap per model: rows = groups, columns = traits, ONE shared colour scale.
 
     ``maps`` maps (group, trait) -> (H, W) mean normalised relevance; ``background`` a grey
     (H, W) image in [0, 1] (the mean face) drawn underneath; ``signed`` uses a symmetric diverging
     scale (red = positive relevance, blue = negative; what that means per method: `explanations`),
-    else positive relevance only.
+    else positive relevance only. ``display``/``cell``: see `display_map`. The scale ends at the
+    99th percentile of all panels' |values| (`colour_limit`): single pixels (an image border, a
+    background artefact) would otherwise set it and leave the face pale.
     """
-    from matplotlib import colors
-
     groups, traits = list(groups), list(traits)
-    values = np.stack([np.asarray(maps[(g, t)], dtype=float) for g in groups for t in traits])
-    vmax = float(np.abs(values).max() if signed else np.clip(values, 0, None).max()) or 1.0
+    shown = {key: display_map(maps[key], display, cell) for key in [(g, t) for g in groups for t in traits]}
+    vmax = colour_limit(np.stack(list(shown.values())), signed)
     norm = colors.Normalize(-vmax, vmax) if signed else colors.Normalize(0.0, vmax)
     cmap = plt.get_cmap("RdBu_r" if signed else "Reds")
     fig, axes = plt.subplots(len(groups), len(traits), figsize=(2.7 * len(traits) + 1.4, 2.7 * len(groups) + 0.9),
@@ -113,28 +154,27 @@ def average_saliency(maps: dict, groups, traits, aligned: bool, background: np.n
     for r, group in enumerate(groups):
         for c, trait in enumerate(traits):
             ax = axes[r, c]
-            _heat_panel(ax, np.asarray(maps[(group, trait)], dtype=float), norm, cmap, signed, background)
+            _heat_panel(ax, shown[(group, trait)], norm, cmap, signed, background)
             label = f"{group}, {trait}"
             if n_images and (group, trait) in n_images:
                 label += f"\n(n = {n_images[(group, trait)]} images)"
             ax.set_title(label, fontsize=9)
-    _percent_colorbar(fig, norm, cmap, axes.ravel().tolist(),
-                      "mean relevance per pixel\n(% of each image's total |relevance|)")
+    _colorbar(fig, norm, cmap, axes.ravel().tolist(),
+              f"mean relevance {_display_text(display, cell)}\n(% of each image's total |relevance|)", percent=True)
     what = "red: positive relevance, blue: negative" if signed else "positive relevance only"
-    fig.suptitle(f"Average LRP heatmaps, {_align_text(aligned)}\n({what}; one colour scale for all panels)",
-                 fontsize=10)
+    fig.suptitle(f"Average heatmaps, {_align_text(aligned)}\n({what})\none colour scale for all panels, "
+                 f"clipped at the {CLIP_PERCENTILE:g}th percentile of |value|", fontsize=10)
     return fig
 
 
 def group_difference_map(mean_difference: np.ndarray, significant: np.ndarray, group_a: str, group_b: str,
-                         trait: str, alpha: float, n_images: int, aligned: bool,
-                         background: np.ndarray | None = None):
-    """Mean A - B difference of normalised heatmaps: all pixels, and only the FDR-significant ones."""
-    from matplotlib import colors
-
-    diff = np.asarray(mean_difference, dtype=float)
+                         trait: str, alpha: float, n_identities: int, aligned: bool,
+                         background: np.ndarray | None = None, display: str = "pixels", cell: int = 1):
+    """Mean A - B difference of normalised heatmaps: all pixels, and only those with max-statistic
+    p_fwer <= alpha (the test is per pixel; ``display`` smooths or block-averages only what is drawn)."""
+    diff = display_map(mean_difference, display, cell)
     significant = np.asarray(significant, dtype=bool)
-    vmax = float(np.abs(diff).max()) or 1.0
+    vmax = colour_limit(diff, signed=True)
     norm = colors.Normalize(-vmax, vmax)
     cmap = plt.get_cmap("RdBu_r")
     fig, axes = plt.subplots(1, 2, figsize=(7.4, 3.9), layout="constrained")
@@ -142,76 +182,135 @@ def group_difference_map(mean_difference: np.ndarray, significant: np.ndarray, g
     axes[0].set_title("mean difference, all pixels", fontsize=9)
     _heat_panel(axes[1], diff, norm, cmap, True, background, mask=significant)
     n_sig = int(significant.sum())
-    axes[1].set_title(f"significant pixels only: {n_sig} of {significant.size}\n(BH-FDR q <= {alpha:g})", fontsize=9)
+    axes[1].set_title(f"significant pixels only: {n_sig} of {significant.size}\n(p_fwer <= {alpha:g})", fontsize=9)
     if n_sig == 0:
         axes[1].text(0.5, 0.5, "no pixel significant", transform=axes[1].transAxes, ha="center", va="center",
                      fontsize=9, color="black", bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
-    _percent_colorbar(fig, norm, cmap, list(axes),
-                      f"{group_a} - {group_b}, % of total |relevance| per pixel\n(red: more for {group_a})")
-    fig.suptitle(f"{trait}: {group_a} - {group_b} heatmap difference, paired t-test over {n_images} images, "
-                 f"alpha = {alpha:g} (FDR)\n{_align_text(aligned)}", fontsize=10)
+    _colorbar(fig, norm, cmap, list(axes),
+              f"{group_a} - {group_b}, % of total |relevance|\n{_display_text(display, cell)} (red: more for {group_a})",
+              percent=True)
+    fig.suptitle(f"{trait}: {group_a} - {group_b} models' heatmap difference, sign flips of {n_identities} identities, "
+                 f"max-statistic FWER {alpha:g}\n{_align_text(aligned)}; colours clipped at the {CLIP_PERCENTILE:g}th "
+                 f"percentile of |difference|", fontsize=10)
     return fig
 
 
-def region_relevance(summary: pd.DataFrame, tests: pd.DataFrame | None = None, alpha: float = 0.05):
-    """Positive relevance per face region, grouped by rater group, one column of panels per trait.
+# Rows of the region figure: (per-image column of the region table, its share column in the group tests, label).
+REGION_MEASURES = (("abs_per_area", "share_abs", "|relevance|"), ("pos_per_area", "share_pos", "positive relevance"))
 
-    Top row: mean share of positive relevance with its 95 % CI; a black bar across each region
-    marks its share of the image area, so a bar above the mark means more relevance than the
-    region's size predicts. ``*`` marks a region whose group difference has a corrected
-    p < alpha for share_pos in ``tests`` (columns trait, region, measure, p_corrected). Bottom
-    row: relevance either way per unit area, mean share of absolute relevance / area share per
-    image (log scale; 1 = as much as its size predicts), which keeps small regions such as the
-    eyes readable.
+
+def region_order(names) -> list:
+    """Region names in the order of regions.REGIONS; any other name after them, as given."""
+    names = list(dict.fromkeys(names))
+    return [r for r in regions.REGIONS if r in names] + [r for r in names if r not in regions.REGIONS]
+
+
+def region_means(table: pd.DataFrame, confidence: float = 0.95) -> tuple[pd.DataFrame, str]:
+    """Mean and CI of each REGION_MEASURES column per group x trait x region over units: identities
+    when `table` (per image, saliency.REGION_COLUMNS) has an identity column, else images. Each
+    identity's images are averaged first: images of one face are not independent evidence."""
+    unit = "identity" if "identity" in table.columns else "image"
+    rows = []
+    for (group, trait, region), part in table.groupby(["group", "trait", "region"], sort=False):
+        for measure, _, _ in REGION_MEASURES:
+            per_unit = part.groupby(unit)[measure].mean()
+            mean, low, high = metrics.mean_ci(per_unit, confidence)
+            rows.append((group, trait, region, measure, mean, low, high, int(per_unit.notna().sum())))
+    return pd.DataFrame(rows, columns=["group", "trait", "region", "measure", "mean", "ci_low", "ci_high", "n"]), unit
+
+
+def region_relevance(summary: pd.DataFrame, tests: pd.DataFrame | None = None, alpha: float = 0.05,
+                     table: pd.DataFrame | None = None):
+    """Relevance per unit area of each face region: share of |relevance| (top row) and of positive
+    relevance (bottom row) over the region's share of the image area, columns = traits, bars =
+    rater groups' models, on a linear axis where 1 (dashed) is what the region's size predicts.
+
+    Per unit area, a large region (the background, the rest of the face) cannot dwarf the eyes
+    merely by its size. With ``table`` (the per-image region table, ideally with an identity
+    column) bars are means over identities with 95% t CIs (`region_means`); without it, the
+    means over images in ``summary`` (saliency.region_summary), without CIs. ``*`` marks a region
+    whose model-level group test in ``tests`` (columns trait, region, measure, p_fwer; sign flips
+    over identities) has p_fwer < alpha.
     """
-    groups = list(dict.fromkeys(summary["group"]))
-    traits = list(dict.fromkeys(summary["trait"]))
-    region_names = list(dict.fromkeys(summary["region"]))
+    if table is not None:
+        means, unit = region_means(table)
+    else:
+        columns = {"abs_per_area": "mean_abs_per_area", "pos_per_area": "mean_pos_per_area"}
+        means = pd.concat([summary.assign(measure=m, mean=summary[c], ci_low=np.nan, ci_high=np.nan, n=summary.n_images)
+                           for m, c in columns.items()], ignore_index=True)
+        unit = "image"
+    groups = list(dict.fromkeys(means["group"]))
+    traits = list(dict.fromkeys(means["trait"]))
+    region_names = region_order(means["region"])
+    units = {"identity": "identities", "image": "images"}[unit]
     width = 0.8 / max(len(groups), 1)
-    fig, axes = plt.subplots(2, len(traits), figsize=(1.6 + 0.75 * len(region_names) * len(traits) + 0.4 * len(groups),
-                                                      6.4), squeeze=False, sharey="row", sharex=True,
-                             gridspec_kw={"height_ratios": [3, 2]})
-    top = float(np.nanmax(np.r_[summary["ci_high"].to_numpy(float), summary["mean_share_pos"].to_numpy(float),
-                                summary["mean_area_share"].to_numpy(float)]))
-    top = top if np.isfinite(top) and top > 0 else 1.0
-    ratios = summary["mean_abs_per_area"].to_numpy(float)
-    ratios = ratios[np.isfinite(ratios) & (ratios > 0)]
     x = np.arange(len(region_names))
-    for column, trait in enumerate(traits):
-        ax, ax_ratio = axes[0, column], axes[1, column]
-        for k, group in enumerate(groups):
-            rows = summary[(summary.group == group) & (summary.trait == trait)].set_index("region").reindex(region_names)
-            mean = rows["mean_share_pos"].to_numpy(float)
-            err = np.vstack([mean - rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float) - mean])
-            n = rows["n_images"].max()
-            colour = GROUP_COLOURS[k % len(GROUP_COLOURS)]
-            offset = x - 0.4 + width * (k + 0.5)
-            ax.bar(offset, mean, width * 0.92, yerr=np.nan_to_num(err), capsize=2, color=colour, error_kw={"lw": 0.8},
-                   label=f"{group} model (n = {int(n) if np.isfinite(n) else 0} images)")
-            ax_ratio.bar(offset, rows["mean_abs_per_area"].to_numpy(float), width * 0.92, color=colour)
-        area = summary[summary.trait == trait].groupby("region")["mean_area_share"].mean().reindex(region_names)
-        ax.hlines(area.to_numpy(float), x - 0.45, x + 0.45, colors="black", lw=1.6, label="share of image area")
-        if tests is not None and len(tests):
-            for i, region in enumerate(region_names):
-                hit = tests[(tests.trait == trait) & (tests.region == region) & (tests.measure == "share_pos")]
-                if len(hit) and np.nanmin(hit["p_corrected"].to_numpy(float), initial=np.inf) < alpha:
-                    ax.text(i, top * 1.04, "*", ha="center", va="bottom", fontsize=13)
-        ax.set_title(trait, fontsize=10)
-        ax.set_ylim(0, top * 1.15)
-        ax_ratio.axhline(1.0, color="black", lw=1.0, ls="--", label="= its area share")
-        ax_ratio.set_yscale("log")
-        if len(ratios):
-            ax_ratio.set_ylim(min(ratios.min(), 0.5) / 1.5, max(ratios.max(), 2.0) * 1.5)
-        ax_ratio.set_xticks(x, region_names, rotation=30)
-    axes[0, 0].set_ylabel("share of positive relevance")
-    axes[1, 0].set_ylabel("share of |relevance|\n/ area share")
+    fig, axes = plt.subplots(len(REGION_MEASURES), len(traits), squeeze=False, sharey="row", sharex=True,
+                             figsize=(max(1.9 + (0.5 * len(region_names) + 0.3) * len(traits), 6.0), 6.4),
+                             layout="constrained")
+    for row, (measure, share, label) in enumerate(REGION_MEASURES):
+        rows = means[means.measure == measure]
+        top = np.nanmax(np.r_[rows["mean"].to_numpy(float), rows["ci_high"].to_numpy(float), 1.0])
+        for column, trait in enumerate(traits):
+            ax = axes[row, column]
+            for k, group in enumerate(groups):
+                part = rows[(rows.group == group) & (rows.trait == trait)].set_index("region").reindex(region_names)
+                mean = part["mean"].to_numpy(float)
+                err = np.vstack([mean - part["ci_low"].to_numpy(float), part["ci_high"].to_numpy(float) - mean])
+                n = int(np.nanmax(part["n"].to_numpy(float), initial=0))
+                ax.bar(x - 0.4 + width * (k + 0.5), mean, width * 0.92, capsize=2,
+                       yerr=np.nan_to_num(err) if np.isfinite(err).any() else None,  # no CI: no whiskers
+                       color=GROUP_COLOURS[k % len(GROUP_COLOURS)], error_kw={"lw": 0.8},
+                       label=f"{group} model (n = {n} {units})")
+            ax.axhline(1.0, color="black", lw=0.9, ls="--", label="= its share of the area")
+            if tests is not None and len(tests):
+                for i, region in enumerate(region_names):
+                    hit = tests[(tests.trait == trait) & (tests.region == region) & (tests.measure == share)]
+                    if np.nanmin(hit["p_fwer"].to_numpy(float), initial=np.inf) < alpha:
+                        ax.text(i, top * 1.04, "*", ha="center", va="bottom", fontsize=13)
+            ax.set_ylim(0, top * 1.15)
+            ax.yaxis.set_major_formatter(ticker.ScalarFormatter(useOffset=False))
+            if row == 0:
+                ax.set_title(trait, fontsize=10)
+            ax.set_xticks(x, region_names, rotation=35, ha="right", rotation_mode="anchor")
+        axes[row, 0].set_ylabel(f"share of {label}\n/ share of area")
     axes[0, -1].legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    axes[1, -1].legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    star = f"; * group difference, Holm-corrected p < {alpha:g}" if tests is not None else ""
-    fig.suptitle(f"Positive relevance per face region: mean and 95% CI over images{star}\n"
-                 "(bar above the black mark, or above 1 below, = more relevance than the region's area predicts)",
-                 fontsize=9)
-    fig.tight_layout()
+    over = f"mean and 95% CI over {units}" if table is not None else "mean over images (no CI: per-image table not given)"
+    star = f"; * models differ, p_fwer < {alpha:g} over identities" if tests is not None else ""
+    fig.suptitle(f"Relevance per unit area of each face region\n{over}{star}\n"
+                 "(above the dashed line = more relevance than the region's size predicts)", fontsize=9)
+    return fig
+
+
+def face_space(spaces):
+    """t-SNE maps of the models' features (face_space.FaceSpace), one panel each: points coloured by
+    the model's group's rating on one shared scale, the k highest-rated faces as upward triangles
+    and the k lowest-rated as downward ones. Axes have no units: t-SNE keeps neighbours only."""
+    ratings = np.concatenate([space.ratings for space in spaces])
+    norm = colors.Normalize(float(ratings.min()), float(ratings.max()))
+    columns = min(len(spaces), 2 if len(spaces) == 4 else 3)
+    rows = -(-len(spaces) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.3 * columns + 1.2, 3.2 * rows + 0.6), squeeze=False,
+                             layout="constrained")
+    for ax, space in zip(axes.ravel(), spaces):
+        ax.scatter(*space.xy.T, c=space.ratings, cmap="viridis", norm=norm, s=12, linewidths=0)
+        for indices, marker, label in ((space.highest, "^", "highest-rated"), (space.lowest, "v", "lowest-rated")):
+            ax.scatter(*space.xy[indices].T, c=space.ratings[indices], cmap="viridis", norm=norm, s=70, marker=marker,
+                       edgecolors="black", linewidths=1.2, label=f"{len(indices)} {label}")
+        ax.set_title(space.title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes.ravel()[len(spaces):]:
+        ax.axis("off")
+    legend = axes.ravel()[0].legend(fontsize=7, frameon=False, loc="best")
+    for handle in legend.legend_handles:  # the marker's shape says which; its colour would suggest a rating
+        handle.set_array(None)
+        handle.set_facecolor("white")
+    bar = fig.colorbar(cm.ScalarMappable(norm=norm, cmap="viridis"), ax=axes.ravel().tolist(), shrink=0.8)
+    bar.set_label("mean rating of the model's rater group", fontsize=8)
+    fig.suptitle(f"Face space: t-SNE of the features each model's head reads (perplexity "
+                 f"{', '.join(sorted({f'{space.perplexity:g}' for space in spaces}))}; neighbours, not distances)",
+                 fontsize=10)
     return fig
 
 
@@ -235,19 +334,32 @@ def overlay(image: np.ndarray, relevance: np.ndarray, colormap: str = "signed", 
 
 
 def extremes(images, relevance, ratings, predictions, names, colormap: str, title: str):
-    """The reference study's figure: each face (top row) above its heatmap (bottom row),
-    the k highest-rated faces on the left, the k lowest-rated on the right."""
+    """The reference study's figure: heatmaps overlaid on the faces, the highest-rated faces (the
+    first half of the inputs) in the top block, the lowest-rated (second half) in the bottom one,
+    each face captioned with its rating and prediction, and ONE colour scale for all panels
+    (ending at the 99th percentile of their |relevance|) so that panels compare."""
+    signed = colormap == "signed"
     n = len(images)
-    fig, axes = plt.subplots(2, n, figsize=(1.7 * n, 4.0), squeeze=False)
-    for column in range(n):
-        axes[0, column].imshow(images[column])
-        axes[0, column].set_title(f"{names[column]}\nrating {ratings[column]:.2f}\npred {predictions[column]:.2f}", fontsize=7)
-        axes[1, column].imshow(heatmap_rgb(relevance[column], colormap))
-        for row in range(2):
-            axes[row, column].axis("off")
-    fig.suptitle(f"{title}: highest-rated (left) and lowest-rated (right) faces; "
-                 f"{'red = positive relevance, blue = negative' if colormap == 'signed' else 'positive relevance'}",
-                 fontsize=9)
+    k = n - n // 2
+    vmax = colour_limit(relevance, signed)
+    norm = colors.Normalize(-vmax, vmax) if signed else colors.Normalize(0.0, vmax)
+    cmap = plt.get_cmap("RdBu_r" if signed else "Reds")
+    fig = plt.figure(figsize=(1.75 * k + 1.7, 5.2), layout="constrained")
+    grid = fig.add_gridspec(3, k, height_ratios=[1, 0.08, 1])  # the empty middle row parts the two blocks
+    panels = []
+    for grid_row, (label, first, stop) in ((0, ("highest-rated", 0, k)), (2, ("lowest-rated", k, n))):
+        for column, i in enumerate(range(first, stop)):
+            ax = fig.add_subplot(grid[grid_row, column])
+            grey = np.asarray(images[i], dtype=float).mean(axis=-1) / 255.0
+            _heat_panel(ax, np.asarray(relevance[i], dtype=float), norm, cmap, signed, grey)
+            ax.set_xlabel(f"{names[i]}\nrating {ratings[i]:.2f}, pred. {predictions[i]:.2f}", fontsize=7)
+            if column == 0:
+                ax.set_ylabel(f"{stop - first} {label}", fontsize=9, fontweight="bold")
+            panels.append(ax)
+    what = "red: positive relevance, blue: negative" if signed else "positive relevance only"
+    _colorbar(fig, norm, cmap, panels, f"relevance per pixel ({what};\nclipped at the {CLIP_PERCENTILE:g}th "
+                                       f"percentile of |relevance|)")
+    fig.suptitle(title, fontsize=10)
     return fig
 
 
@@ -281,4 +393,42 @@ def faithfulness(curves: pd.DataFrame, summary: pd.DataFrame):
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(3, len(labels)),
                fontsize=9, frameon=False)
+    return fig
+
+
+SCALE_LABELS = {"rating_per_area": "rating points per unit of face area",
+                "share_per_area": "share of |relevance| / share of face area"}
+
+
+def group_comparison(table: pd.DataFrame, null: np.ndarray, alpha: float = 0.05):
+    """One trait's rater-level group comparison: each group's region importance, and the difference
+    with its bootstrap CI against the rater-permutation null (grey: its central 95%)."""
+    rows = table.reset_index(drop=True)
+    group_a, group_b, trait = rows.group_a[0], rows.group_b[0], rows.trait[0]
+    y = np.arange(len(rows))[::-1]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 0.45 * len(rows) + 1.8), sharey=True)
+    for k, (column, group) in enumerate((("importance_a", group_a), ("importance_b", group_b))):
+        left.barh(y + (0.2 if k == 0 else -0.2), rows[column], 0.38, color=GROUP_COLOURS[k], label=group)
+    left.set_yticks(y, rows.region)
+    left.set_xlabel(SCALE_LABELS.get(rows.scale[0], rows.scale[0]))
+    left.set_title("region importance (mean over identities)", fontsize=9)
+    left.legend(frameon=False, fontsize=8, loc="lower right")
+    low, high = np.percentile(null, [2.5, 97.5], axis=1)
+    right.barh(y, high - low, 0.6, left=low, color="0.88", label="rater-permutation null, central 95%")
+    significant = rows.p_fwer < alpha
+    right.errorbar(rows.difference, y, xerr=[rows.difference - rows.ci_low, rows.ci_high - rows.difference],
+                   fmt="none", ecolor="black", elinewidth=1, capsize=3)
+    right.scatter(rows.difference[significant], y[significant], color="black", zorder=3,
+                  label=f"p_fwer < {alpha:g}")
+    right.scatter(rows.difference[~significant], y[~significant], facecolor="white", edgecolor="black", zorder=3,
+                  label="not significant")
+    right.axvline(0, color="black", lw=0.8)
+    for yi, p in zip(y, rows.p_fwer):
+        right.annotate(f"p_fwer {p:.3g}", (1.01, yi), xycoords=("axes fraction", "data"), va="center", fontsize=7)
+    right.set_xlabel(f"{group_a} - {group_b} (95% bootstrap CI over raters)")
+    right.set_title(f"difference ({rows.n_raters_a[0]} vs {rows.n_raters_b[0]} raters, "
+                    f"{rows.n_permutations[0]} permutations)", fontsize=9)
+    right.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.12 - 0.6 / len(rows)), ncol=3)
+    fig.suptitle(f"{trait}: which face regions does each rater group's model rely on?", fontsize=10)
+    fig.tight_layout()
     return fig

@@ -18,8 +18,11 @@ from scipy.spatial import ConvexHull, QhullError
 
 from facetraits.landmarks import N_LANDMARKS, as_landmarks, eye_width, scale_landmarks
 
-REGIONS = ("eyes", "brows", "nose", "mouth", "face", "background")
+REGIONS = ("eyes", "brows", "nose", "mouth", "jaw", "forehead", "cheeks", "face", "background")
 """Region names, in the order :func:`region_masks` returns them. "face" is the rest of the face."""
+
+FACE_REGIONS = REGIONS[:-1]
+"""Every region on the face (all but the background): the regions a group comparison tests."""
 
 # Landmark index groups (iBUG 68-point scheme).
 JAW = tuple(range(0, 17))
@@ -28,6 +31,8 @@ NOSE_BRIDGE_TOP = 27
 NOSE_BOTTOM = tuple(range(31, 36))
 EYES = (tuple(range(36, 42)), tuple(range(42, 48)))
 OUTER_LIP = tuple(range(48, 60))
+LOWER_JAW = tuple(range(3, 14))  # jaw line from below the ear lobe to below the other, through the chin
+CHEEKS = ((1, 2, 3, 4, 48, 31, 40, 41, 36), (15, 14, 13, 12, 54, 35, 47, 46, 45))  # jaw side - mouth corner - nostril - lower lid
 
 ALIGN_POINTS = (36, 39, 42, 45, 27, 28, 29, 30, 31, 33, 35, 48, 54)
 """Points used to align faces: eye corners, nose bridge and bottom, mouth corners.
@@ -42,6 +47,7 @@ NOSE_TOP_HALF_WIDTH = 0.2  # nose polygon starts this far either side of point 2
 NOSE_MARGIN = 0.2  # nose polygon grown by this much: includes the nostril wings
 MOUTH_MARGIN = 0.15  # outer-lip polygon grown by this much
 FOREHEAD_LIFT = 2.0  # brows lifted by this many brow-to-eye distances to reach the forehead
+JAW_HALF_WIDTH = 0.35  # jaw: band of this half-width around the lower jaw line, both sides of the outline
 
 
 # ----------------------------------------------------------------------------- masks
@@ -114,11 +120,15 @@ def region_masks(landmarks, image_size: tuple[int, int], map_shape: tuple[int, i
     * mouth: outer-lip polygon (48-59) grown by ``MOUTH_MARGIN``;
     * nose: polygon of the bridge top (27, widened sideways) and the nose bottom 31-35,
       grown by ``NOSE_MARGIN``;
-    * face: the convex hull of the jaw (0-16) and the brows lifted by ``FOREHEAD_LIFT``
-      brow-to-eye distances (the forehead), minus the regions above;
+    * jaw: band of half-width ``JAW_HALF_WIDTH`` around the lower jaw line and chin (3-13),
+      on both sides of the outline, since a jaw's shape shows as the edge against the neck;
+    * forehead: between the brows and the brows lifted by ``FOREHEAD_LIFT`` brow-to-eye
+      distances;
+    * cheeks: each the polygon jaw side (1-4) - mouth corner - nostril - lower eye lid;
+    * face: the rest of the convex hull of the jaw (0-16), the brows and the forehead;
     * background: everything else.
 
-    Where regions overlap the priority is eyes > brows > mouth > nose > face.
+    Where regions overlap the priority is eyes > brows > mouth > nose > jaw > forehead > cheeks > face.
     """
     points = scale_landmarks(landmarks, image_size, map_shape)
     shape = (int(map_shape[0]), int(map_shape[1]))
@@ -152,12 +162,18 @@ def region_masks(landmarks, image_size: tuple[int, int], map_shape: tuple[int, i
     brow_points = points[17:27]
     eye_points = points[36:48]
     brow_to_eye = max(float(np.dot(brow_points.mean(axis=0) - eye_points.mean(axis=0), up)), 0.0)
-    forehead = brow_points + FOREHEAD_LIFT * brow_to_eye * up
-    face = _hull_mask(np.vstack([points[list(JAW)], brow_points, forehead]), shape)
+    lifted_brows = brow_points + FOREHEAD_LIFT * brow_to_eye * up
+    face = _hull_mask(np.vstack([points[list(JAW)], brow_points, lifted_brows]), shape)
+    forehead = _hull_mask(np.vstack([brow_points, lifted_brows]), shape)
+    jaw = _near_shape(points[list(LOWER_JAW)], JAW_HALF_WIDTH * unit, shape, closed=False)
+    cheeks = np.zeros(shape, dtype=bool)
+    for idx in CHEEKS:
+        cheeks |= _near_shape(points[list(idx)], 0.0, shape, closed=True)
 
     taken = np.zeros(shape, dtype=bool)
     masks = {}
-    for name, mask in (("eyes", eyes), ("brows", brows), ("mouth", mouth), ("nose", nose), ("face", face)):
+    for name, mask in (("eyes", eyes), ("brows", brows), ("mouth", mouth), ("nose", nose), ("jaw", jaw),
+                       ("forehead", forehead), ("cheeks", cheeks), ("face", face)):
         masks[name] = mask & ~taken
         taken |= mask
     masks["background"] = ~taken

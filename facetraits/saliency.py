@@ -1,19 +1,18 @@
-"""Heatmaps aggregated over images: average maps, ASD-vs-NT difference maps, relevance per face region.
+"""Heatmaps aggregated over images and identities: average maps, relevance per face region.
 
 Input is what ``lrp_analysis.py`` writes: ``results/relevance/<group>__<trait>.npy``, one signed
 relevance map per image (n_images, H, W) at the model input size, in the order of
 ``results/relevance/index.csv`` (= ``Dataset.images``), and the landmarks of
 :func:`landmarks.dataset_landmarks`.
 
-Statistics, all over images (every model saw the same images, so group comparisons are paired):
+Every statistic averages within identity first (images of one face are not independent):
 
-* average map: mean of per-image normalised maps (:func:`normalise`), optionally each warped
-  onto a mean face first (:func:`average_map`);
-* difference map: per-pixel paired t-test of group A vs group B, Benjamini-Hochberg FDR over
-  pixels (:func:`group_difference`);
+* average map: mean over identities of per-image normalised maps (:func:`normalise`),
+  optionally each warped onto a mean face first (:func:`average_map`);
 * regions: per image and model the share of positive / absolute relevance per face region
-  (:func:`region_table`), its mean with a t-based 95 % CI (:func:`region_summary`) and a paired
-  t-test of the group difference per trait x region, Holm-corrected (:func:`region_group_tests`).
+  (:func:`region_table`), its mean over identities with a t-based 95 % CI (:func:`region_summary`).
+
+The two groups' models are compared in :mod:`facetraits.model_comparison`.
 
 Pure numpy/scipy/pandas: no TensorFlow.
 """
@@ -27,7 +26,6 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from facetraits import data, metrics, regions
 from facetraits.errors import FacetraitsError
@@ -37,9 +35,7 @@ RELEVANCE_HINT = "run lrp_analysis.py first"
 REGION_COLUMNS = ("group", "trait", "image", "region", "share_pos", "share_abs", "area_share", "pos_per_area",
                   "abs_per_area")
 SUMMARY_COLUMNS = ("group", "trait", "region", "mean_share_pos", "ci_low", "ci_high", "mean_share_abs",
-                   "mean_area_share", "mean_pos_per_area", "mean_abs_per_area", "n_images")
-TEST_COLUMNS = ("trait", "region", "measure", "group_a", "group_b", "mean_difference", "statistic", "p",
-                "p_corrected")
+                   "mean_area_share", "mean_pos_per_area", "mean_abs_per_area", "n_images", "n_identities")
 # Shares compared between groups: of positive relevance (evidence for a higher rating) and of
 # absolute relevance (evidence either way: a frown at the mouth is negative relevance for
 # "warm", yet the mouth is what drives that rating).
@@ -162,16 +158,37 @@ def prepare(maps, landmarks: Sequence | None = None, template=None) -> np.ndarra
     return align(maps, landmarks, template)
 
 
-def average_map(maps, landmarks: Sequence | None = None, template=None) -> np.ndarray:
-    """Mean over images of the normalised maps, each first warped onto ``template`` if landmarks are given.
+def identity_means(values, identities) -> tuple[np.ndarray, np.ndarray]:
+    """(identity names, per-identity mean of ``values`` over its images), NaN ignored.
 
-    ``maps`` is (n, H, W); ``landmarks`` a sequence of n (68, 2) arrays in heatmap coordinates
-    (only images that have them); ``template`` defaults to :func:`regions.mean_face` of them.
+    ``values`` is (images, ...); an identity whose values are all NaN stays NaN. Every
+    statistic here and in model_comparison starts from these, so an identity photographed ten
+    times weighs as much as one photographed once."""
+    values = np.asarray(values, dtype=np.float64)
+    names, index = np.unique(np.asarray(identities), return_inverse=True)
+    flat = values.reshape(len(values), -1)
+    known = np.isfinite(flat)
+    sums = np.zeros((len(names), flat.shape[1]))
+    counts = np.zeros_like(sums)
+    np.add.at(sums, index, np.where(known, flat, 0.0))
+    np.add.at(counts, index, known)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = sums / counts
+    return names, means.reshape((len(names),) + values.shape[1:])
+
+
+def average_map(maps, identities, landmarks: Sequence | None = None, template=None) -> np.ndarray:
+    """Mean over identities of the identity-mean normalised map, each map first warped onto ``template``
+    if landmarks are given.
+
+    ``maps`` is (n, H, W) with ``identities`` its n identities; ``landmarks`` a sequence of n
+    (68, 2) arrays in heatmap coordinates (only images that have them); ``template`` defaults to
+    :func:`regions.mean_face` of them.
     """
     maps = np.asarray(maps)
     if len(maps) == 0:
         raise ValueError("average_map needs at least one map")
-    return prepare(maps, landmarks, template).mean(axis=0, dtype=np.float64)
+    return identity_means(prepare(maps, landmarks, template), identities)[1].mean(axis=0)
 
 
 def mean_image(images, landmarks: Sequence | None = None, template=None) -> np.ndarray:
@@ -188,45 +205,29 @@ def mean_image(images, landmarks: Sequence | None = None, template=None) -> np.n
 
 
 @dataclass(frozen=True)
-class GroupDifference:
-    """Per-pixel paired comparison of two models' maps over the same images (A - B)."""
+class Faces:
+    """The images the maps are averaged and compared over, and the face they are aligned to.
 
-    mean_difference: np.ndarray  # (H, W) mean over images of normalised A - B
-    t: np.ndarray  # paired t statistic (0 where A and B never differ)
-    p: np.ndarray  # two-sided p (1 where untestable: no variation in the difference)
-    q: np.ndarray  # Benjamini-Hochberg adjusted p over all pixels
-    significant: np.ndarray  # bool, q <= alpha
-    alpha: float
-    n_images: int
+    Aligned maps (``explain.align``) can use only images with landmarks, each warped onto their
+    mean face; unaligned maps use every image."""
+    keep: np.ndarray  # bool per dataset image
+    identities: np.ndarray  # of the kept images
+    points: list | None  # landmarks of the kept images (aligned only)
+    template: np.ndarray | None  # the mean face (aligned only)
+    background: np.ndarray  # mean grey face to draw the maps on
+
+    def average(self, maps) -> np.ndarray:
+        """:func:`average_map` of one model's maps (all dataset images) over the kept images, float32."""
+        return average_map(np.asarray(maps)[self.keep], self.identities, self.points, self.template).astype(np.float32)
 
 
-def group_difference(maps_a, maps_b, alpha: float = 0.05, landmarks: Sequence | None = None,
-                     template=None) -> GroupDifference:
-    """Where do two models' heatmaps differ, over the same images? Paired per pixel, FDR over pixels.
-
-    Both are normalised (and aligned when ``landmarks`` are given) as in :func:`average_map`;
-    then ``scipy.stats.ttest_rel`` over the image axis at every pixel, and Benjamini-Hochberg
-    across pixels: ``significant`` marks pixels with adjusted p (``q``) <= ``alpha``. A pixel
-    whose difference does not vary over images (e.g. outside every warped face) gets p = 1.
-    """
-    maps_a, maps_b = np.asarray(maps_a), np.asarray(maps_b)
-    if maps_a.shape != maps_b.shape:
-        raise ValueError(f"paired maps must have the same shape, got {maps_a.shape} and {maps_b.shape}")
-    if len(maps_a) < 2:
-        raise ValueError("a paired test needs at least 2 images")
-    if template is None and landmarks is not None:
-        template = regions.mean_face(landmarks)
-    a = prepare(maps_a, landmarks, template)  # float32: halves memory for thousands of 224 x 224 maps
-    b = prepare(maps_b, landmarks, template)
-    diff = (a - b).mean(axis=0, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t, p = stats.ttest_rel(a, b, axis=0)
-    t, p = np.asarray(t, dtype=float), np.asarray(p, dtype=float)
-    untestable = ~np.isfinite(p)
-    p = np.where(untestable, 1.0, p)
-    t = np.where(np.isnan(t), 0.0, t)
-    q = metrics.fdr_bh(p)
-    return GroupDifference(diff, t, p, q, q <= alpha, float(alpha), len(maps_a))
+def faces(dataset: data.Dataset, landmarks: Mapping[str, np.ndarray], aligned: bool, size: int) -> Faces:
+    """:class:`Faces` of ``dataset`` (``landmarks`` in heatmap coordinates, images without are left out when aligned)."""
+    keep = np.array([name in landmarks for name in dataset.images]) if aligned else np.ones(len(dataset), bool)
+    points = [landmarks[name] for name in np.array(dataset.images)[keep]] if aligned else None
+    template = regions.mean_face(points) if aligned else None
+    images = data.load_images([path for path, kept in zip(dataset.paths, keep) if kept], size)
+    return Faces(keep, np.asarray(dataset.identities)[keep], points, template, mean_image(images, points, template))
 
 
 # ----------------------------------------------------------------------------- regions
@@ -268,56 +269,22 @@ def report_empty_maps(table: pd.DataFrame) -> None:
               f"of the share_pos statistics (first: {rows.image.iloc[0]})", file=sys.stderr)
 
 
-def region_summary(table: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
-    """Mean shares per model x region over images, with a t-based CI of mean share_pos.
+def region_summary(table: pd.DataFrame, identities: Mapping[str, str], confidence: float = 0.95) -> pd.DataFrame:
+    """Mean shares per model x region over identities (each the mean of its images), with a CI of mean share_pos.
 
-    The CI is mean +- t_{(1+confidence)/2, n-1} * sd / sqrt(n) over images (n = images with a
-    defined share_pos; NaN bounds when n < 2). Columns :data:`SUMMARY_COLUMNS`.
+    ``identities`` maps image -> identity. The CI is mean +- t_{(1+confidence)/2, k-1} * sd /
+    sqrt(k) over the k identities with a defined share_pos (NaN bounds when k < 2); n_images
+    counts the images behind them. Columns :data:`SUMMARY_COLUMNS`.
     """
     rows = []
+    measures = ["share_pos", "share_abs", "area_share", "pos_per_area", "abs_per_area"]
     for (group, trait, region), part in table.groupby(["group", "trait", "region"], sort=False):
-        share = part["share_pos"].dropna().to_numpy()
-        n = len(share)
-        mean = float(share.mean()) if n else float("nan")
-        if n >= 2:
-            half = stats.t.ppf(0.5 + confidence / 2, n - 1) * share.std(ddof=1) / np.sqrt(n)
-        else:
-            half = float("nan")
-        rows.append((group, trait, region, mean, mean - half, mean + half, part["share_abs"].mean(),
-                     part["area_share"].mean(), part["pos_per_area"].mean(), part["abs_per_area"].mean(), n))
+        _, means = identity_means(part[measures], part["image"].map(identities))
+        _, low, high = metrics.mean_ci(means[:, 0], confidence)
+        mean = pd.DataFrame(means, columns=measures).mean().to_numpy()  # NaN: that identity left out
+        rows.append((group, trait, region, mean[0], low, high, *mean[1:], int(part["share_pos"].notna().sum()),
+                     int(np.isfinite(means[:, 0]).sum())))
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
-
-
-def region_group_tests(table: pd.DataFrame, group_a: str, group_b: str,
-                       measures=GROUP_TEST_MEASURES) -> pd.DataFrame:
-    """Per trait x region x measure: paired t-test over images, group_a - group_b; Holm over all rows.
-
-    Pairs are the same image explained by the two groups' models; images where either share is
-    undefined are dropped. ``statistic`` is the paired t, ``p`` two-sided, ``p_corrected``
-    Holm-adjusted across all regions x traits x measures (NaN, and outside the family, when a
-    test is undefined). Columns :data:`TEST_COLUMNS`.
-    """
-    rows = []
-    traits = list(dict.fromkeys(table["trait"]))
-    region_names = list(dict.fromkeys(table["region"]))
-    for trait in traits:
-        for measure in measures:
-            wide = (table[(table.trait == trait) & table.group.isin([group_a, group_b])]
-                    .pivot_table(index=["image", "region"], columns="group", values=measure, aggfunc="first"))
-            for region in region_names:
-                if group_a not in wide or group_b not in wide:
-                    continue
-                pair = wide.xs(region, level="region")[[group_a, group_b]].dropna()
-                diff = pair[group_a] - pair[group_b]
-                if len(pair) >= 2 and diff.std(ddof=1) > 0:
-                    statistic, p = stats.ttest_rel(pair[group_a], pair[group_b])
-                else:
-                    statistic, p = float("nan"), float("nan")
-                rows.append([trait, region, measure, group_a, group_b,
-                             float(diff.mean()) if len(diff) else float("nan"), float(statistic), float(p)])
-    tests = pd.DataFrame(rows, columns=list(TEST_COLUMNS[:-1]))
-    tests["p_corrected"] = metrics.holm(tests["p"].to_numpy()) if len(tests) else []
-    return tests
 
 
 def top_region(summary: pd.DataFrame, group: str, trait: str, exclude=(),
@@ -327,3 +294,16 @@ def top_region(summary: pd.DataFrame, group: str, trait: str, exclude=(),
     rows = summary[(summary.group == group) & (summary.trait == trait) & ~summary.region.isin(exclude)]
     rows = rows.dropna(subset=[measure])
     return None if rows.empty else rows.loc[rows[measure].idxmax()]
+
+
+def describe_top_regions(summary: pd.DataFrame, models) -> list[str]:
+    """One line per model: the region with most absolute and most positive relevance per unit area."""
+    lines = []
+    for group, trait in models:
+        positive = top_region(summary, group, trait, measure="mean_pos_per_area")
+        absolute = top_region(summary, group, trait, measure="mean_abs_per_area")
+        if positive is not None and absolute is not None:
+            lines.append(f"{group} {trait}: most relevance per unit area on the {absolute.region} (absolute: "
+                         f"{absolute.mean_abs_per_area:.2f} x its area share), most positive relevance on the "
+                         f"{positive.region} ({positive.mean_pos_per_area:.2f} x), {positive.n_identities} identities")
+    return lines

@@ -30,8 +30,8 @@ class Study:
     features: dict  # {VGG16 layer: cached conv maps (N, h, w, c)}, image order
 
 
-def load_study(cfg: Config, base=None) -> Study:
-    dataset = data.load(cfg)
+def load_study(cfg: Config, base=None, dataset: data.Dataset | None = None) -> Study:
+    dataset = dataset or data.load(cfg)
     folds = metrics.make_folds(dataset.identities, cfg.cv.n_folds, cfg.cv.group_by, cfg.seed, str(dataset.source))
     return Study(dataset, folds, features_module.load_or_extract(dataset, cfg, base))
 

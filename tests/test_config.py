@@ -59,6 +59,7 @@ def test_hash_changes_with_settings():
     ("lrp:\n  alpha: 0.01\n", "lrp is no longer a setting; use explain (lrp.alpha is now explain.significance_level)"),
     ("explain:\n  alpha: 0.01\n", "explain.alpha is no longer a setting; use explain.significance_level"),
     ("explain:\n  significance_level: 1.5\n", "explain.significance_level: 1.5 is out of range [0.0, 1.0]"),
+    ("explain:\n  map_display: blur\n", "explain.map_display: 'blur' is not one of pixels, smooth, conv"),
     ("model:\n  layers: [block6_pool]\n", "model.layers: 'block6_pool' is not one of"),
     ("ridge:\n  feature_sets: [{layers: [block4_pool], grid: 6}]\n",
      "ridge.feature_sets[0].grid: grid 6 cannot cut a 14x14 map into 6x6 average cells (block4_pool at model.input_size=224)"),
@@ -129,3 +130,11 @@ def test_explain_section_loads_with_renamed_keys(tmp_path):
     shipped = config.load(ROOT / "config.yaml")
     assert shipped.explain.significance_level == 0.05 and not hasattr(shipped, "lrp")
     assert "lrp" not in config.as_dict(shipped) and "alpha" not in config.as_dict(shipped)["explain"]
+
+
+def test_display_cell_is_the_deepest_candidate_layers_cell():
+    assert config.display_cell(config.load(ROOT / "config.yaml")) == 32  # block5_pool: 7 x 7 at 224 px
+    only_block4 = config.load(None, ["ridge.feature_sets=[{layers: [block4_pool], grid: 1}]", "model.input_size=64"])
+    assert config.display_cell(only_block4) == 16  # block4_pool: 4 x 4 at 64 px
+    mlp = config.load(None, ["model.head=mlp", "model.layers=[block3_pool]", "model.input_size=96"])
+    assert config.display_cell(mlp) == 8  # block3_pool: 12 x 12 at 96 px

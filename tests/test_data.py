@@ -43,8 +43,11 @@ def test_per_rater_rows_are_averaged(dataset_dir, tmp_path):
         second = table.assign(rater="r2", rating=(table.rating.astype(float) + 2).astype(str))
         return pd.concat([first, second])
     before = load(dataset_dir, tmp_path).target("ASD", "warm")
+    assert load(dataset_dir, tmp_path).raters is None
     edit_ratings(dataset_dir, two_raters)
-    np.testing.assert_allclose(load(dataset_dir, tmp_path).target("ASD", "warm"), before + 1)
+    loaded = load(dataset_dir, tmp_path)
+    np.testing.assert_allclose(loaded.target("ASD", "warm"), before + 1)
+    assert len(loaded.raters) == 2 * 6 * 4 and set(loaded.raters.rater) == {"r1", "r2"}  # kept for compare_groups
 
 
 def test_wide_form_matches_long_form(dataset_dir, tmp_path):

@@ -68,7 +68,10 @@ def test_regenerating_gives_the_committed_files(tmp_path):
 
 def test_shapes(tables):
     fp, rt, lm = tables
-    assert list(rt.columns) == ["image", "identity", "group", "trait", "rating"]
+    assert list(rt.columns) == ["image", "identity", "group", "trait", "rater", "rating"]
+    assert (rt.groupby(["group", "trait"]).rater.nunique() == demo.RATERS_PER_GROUP).all()
+    assert rt.groupby("rater").group.nunique().max() == 1  # a rater belongs to one group
+    assert rt.rating.isin(range(1, 8)).all()
     assert list(lm.columns) == ["image", "point", "x", "y"]
     for col in ["image", "identity", "smile", "eye_openness", "brow_angle", "jaw_width", "glasses",
                 "dx", "dy", "rotation", "scale", "smile_z", "eye_openness_z", "brow_angle_z", "jaw_width_z"]:
@@ -83,9 +86,9 @@ def test_shapes(tables):
     with Image.open(DEMO / "images" / images[0]) as im:
         assert im.size == (128, 128) and im.mode == "RGB"
 
-    assert len(rt) == 2000
+    assert len(rt) == 2000 * demo.RATERS_PER_GROUP
     assert set(rt.group) == {"ASD", "NT"} and set(rt.trait) == {"warm", "strong"}
-    assert not rt.duplicated(["image", "group", "trait"]).any()
+    assert not rt.duplicated(["image", "group", "trait", "rater"]).any()
     assert set(rt.image) == set(fp.image)
     assert rt.rating.between(1, 7).all()
     assert (rt.merge(fp[["image", "identity"]], on="image", suffixes=("", "_fp")).eval("identity == identity_fp")).all()
@@ -126,6 +129,10 @@ def test_planted_truth(tables):
     assert corr(wide[("ASD", "strong")], fp.jaw_width_z) > corr(wide[("NT", "strong")], fp.jaw_width_z) + 0.3
     assert corr(wide[("NT", "strong")], -fp.brow_angle_z) > corr(wide[("ASD", "strong")], -fp.brow_angle_z) + 0.3
     # z-scores are z-scores; jaw width is identity-level; the others vary within identities
+    # raters differ: each rater's own ratings follow the drivers with their own weights
+    asd_warm = rt[(rt.group == "ASD") & (rt.trait == "warm")].pivot(index="image", columns="rater", values="rating")
+    slopes = [np.polyfit(fp.smile_z, asd_warm.loc[fp.index, rater], 1)[0] for rater in asd_warm.columns]
+    assert np.std(slopes) > 0.05 and min(slopes) > 0
     for k in ("smile", "eye_openness", "brow_angle", "jaw_width"):
         z = fp[f"{k}_z"]
         assert abs(z.mean()) < 1e-3 and abs(z.std(ddof=0) - 1) < 1e-3, k
@@ -148,7 +155,7 @@ def test_tiny_generate_and_cli(tmp_path, capsys):
     for name in fp.image:
         with Image.open(out / "images" / name) as im:
             assert im.size == (64, 64) and im.mode == "RGB"
-    assert len(rt) == 6 * 4 and rt.rating.between(1, 7).all()
+    assert len(rt) == 6 * 4 * demo.RATERS_PER_GROUP and rt.rating.between(1, 7).all()
     assert len(lm) == 6 * 68
     assert lm.x.between(0, 63).all() and lm.y.between(0, 63).all()
     assert (out / "README.md").read_text().count("SYNTHETIC") >= 1

@@ -13,9 +13,10 @@ from facetraits.backend import keras
 from facetraits.errors import ConfigError
 
 
-def test_offered_names_are_all_in_innvestigates_registry():
-    assert set(config.ANALYZERS) <= set(innvestigate.analyzer.analyzers)
-    with pytest.raises(ConfigError, match="not an iNNvestigate analyzer .*lrp.epsilon"):
+def test_offered_names_are_innvestigates_or_gradcam():
+    assert set(config.ANALYZERS) - {"gradcam"} <= set(innvestigate.analyzer.analyzers)
+    assert set(config.ANALYZERS) <= set(explanations.analyzer_names())
+    with pytest.raises(ConfigError, match="neither an iNNvestigate analyzer nor gradcam .*lrp.epsilon"):
         explanations.check_names(["lrp.epsilom"])
 
 
@@ -83,7 +84,7 @@ def test_epsilon_does_not_invert_a_face_predicted_just_below_the_output_bias():
     np.testing.assert_allclose(relevance.sum(), 3.995 - head_bias_share(toy, images[:1])[0], atol=1e-5)
 
 
-@pytest.mark.parametrize("method", ["lrp.sequential_preset_a_flat", "smoothgrad"])
+@pytest.mark.parametrize("method", ["lrp.sequential_preset_a_flat", "smoothgrad", "gradcam"])
 def test_heatmaps_have_image_shape_and_are_finite(asd_warm, method):
     cfg, dataset, keras_model = asd_warm
     images = data.load_images(dataset.paths[:3], cfg.model.input_size)
@@ -160,3 +161,65 @@ def test_the_average_face_gets_no_relevance(blob_config, method):
     assert head_bias_share(full, images[:1])[0] == pytest.approx(prediction, rel=1e-5)
     assert np.abs(maps[0]).max() == 0
     assert np.abs(maps[1]).max() > 0
+
+
+def tiny_conv_model(layers, seed=0):
+    """Two conv blocks (32 -> 16 -> 8 px) and a linear head (centring, global average, Dense(1))
+    on the pooled maps named in `layers`, with random kernel and bias; plus the images' conv maps."""
+    rng = np.random.default_rng(seed)
+    inputs = keras.Input((32, 32, 3))
+    x = inputs
+    for block, channels in ((1, 6), (2, 5)):
+        x = keras.layers.Conv2D(channels, 3, padding="same", activation="relu", name=f"block{block}_conv1",
+                                kernel_initializer=keras.initializers.RandomNormal(0, 0.02, seed=seed + block))(x)
+        x = keras.layers.MaxPooling2D(name=f"block{block}_pool")(x)
+    base = keras.Model(inputs, x)
+    images = rng.integers(0, 255, (5, 32, 32, 3)).astype(np.uint8)
+    tapped = keras.Model(inputs, [base.get_layer(layer).output for layer in layers])
+    maps = tapped.predict(model.preprocess(images), verbose=0)
+    maps = dict(zip(layers, maps if len(layers) > 1 else [maps]))
+    head = model.build_head({layer: maps[layer].shape[1:] for layer in layers}, config.FeatureSet(layers, 1),
+                            config.ModelConfig(), feature_means={layer: maps[layer][:3].mean(axis=0) for layer in layers},
+                            kind="ridge")
+    kernel = rng.normal(0, 1, (sum(maps[layer].shape[-1] for layer in layers), 1)).astype(np.float32)
+    head.get_layer("head_rating").set_weights([kernel, np.float32([2.5])])
+    return model.mount(base, head), images, maps, kernel.ravel()
+
+
+def bilinear(values: np.ndarray, size: int) -> np.ndarray:
+    """(N, h, w) -> (N, size, size), bilinear with half-pixel centres and clamped edges (TF 2's resize)."""
+    def weights(n):
+        source = np.clip((np.arange(size) + 0.5) * n / size - 0.5, 0, n - 1)
+        low = np.floor(source).astype(int)
+        high = np.minimum(low + 1, n - 1)
+        matrix = np.zeros((size, n))
+        np.add.at(matrix, (np.arange(size), low), 1 - (source - low))
+        np.add.at(matrix, (np.arange(size), high), source - low)
+        return matrix
+    rows, cols = weights(values.shape[1]), weights(values.shape[2])
+    return np.einsum("ih,nhw,jw->nij", rows, values, cols)
+
+
+@pytest.mark.parametrize("layers", [("block2_pool",), ("block1_pool", "block2_pool")])
+def test_gradcam_of_a_linear_head_on_average_pooled_features_is_cam(layers):
+    """CAM from the Dense kernel with NumPy: ReLU of the sum over layers of the upsampled
+    sum_k w_k (A_k - m_k), m the centring layer's mean map. GradCam undoes Grad-CAM's 1 / (h w)
+    per layer, so the two are equal, not only proportional."""
+    from facetraits.backend import reset_graph
+    reset_graph(0)
+    full, images, maps, kernel = tiny_conv_model(layers)
+    cams, first = [], 0
+    for layer in layers:
+        mean = keras.backend.get_value(full.get_layer(f"head_centre_{layer}").mean).reshape(maps[layer].shape[1:])
+        channels = maps[layer].shape[-1]
+        cams.append(np.einsum("nhwk,k->nhw", maps[layer] - mean, kernel[first:first + channels]))
+        first += channels
+    explanations.Explainer(full, "smoothgrad")(images[:1])  # calls the head's layers again, in its own graph
+    explainer = explanations.Explainer(full, "gradcam")
+    # before the ReLU, the layers' CAMs average to their shares of the prediction minus the output bias
+    np.testing.assert_allclose(sum(cam.mean(axis=(1, 2)) for cam in cams), explainer.predict(images) - 2.5,
+                               rtol=1e-4, atol=1e-4)
+    expected = np.maximum(sum(bilinear(cam, 32) for cam in cams), 0)
+    gradcam = explainer(images)
+    assert gradcam.shape == (5, 32, 32) and (expected > 0).mean() > 0.1 and (expected == 0).mean() > 0.1
+    np.testing.assert_allclose(gradcam, expected, rtol=1e-4, atol=1e-5 * expected.max())

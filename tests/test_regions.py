@@ -48,14 +48,18 @@ def test_regions_are_non_empty_and_in_place(face, masks):
         assert masks["brows"][pixel(brow[2])]
     assert masks["mouth"][pixel(face[48:60].mean(axis=0))]
     assert masks["nose"][pixel(face[30])]  # nose tip
-    assert masks["face"][pixel(face[8] + [0, -5])]  # chin, just above the jaw point
-    assert masks["face"][pixel(face[[17, 26]].mean(axis=0) + [0, -12])]  # forehead
-    assert masks["face"][pixel(face[[2, 31]].mean(axis=0))]  # cheek
+    assert masks["jaw"][pixel(face[8] + [0, -3])]  # chin, just above the jaw point
+    assert masks["jaw"][pixel(face[8] + [0, 3])]  # and just below it: the outline's edge
+    assert not masks["jaw"][pixel(face[0])]  # the jaw band starts below the ear
+    assert masks["forehead"][pixel(face[[17, 26]].mean(axis=0) + [0, -12])]
+    assert masks["cheeks"][pixel(face[[2, 31]].mean(axis=0))]
+    assert masks["cheeks"][pixel(face[[14, 35]].mean(axis=0))]
+    assert masks["face"].any()  # what is left: temples, between chin band and mouth
     for corner in ((0, 0), (0, 127), (127, 0), (127, 127)):
         assert masks["background"][corner]
     # Rough sizes: parts are small, face is the biggest, eyes lie above the mouth.
     area = {name: masks[name].mean() for name in REGIONS}
-    assert area["face"] > max(area["eyes"], area["brows"], area["nose"], area["mouth"])
+    assert area["cheeks"] > max(area["eyes"], area["brows"], area["nose"], area["mouth"])
     assert np.nonzero(masks["eyes"])[0].mean() < np.nonzero(masks["mouth"])[0].mean()
 
 

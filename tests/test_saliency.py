@@ -1,4 +1,5 @@
-"""average_saliency.py end to end on planted heatmaps: ASD models look at the mouth, NT models at the eyes.
+"""average_saliency.py end to end on planted heatmaps: ASD models look at the mouth, NT models at the eyes;
+and the identity-level sign-flip tests of facetraits/model_comparison.py on tiny arrays.
 
 No TensorFlow: fake results/relevance/*.npy are written directly, the way lrp_analysis.py writes them.
 """
@@ -12,9 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image, ImageDraw
+from scipy import stats
 
 from conftest import ROOT, synthetic_face, write_blob_dataset, write_config
-from facetraits import landmarks, regions, saliency
+from facetraits import landmarks, model_comparison, regions, saliency
 
 spec = importlib.util.spec_from_file_location("average_saliency", ROOT / "average_saliency.py")
 average_saliency = importlib.util.module_from_spec(spec)
@@ -24,6 +26,7 @@ IMAGE = 80  # stored image side (px)
 MAP = 64  # model input size = heatmap side
 MODELS = [("ASD", "warm"), ("ASD", "strong"), ("NT", "warm"), ("NT", "strong")]
 NO_LANDMARKS = "p02_1.png"
+FLIPS = 2000  # sign flips in the script runs (the default, 10000, only takes longer)
 MOUTH, EYES = list(range(48, 60)), list(range(36, 48))
 
 
@@ -68,8 +71,9 @@ def write_relevance(results, images, map_points, images_dir, seed=0, models=MODE
 
 @pytest.fixture(scope="module")
 def faces(tmp_path_factory):
-    """18 shifted, scaled faces; one without landmarks. Returns (data root, images, landmarks in map coords)."""
-    root = write_blob_dataset(tmp_path_factory.mktemp("faces"), n_identities=6, per_identity=3, size=IMAGE)
+    """18 shifted, scaled faces of 9 identities (2^9 sign flips: p can reach .004); one without landmarks.
+    Returns (data root, images, landmarks in map coords)."""
+    root = write_blob_dataset(tmp_path_factory.mktemp("faces"), n_identities=9, per_identity=2, size=IMAGE)
     images = sorted(pd.read_csv(root / "ratings.csv").image.unique())
     rng = np.random.default_rng(1)
     rows, map_points = [], {}
@@ -85,6 +89,7 @@ def faces(tmp_path_factory):
 
 def setup(faces, out, **sections):
     root, images, map_points = faces
+    sections["explain"] = {"n_sign_flips": FLIPS, **sections.get("explain", {})}
     config = write_config(out / "config.yaml", root, out, model={"input_size": MAP}, **sections)
     write_relevance(out / "results", images, map_points, root / "images")
     return config
@@ -120,16 +125,20 @@ def test_writes_every_output_with_exact_columns(run):
     assert list(table.columns)[-1] == "run"
     assert list(pd.read_csv(results / "region_summary.csv").columns) == [
         "group", "trait", "region", "mean_share_pos", "ci_low", "ci_high", "mean_share_abs", "mean_area_share",
-        "mean_pos_per_area", "mean_abs_per_area", "n_images", "run"]
-    assert list(pd.read_csv(results / "region_group_tests.csv").columns) == [
-        "trait", "region", "measure", "group_a", "group_b", "mean_difference", "statistic", "p", "p_corrected", "run"]
+        "mean_pos_per_area", "mean_abs_per_area", "n_images", "n_identities", "run"]
+    tests = pd.read_csv(results / "region_group_tests.csv")
+    assert list(tests.columns) == ["trait", "region", "measure", "group_a", "group_b", "mean_difference", "statistic",
+                                   "p", "p_fwer", "unit", "n_identities", "n_flips", "run"]
+    assert set(tests.unit) == {"identity"} and set(tests.n_identities) == {9} and set(tests.n_flips) == {FLIPS}
     assert list(pd.read_csv(results / "landmarks_missing.csv").columns) == ["image", "reason", "run"]
     (record,) = (results / "runs").glob("average_saliency-*.json")
     for name in ("region_relevance", "region_summary", "region_group_tests", "landmarks_missing"):
         assert set(pd.read_csv(results / f"{name}.csv").run) == {record.stem}, name
     with np.load(results / "group_difference_warm.npz") as saved:
-        assert {"mean_difference", "t", "p", "q", "significant"} <= set(saved.files)
+        assert {"mean_difference", "t", "p", "p_fwer", "significant"} <= set(saved.files)
         assert saved["significant"].dtype == bool and saved["significant"].shape == (MAP, MAP)
+        assert (saved["p_fwer"] >= saved["p"]).all() and (saved["significant"] == (saved["p_fwer"] <= 0.05)).all()
+        assert (str(saved["unit"]), int(saved["n_identities"]), int(saved["n_images"])) == ("identity", 9, 17)
 
 
 def test_region_shares_sum_to_one_per_image_and_model(run, faces):
@@ -148,18 +157,19 @@ def test_planted_region_has_most_relevance_per_unit_area(run):
         assert best.mean_pos_per_area > 3  # far more than the region's size predicts
         assert rows.loc[rows.mean_abs_per_area.idxmax()].region == best.region
         assert best.ci_low < best.mean_share_pos < best.ci_high
-        assert best.n_images == 17
+        assert best.n_images == 17 and best.n_identities == 9
 
 
-def test_asd_minus_nt_on_the_mouth_is_positive_and_significant(run):
+def test_asd_minus_nt_on_the_mouth_is_positive_and_significant_over_identities(run):
     tests = pd.read_csv(run[0] / "region_group_tests.csv").set_index(["trait", "region", "measure"])
     assert len(tests) == 2 * len(regions.REGIONS) * 2
     for trait, measure in itertools.product(("warm", "strong"), ("share_pos", "share_abs")):
         mouth, eyes = tests.loc[(trait, "mouth", measure)], tests.loc[(trait, "eyes", measure)]
         assert (mouth.group_a, mouth.group_b) == ("ASD", "NT")
-        assert mouth.mean_difference > 0 and mouth.statistic > 0 and mouth.p_corrected < 0.05
-        assert eyes.mean_difference < 0 and eyes.p_corrected < 0.05
-        assert mouth.p_corrected >= mouth.p  # corrected, not raw
+        assert mouth.mean_difference > 0 and mouth.statistic > 0 and mouth.p_fwer < 0.05
+        assert eyes.mean_difference < 0 and eyes.p_fwer < 0.05
+    assert (tests.p_fwer >= tests.p).all()  # corrected, not raw
+    assert tests.p.min() >= 1 / (FLIPS + 1)
 
 
 def test_difference_map_is_positive_on_the_mouth_and_masked_far_from_it(run, faces):
@@ -173,7 +183,7 @@ def test_difference_map_is_positive_on_the_mouth_and_masked_far_from_it(run, fac
                           template[EYES[6:]].mean(axis=0)])
     distance = np.min([np.hypot(cols - x, rows - y) for x, y in features], axis=0)
     far = distance > 10
-    assert significant[far].mean() < 0.02  # noise only: FDR keeps false discoveries rare
+    assert not significant[far].any()  # noise only: the family-wise error is controlled
     assert significant[~far].sum() > 10
 
 
@@ -335,3 +345,48 @@ def test_heatmaps_without_positive_relevance_are_reported(capsys):
     saliency.report_empty_maps(table)
     err = capsys.readouterr().err
     assert "ASD warm: 1 heatmap(s) have no positive relevance" in err and "(first: a)" in err
+
+
+def test_sign_flip_p_values_obvious_difference_smallest_zero_difference_one():
+    rng = np.random.default_rng(0)
+    obvious = 1.0 + 0.1 * rng.normal(size=20)
+    balanced = np.tile([1.0, -1.0], 10) * rng.uniform(0.5, 2.0, 10).repeat(2)  # mean 0
+    noise = rng.normal(size=(20, 30))
+    test = model_comparison.sign_flip_test(np.column_stack([obvious, np.zeros(20), balanced, noise]), 999, seed=1)
+    assert test.p[0] == test.p_fwer[0] == 1 / 1000  # no flip reaches the observed t
+    assert test.p[1] == 1.0 and test.t[1] == 0.0 and test.p[2] > 0.95 and abs(test.t[2]) < 1e-6
+    assert (test.p_fwer >= test.p).all() and (test.p_fwer[3:] > 0.05).all()
+    assert np.isclose(test.mean[0], obvious.mean()) and np.isclose(test.t[0], stats.ttest_1samp(obvious, 0).statistic)
+
+
+def test_sign_flip_p_values_match_a_direct_count():
+    rng = np.random.default_rng(3)
+    d = rng.normal(0.3, 1.0, size=(8, 5))
+    test = model_comparison.sign_flip_test(d, 200, seed=7)
+    flips = model_comparison.sign_flips(8, 200, seed=7)
+    null = np.abs(np.stack([stats.ttest_1samp(f[:, None] * d, 0).statistic for f in flips]))
+    observed = np.abs(stats.ttest_1samp(d, 0).statistic)
+    np.testing.assert_allclose(test.p, (1 + (null >= observed - 1e-9).sum(axis=0)) / 201)
+    np.testing.assert_allclose(test.p_fwer, (1 + (null.max(axis=1)[:, None] >= observed - 1e-9).sum(axis=0)) / 201)
+
+
+def test_a_column_with_one_identity_is_untestable_and_outside_the_family():
+    d = np.array([[1.0, 5.0], [1.1, np.nan], [0.9, np.nan], [1.2, np.nan]])
+    test = model_comparison.sign_flip_test(d, 99, seed=0)
+    assert np.isnan(test.p[1]) and np.isnan(test.p_fwer[1]) and test.n_identities.tolist() == [4, 1]
+    assert test.p_fwer[0] == test.p[0]
+
+
+def test_two_images_of_one_identity_count_once():
+    names, means = saliency.identity_means(np.array([1.0, 1.0, -1.0, np.nan, 3.0]), ["a", "a", "b", "c", "c"])
+    assert names.tolist() == ["a", "b", "c"] and means.tolist() == [1.0, -1.0, 3.0]
+    table = pd.DataFrame({"group": ["A", "B"] * 3, "trait": "warm", "image": np.repeat(["a1", "a2", "b1"], 2),
+                          "region": "eyes", "share_pos": [0.9, 0.1, 0.9, 0.1, 0.2, 0.4], "share_abs": 0.5,
+                          "area_share": 0.1, "pos_per_area": 1.0, "abs_per_area": 5.0})
+    identities = {"a1": "a", "a2": "a", "b1": "b"}
+    tests = model_comparison.region_tests(table, identities, ["A", "B"], 10, seed=0).set_index("measure")
+    assert tests.loc["share_pos", "mean_difference"] == pytest.approx((0.8 - 0.2) / 2)  # not (0.8 + 0.8 - 0.2) / 3
+    assert tests.loc["share_pos", "n_identities"] == 2
+    summary = saliency.region_summary(table, identities).set_index("group")
+    assert summary.loc["A", "mean_share_pos"] == pytest.approx((0.9 + 0.2) / 2)
+    assert (summary.loc["A", "n_images"], summary.loc["A", "n_identities"]) == (3, 2)

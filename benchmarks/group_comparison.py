@@ -1,0 +1,130 @@
+"""Rater-level group comparison (compare_groups.py): speed, planted truth, and calibration.
+
+1. Runs compare_groups.py on the configured data (features must be cached for a fair
+   speed number: run cross_validate.py once with the same settings) and times it.
+2. With --planted (the demo only), checks the planted differences of data/demo/README.md: each
+   must come out with p_fwer < .01 in the planted direction; no unplanted region may reach
+   p_fwer < .05.
+3. Calibration: one group's raters are split into two random halves, which are then compared
+   exactly as two groups are (same common setting, same rater permutations). Both halves come
+   from one population, so a calibrated test calls about 5% of the regions significant at .05.
+   Repeated over --splits splits per group x trait.
+
+    python benchmarks/group_comparison.py --planted --set output.cache_dir=$SCRATCH/demo/cache \
+        --set output.results_dir=$SCRATCH/demo/results --set output.fig_dir=$SCRATCH/demo/fig
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import _common  # first: puts the repository root on sys.path
+import numpy as np
+import pandas as pd
+
+from facetraits import config, data, group_comparison, importance, landmarks, regions, training
+
+PLANTED = {("warm", "mouth"): +1, ("warm", "eyes"): -1, ("strong", "jaw"): +1, ("strong", "brows"): -1}
+
+
+def parse_args(argv=None):
+    parser = _common.argument_parser(__doc__, "group_comparison")
+    parser.add_argument("--planted", action="store_true", help="check the demo's planted differences")
+    parser.add_argument("--splits", type=int, default=200, help="split-half calibration splits per group x trait")
+    parser.add_argument("--split-permutations", type=int, default=1000, help="rater permutations per split")
+    parser.add_argument("--calibration-groups", nargs="*", help="groups whose raters are split (default: all)")
+    return parser.parse_args(argv)
+
+
+def planted_rows(table: pd.DataFrame) -> list[dict]:
+    rows = []
+    for row in table.itertuples():
+        sign = PLANTED.get((row.trait, row.region), 0)
+        if sign:
+            holds = row.difference * sign > 0 and row.p_fwer < 0.01
+            want = f"{row.group_a} {'>' if sign > 0 else '<'} {row.group_b}, p_fwer < .01"
+        else:
+            holds = row.p_fwer >= 0.05
+            want = "no difference (p_fwer >= .05)"
+        rows.append({"trait": row.trait, "region": row.region, "planted": want, "difference": row.difference,
+                     "95% CI": f"[{row.ci_low:.3g}, {row.ci_high:.3g}]", "p_fwer": row.p_fwer,
+                     "holds": "yes" if holds else "NO"})
+    return rows
+
+
+def calibration(cfg, args) -> tuple[list[dict], list[dict]]:
+    """False-positive rates of half-against-half comparisons within each group."""
+    dataset = data.load(cfg)
+    study = training.load_study(cfg, dataset=dataset)
+    size = cfg.model.input_size
+    points, _ = landmarks.dataset_landmarks(cfg, dataset, (size, size))
+    masks = importance.dataset_masks(points, dataset.images, size)
+    rng = np.random.default_rng([cfg.seed, 1])  # not cfg.seed: the label permutations of split 0 use that stream
+    summary, detail = [], []
+    for trait in cfg.traits:
+        for group in args.calibration_groups or cfg.groups:
+            part = dataset.raters[(dataset.raters.trait == trait) & (dataset.raters.group == group)]
+            sums, counts, _ = group_comparison.rating_matrices(part, dataset.images, [group])
+            n = sums.shape[1]
+            everyone = group_comparison.Raters(sums, counts, n, 0).means(np.ones((n, 1)))[:, 0]
+            head = group_comparison.fixed_head(study.features, everyone, dataset.identities, study.folds, masks, cfg)
+            p_all, fwer_all, r_p = [], [], []
+            start = time.perf_counter()
+            for split in range(args.splits):
+                order = rng.permutation(n)
+                halves = group_comparison.Raters(sums[:, order], counts[:, order], n // 2, n - n // 2)
+                stats = group_comparison.permutation_statistics(halves, head, args.split_permutations, 1,
+                                                                cfg.seed + split, "")
+                p, p_fwer = group_comparison.p_values(stats.differences)
+                p_all.append(p)
+                fwer_all.append(p_fwer)
+                r_p.append(group_comparison.p_values(stats.r_differences[None, :])[0][0])
+            p_all, fwer_all = np.array(p_all), np.array(fwer_all)
+            summary.append({"trait": trait, "group split": f"{group} ({n} raters)", "splits": args.splits,
+                            "FPR per region (p < .05)": float((p_all < 0.05).mean()),
+                            "FPR family-wise (any p_fwer < .05)": float((fwer_all < 0.05).any(axis=1).mean()),
+                            "FPR CV r difference": float((np.array(r_p) < 0.05).mean()),
+                            "seconds": round(time.perf_counter() - start, 1), **head.settings})
+            detail.append({"trait": trait, "group split": group,
+                           **dict(zip(regions.FACE_REGIONS, (p_all < 0.05).mean(axis=0).astype(float)))})
+    return summary, detail
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    overrides = [f"model.weights={args.weights}", *args.overrides]
+    cfg = config.load(args.config, overrides)
+    machine = _common.machine()  # now: the commit and load the numbers below come from
+    start = time.perf_counter()
+    subprocess.run([sys.executable, str(_common.ROOT / "compare_groups.py"), "--config", args.config,
+                    *[item for o in overrides for item in ("--set", o)]], check=True)
+    seconds = time.perf_counter() - start
+    table = pd.read_csv(cfg.output.results_dir / "group_comparison.csv")
+    accuracy = pd.read_csv(cfg.output.results_dir / "group_comparison_accuracy.csv")
+    n_perm = int(table.n_permutations.iloc[0])
+    sections = [("Speed", f"compare_groups.py, {len(set(table.trait))} trait(s) x {len(regions.FACE_REGIONS)} face "
+                          f"regions, {n_perm} rater permutations each (features cached; the whole script, "
+                          f"Python and TensorFlow start-up included): **{_common.seconds(seconds)}**\n"),
+                ("Group comparison (results/group_comparison.csv)",
+                 _common.table(table.drop(columns=["run"]).to_dict("records"))),
+                ("Accuracy of each group's head, and its difference under the same null",
+                 _common.table(accuracy.drop(columns=["run"]).to_dict("records")))]
+    if args.planted:
+        rows = planted_rows(table)
+        verdict = "all hold" if all(r["holds"] == "yes" for r in rows) else "NOT all hold (rows marked NO)"
+        sections.insert(1, (f"Planted truth: {verdict}", _common.table(rows)))
+    if args.splits:
+        summary, detail = calibration(cfg, args)
+        sections.append((f"Calibration: half against half of one group ({args.split_permutations} rater "
+                         f"permutations per split); target FPR in [.02, .08]", _common.table(summary)))
+        sections.append(("Calibration: false-positive rate (p < .05) per region", _common.table(detail)))
+    info = {**machine, "weights": _common.relative(args.weights),
+            "settings": f"{_common.relative(args.config)} with {' '.join(_common.relative(o) for o in args.overrides)}"}
+    _common.write_report(args.out, "Rater-level group comparison", _common.command_line(), info,
+                         [("Note", _common.WEIGHTS_NOTE.format(weights=_common.relative(args.weights)))] + sections)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

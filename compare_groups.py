@@ -1,0 +1,54 @@
+"""Do the rater groups rely on different face regions? Tested with raters as the unit.
+
+For each trait and pair of groups: both groups' mean ratings get a ridge head with one common
+setting (feature set and penalty chosen on all raters' mean rating); the importance of each face
+region is the head's relevance in that region per unit of face area (facetraits/importance.py),
+averaged within identity, then over identities. The difference between the groups is tested by
+permuting the raters' group labels (compare.n_permutations, group sizes kept; each permutation
+refits both heads), with a max-statistic correction across regions (p_fwer), bootstrap CIs over
+raters, and the same null for the difference of the two groups' CV r (beside their noise ceilings).
+Needs a `rater` column in the ratings (see facetraits/group_comparison.py for why raters).
+
+Writes results/group_comparison.csv, results/group_comparison_accuracy.csv and
+fig/group_comparison_<trait>.png.
+
+    python compare_groups.py --set compare.n_permutations=1000
+"""
+import itertools
+
+import pandas as pd
+
+from facetraits import cli, data, group_comparison, importance, landmarks, outputs, plots, training
+from facetraits.errors import FacetraitsError
+
+
+@cli.script(writes=("results_dir", "fig_dir", "cache_dir"))
+def main(run):
+    cfg = run.config
+    dataset = data.load(cfg)
+    if dataset.raters is None:
+        raise FacetraitsError(f"{cfg.data.ratings}: no rater column, so rater-level inference is impossible; "
+                              f"average_saliency.py compares the groups' models over identities instead")
+    study = training.load_study(cfg, dataset=dataset)
+    size = cfg.model.input_size
+    points, missing = landmarks.dataset_landmarks(cfg, study.dataset, (size, size))
+    landmarks.report_missing(missing, run.results("landmarks_missing.csv"), len(study.dataset), run.id)
+    masks = importance.dataset_masks(points, study.dataset.images, size)
+    tables, accuracy = [], []
+    for trait in dict.fromkeys(trait for _, trait in run.models):
+        groups = [group for group, t in run.models if t == trait]
+        for group_a, group_b in itertools.combinations(groups, 2):
+            result = group_comparison.compare(study.dataset, study.features, study.folds, masks, group_a, group_b,
+                                              trait, cfg)
+            tables.append(result.table)
+            accuracy.append(result.accuracy)
+            figure = plots.group_comparison(result.table, result.null)
+            outputs.save_figure(figure, run.fig(f"group_comparison_{trait}.png"))
+    if not tables:
+        raise FacetraitsError("compare_groups.py needs at least two groups rating the same trait (--group/--trait)")
+    run.write_csv("group_comparison.csv", pd.concat(tables, ignore_index=True))
+    run.write_csv("group_comparison_accuracy.csv", pd.DataFrame(accuracy))
+
+
+if __name__ == "__main__":
+    main()

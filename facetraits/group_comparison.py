@@ -1,0 +1,208 @@
+"""Do two rater groups rely on different face regions? A permutation test with raters as the unit.
+
+Why raters: the claim is about rater populations, so the null hypothesis is that group
+membership does not matter, i.e. raters are exchangeable between the groups. Each permutation
+reassigns the raters' group labels (group sizes kept), recomputes both groups' mean ratings,
+refits both ridge heads and recomputes the statistic; a bootstrap of raters within each group
+gives the confidence intervals. Training noise and rater sampling are both in the null.
+
+Both heads use one setting per trait (feature set and penalty), chosen by identity-grouped inner
+CV on the mean rating of all raters of both groups: the choice does not depend on the labels, so
+the permutation test stays exact, and both groups' importances live on one scale.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from facetraits import features as features_module
+from facetraits import importance, metrics, outputs, regions, ridge
+from facetraits.errors import DataError
+
+COLUMNS = ("trait", "region", "group_a", "group_b", "importance_a", "importance_b", "difference", "ci_low", "ci_high",
+           "p", "p_fwer", "scale", "layers", "grid", "alpha", "n_raters_a", "n_raters_b", "n_permutations")
+ACCURACY_COLUMNS = ("trait", "group_a", "group_b", "r_a", "r_b", "difference", "p", "noise_ceiling_a",
+                    "noise_ceiling_b", "n_raters_a", "n_raters_b", "n_permutations")
+# Both go to results/ with a last column `run`; COLUMNS also name the common setting (layers, grid, alpha).
+CHUNK = 500  # target columns solved at once (memory: images x regions x CHUNK floats)
+
+
+@dataclass
+class Raters:
+    """One trait's ratings as an (images x raters) table, the raters of group a first."""
+    sums: np.ndarray  # (images, raters): sum of the rater's ratings of the image (0 if unrated)
+    counts: np.ndarray  # (images, raters): how many ratings
+    n_a: int
+    n_b: int
+
+    def means(self, weights: np.ndarray) -> np.ndarray:
+        """(images, columns) mean rating per image for rater weights (raters, columns), e.g. 0/1 labels."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (self.sums @ weights) / (self.counts @ weights)
+
+
+def rating_matrices(part: pd.DataFrame, images, groups) -> tuple[np.ndarray, np.ndarray, pd.Series]:
+    """(sums, counts) as (images, raters) and each rater's group, raters ordered by `groups`, then name."""
+    order = {group: i for i, group in enumerate(groups)}
+    keys = part.assign(order=part.group.map(order))[["order", "group", "rater"]].drop_duplicates().sort_values(
+        ["order", "rater"])
+    rater_index = {(g, r): i for i, (g, r) in enumerate(zip(keys.group, keys.rater))}
+    image_index = {name: i for i, name in enumerate(images)}
+    rows = part.image.map(image_index).to_numpy()
+    columns = np.array([rater_index[(g, r)] for g, r in zip(part.group, part.rater)])
+    sums = np.zeros((len(images), len(rater_index)))
+    counts = np.zeros_like(sums)
+    np.add.at(sums, (rows, columns), part.rating.to_numpy(dtype=float))
+    np.add.at(counts, (rows, columns), 1.0)
+    return sums, counts, keys.group.reset_index(drop=True)
+
+
+def rater_table(raters: pd.DataFrame, images, trait: str, group_a: str, group_b: str, source) -> Raters:
+    part = raters[(raters.trait == trait) & raters.group.isin([group_a, group_b])]
+    sums, counts, group_of = rating_matrices(part, images, [group_a, group_b])
+    n_a = int((group_of == group_a).sum())
+    if n_a < 2 or len(group_of) - n_a < 2:
+        raise DataError(f"{source}: trait {trait} has {n_a} rater(s) in {group_a} and {len(group_of) - n_a} in "
+                        f"{group_b}; a rater-level comparison needs at least 2 per group")
+    return Raters(sums, counts, n_a, len(group_of) - n_a)
+
+
+def label_permutations(n_a: int, n_b: int, n: int, seed: int) -> np.ndarray:
+    """(raters, n + 1) 0/1 membership of group a: column 0 the observed labels, then n permutations."""
+    rng = np.random.default_rng(seed)
+    observed = np.r_[np.ones(n_a), np.zeros(n_b)]
+    return np.column_stack([observed] + [rng.permutation(observed) for _ in range(n)])
+
+
+def bootstrap_counts(n_a: int, n_b: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(raters, n) times each rater is drawn, resampling raters within group a and within group b."""
+    rng = np.random.default_rng(seed)
+    a = np.vstack([rng.multinomial(n_a, np.full(n_a, 1 / n_a), size=n).T, np.zeros((n_b, n))])
+    b = np.vstack([np.zeros((n_a, n)), rng.multinomial(n_b, np.full(n_b, 1 / n_b), size=n).T])
+    return a, b
+
+
+def p_values(statistic: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two-sided permutation p per row, and max-statistic (FWER) p across rows.
+
+    ``statistic`` is (rows, 1 + permutations), column 0 observed. The max statistic uses each
+    row's |value| divided by its null sd, so regions with a wide null cannot dominate the max."""
+    observed, null = np.abs(statistic[:, :1]), np.abs(statistic[:, 1:])
+    n = null.shape[1]
+    p = (1 + (null >= observed - 1e-12).sum(axis=1)) / (n + 1)
+    sd = statistic[:, 1:].std(axis=1, keepdims=True)
+    sd[sd == 0] = 1.0
+    max_null = (null / sd).max(axis=0)
+    p_fwer = (1 + (max_null[None, :] >= observed / sd - 1e-12).sum(axis=1)) / (n + 1)
+    return p, p_fwer
+
+
+class FixedRidgeCV:
+    """Pooled out-of-fold r of a ridge with fixed features and penalty, for many target columns.
+
+    Each fold's training matrix is standardised and decomposed once (ridge.Solver); a set of
+    targets then costs two small matrix products per fold."""
+
+    def __init__(self, x: np.ndarray, folds: np.ndarray, alpha: float):
+        self.folds = [folds == fold for fold in np.unique(folds)]
+        self.parts = []
+        for test in self.folds:
+            solver = ridge.Solver(x[~test])
+            projected = ((x[test] - solver.mean) / solver.sd) @ solver.vt.T * solver.shrink(alpha)
+            self.parts.append((projected, solver.u.T))
+
+    def __call__(self, y: np.ndarray) -> np.ndarray:
+        predictions = np.empty_like(y)
+        for test, (projected, ut) in zip(self.folds, self.parts):
+            mean = y[~test].mean(axis=0)
+            predictions[test] = projected @ (ut @ (y[~test] - mean)) + mean
+        return metrics.pearson_columns(y, predictions)
+
+
+@dataclass
+class FixedHead:
+    """One trait's ridge setting, shared by both groups: region importance and CV r for any targets."""
+    regions: importance.RidgeRegions
+    cv_r: FixedRidgeCV
+    settings: dict  # layers, grid, alpha
+
+
+def fixed_head(features: dict, y_all: np.ndarray, identities, folds, masks: list, cfg) -> FixedHead:
+    """Choose feature set and penalty by inner CV on `y_all` (all raters' mean rating), then set up both computations."""
+    xs = [features_module.pooled(features, s).astype(np.float64) for s in cfg.ridge.feature_sets]
+    candidate, alpha_index = ridge.select(xs, y_all[:, None], identities, cfg.ridge.alphas, cfg.ridge.inner_folds,
+                                          cfg.seed)
+    feature_set, alpha, x = cfg.ridge.feature_sets[candidate[0]], cfg.ridge.alphas[alpha_index[0]], xs[candidate[0]]
+    solver = ridge.Solver(x)
+    inputs = importance.region_inputs(features, feature_set, solver.sd, masks, identities, cfg.compare.scale)
+    return FixedHead(importance.RidgeRegions(inputs, solver, alpha), FixedRidgeCV(x, folds, alpha),
+                     {"layers": "+".join(feature_set.layers), "grid": feature_set.grid, "alpha": alpha})
+
+
+@dataclass
+class Statistics:
+    differences: np.ndarray  # (face regions, 1 + permutations): importance a - b, column 0 observed
+    r_differences: np.ndarray  # (1 + permutations,): CV r a - b
+    importance_a: np.ndarray  # (face regions,) observed
+    importance_b: np.ndarray
+    r_a: float
+    r_b: float
+    ci: np.ndarray  # (2, face regions): 95% bootstrap CI of the difference (raters resampled within group)
+
+
+def permutation_statistics(raters: Raters, head: FixedHead, n_permutations: int, n_bootstrap: int, seed: int,
+                           label: str) -> Statistics:
+    """The statistics for the observed labels and every permutation of them, and bootstrap CIs."""
+    labels = label_permutations(raters.n_a, raters.n_b, n_permutations, seed)
+    columns = []
+    progress = outputs.Progress(labels.shape[1], f"{label} rater permutations", "permutations")
+    for start in range(0, labels.shape[1], CHUNK):
+        a = labels[:, start:start + CHUNK]
+        y_a, y_b = raters.means(a), raters.means(1 - a)
+        if not (np.isfinite(y_a).all() and np.isfinite(y_b).all()):
+            raise DataError(f"{label}: some image is rated by too few raters to be rated in every permuted group; "
+                            f"rater-level permutations need each image rated by several raters of both groups")
+        columns.append((head.regions(y_a), head.regions(y_b), head.cv_r(y_a), head.cv_r(y_b)))
+        progress.update(a.shape[1])
+    importance_a, importance_b, r_a, r_b = (np.concatenate(part, axis=-1) for part in zip(*columns))
+    boot_a, boot_b = bootstrap_counts(raters.n_a, raters.n_b, n_bootstrap, seed + 1)
+    boot = np.hstack([head.regions(raters.means(boot_a[:, i:i + CHUNK])) - head.regions(raters.means(boot_b[:, i:i + CHUNK]))
+                      for i in range(0, n_bootstrap, CHUNK)])
+    return Statistics(importance_a - importance_b, r_a - r_b, importance_a[:, 0], importance_b[:, 0], float(r_a[0]),
+                      float(r_b[0]), np.percentile(boot, [2.5, 97.5], axis=1))
+
+
+@dataclass
+class TraitComparison:
+    table: pd.DataFrame  # COLUMNS, one row per face region
+    accuracy: dict  # ACCURACY_COLUMNS
+    null: np.ndarray  # (regions, permutations) differences under the null, for the figure
+
+
+def compare(dataset, features: dict, folds: np.ndarray, masks: list, group_a: str, group_b: str, trait: str,
+            cfg) -> TraitComparison:
+    """Rater-level comparison of two groups on one trait (see the module docstring)."""
+    raters = rater_table(dataset.raters, dataset.images, trait, group_a, group_b, dataset.source)
+    everyone = raters.means(np.ones((raters.n_a + raters.n_b, 1)))[:, 0]
+    head = fixed_head(features, everyone, dataset.identities, folds, masks, cfg)
+    label = f"{trait} {group_a} vs {group_b}"
+    stats = permutation_statistics(raters, head, cfg.compare.n_permutations, cfg.compare.n_bootstrap, cfg.seed, label)
+    p, p_fwer = p_values(stats.differences)
+    n = stats.differences.shape[1] - 1
+    common = {"n_raters_a": raters.n_a, "n_raters_b": raters.n_b, "n_permutations": n}
+    table = pd.DataFrame({"trait": trait, "region": regions.FACE_REGIONS, "group_a": group_a, "group_b": group_b,
+                          "importance_a": stats.importance_a, "importance_b": stats.importance_b,
+                          "difference": stats.differences[:, 0], "ci_low": stats.ci[0], "ci_high": stats.ci[1],
+                          "p": p, "p_fwer": p_fwer, "scale": cfg.compare.scale, **head.settings, **common})
+    ceilings = metrics.split_half_noise_ceiling(dataset.raters[dataset.raters.trait == trait], seed=cfg.seed)
+    ceiling = dict(zip(ceilings.group, ceilings.noise_ceiling))
+    accuracy = {"trait": trait, "group_a": group_a, "group_b": group_b, "r_a": stats.r_a, "r_b": stats.r_b,
+                "difference": stats.r_differences[0], "p": p_values(stats.r_differences[None, :])[0][0],
+                "noise_ceiling_a": ceiling.get(group_a, np.nan), "noise_ceiling_b": ceiling.get(group_b, np.nan),
+                **common}
+    print(f"{label}, {n} rater permutations: " + ", ".join(
+        f"{row.region} {row.difference:+.3g} (p_fwer {row.p_fwer:.3g})" for row in table.itertuples()), file=sys.stderr)
+    return TraitComparison(table, accuracy, stats.differences[:, 1:])

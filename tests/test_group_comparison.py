@@ -1,0 +1,142 @@
+"""Rater-level group comparison: exact region split of the ridge, planted differences found, calibrated null."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from facetraits import config, group_comparison, importance, regions, ridge
+from facetraits import features as features_module
+from facetraits.config import FeatureSet
+
+SIZE = 32  # model input side; the synthetic maps are 4 x 4, so each position covers an 8 x 8 block
+SET = FeatureSet(("block4_pool",), 2)
+
+
+def half_masks(n_images):
+    """Top half = eyes, bottom half = mouth, nothing else: a partition of the 32 x 32 image."""
+    masks = {name: np.zeros((SIZE, SIZE), bool) for name in regions.REGIONS}
+    masks["eyes"][: SIZE // 2] = True
+    masks["mouth"][SIZE // 2:] = True
+    return [masks] * n_images
+
+
+def planted(n_identities=20, per_identity=2, n_raters=10, seed=0, same_groups=False):
+    """Maps whose top half carries latent a and bottom half latent b; group a's raters rate a, group b's rate b."""
+    rng = np.random.default_rng(seed)
+    n = n_identities * per_identity
+    identities = np.repeat([f"id{i}" for i in range(n_identities)], per_identity)
+    a, b = rng.standard_normal(n), rng.standard_normal(n)
+    maps = rng.standard_normal((n, 4, 4, 2)) * 0.3 + 1.0
+    maps[:, :2, :, 0] += a[:, None, None]
+    maps[:, 2:, :, 1] += b[:, None, None]
+    latent_b = a if same_groups else b
+    ratings = np.hstack([a[:, None] + rng.standard_normal((n, n_raters)),
+                         latent_b[:, None] + rng.standard_normal((n, n_raters))])
+    raters = group_comparison.Raters(ratings, np.ones_like(ratings), n_raters, n_raters)
+    return {"block4_pool": maps}, identities, raters
+
+
+def settings():
+    return config.load(None, ["ridge.feature_sets=[{layers: [block4_pool], grid: 2}]", "ridge.alphas=[0.1, 1.0]",
+                              "ridge.inner_folds=4"])
+
+
+def test_region_matrices_split_every_standardised_feature_exactly():
+    maps, identities, _ = planted()
+    x = features_module.pooled(maps, SET)
+    mean, sd = ridge.standardisation(x)
+    rng = np.random.default_rng(1)
+    masks = [{name: m for name, m in zip(regions.REGIONS, np.eye(len(regions.REGIONS), dtype=bool)[
+        rng.integers(0, len(regions.REGIONS), (SIZE, SIZE))].transpose(2, 0, 1))} for _ in range(len(x))]
+    inputs = importance.region_inputs(maps, SET, sd, masks, identities, "rating_per_area")
+    np.testing.assert_allclose(inputs.matrices.sum(axis=1), (x - mean) / sd, atol=1e-10)
+
+
+def test_region_importance_of_any_targets_is_one_product_of_the_refitted_weights():
+    maps, identities, raters = planted()
+    x = features_module.pooled(maps, SET)
+    solver = ridge.Solver(x)
+    inputs = importance.region_inputs(maps, SET, solver.sd, half_masks(len(x)), identities, "rating_per_area")
+    y = raters.means(np.eye(raters.n_a + raters.n_b)[:, :3])
+    weights = solver.coefficients(y - y.mean(axis=0), 1.0)
+    signed = np.einsum("nrf,ft->nrt", inputs.matrices[:, :len(regions.FACE_REGIONS)], weights)
+    np.testing.assert_allclose(importance.RidgeRegions(inputs, solver, 1.0)(y), inputs.average(signed), rtol=1e-8)
+
+
+def statistics(same_groups=False, seed=0, n_permutations=499):
+    cfg = settings()
+    maps, identities, raters = planted(seed=seed, same_groups=same_groups)
+    folds = np.repeat(np.arange(4), len(identities) // 4)
+    everyone = raters.means(np.ones((raters.n_a + raters.n_b, 1)))[:, 0]
+    head = group_comparison.fixed_head(maps, everyone, identities, folds, half_masks(len(identities)), cfg)
+    stats = group_comparison.permutation_statistics(raters, head, n_permutations, 50, seed, "test")
+    return stats, group_comparison.p_values(stats.differences)
+
+
+def test_planted_region_differences_are_found_in_the_planted_direction():
+    stats, (p, p_fwer) = statistics()
+    eyes, mouth = regions.FACE_REGIONS.index("eyes"), regions.FACE_REGIONS.index("mouth")
+    assert stats.differences[eyes, 0] > 0 > stats.differences[mouth, 0]  # group a rates what the top half shows
+    assert p_fwer[eyes] < 0.01 and p_fwer[mouth] < 0.01
+    assert np.all(p_fwer >= p)
+    assert stats.ci[0, eyes] > 0 > stats.ci[1, mouth]
+
+
+def test_rater_permutation_null_is_calibrated_when_both_groups_rate_alike():
+    tested = [regions.FACE_REGIONS.index("eyes"), regions.FACE_REGIONS.index("mouth")]
+    rejections = [statistics(same_groups=True, seed=seed, n_permutations=99)[1][0][tested] < 0.05 for seed in range(60)]
+    assert 0.01 <= np.mean(rejections) <= 0.10, np.mean(rejections)  # 2 regions x 60 data sets at alpha .05
+
+
+def test_p_values_count_the_observed_column_and_correct_across_rows():
+    rng = np.random.default_rng(0)
+    statistic = rng.standard_normal((3, 1001))
+    statistic[0, 0] = 10.0  # far beyond its null
+    statistic[1, 0] = 0.0  # in the middle of its null
+    p, p_fwer = group_comparison.p_values(statistic)
+    assert p[0] == pytest.approx(1 / 1001) and p_fwer[0] == pytest.approx(1 / 1001)
+    assert p[1] > 0.9 and p_fwer[1] >= p[1]
+
+
+def test_label_permutations_keep_group_sizes_and_bootstrap_stays_within_groups():
+    labels = group_comparison.label_permutations(3, 5, 20, seed=0)
+    assert labels.shape == (8, 21) and (labels.sum(axis=0) == 3).all()
+    assert (labels[:, 0] == [1, 1, 1, 0, 0, 0, 0, 0]).all()
+    a, b = group_comparison.bootstrap_counts(3, 5, 10, seed=0)
+    assert (a[:3].sum(axis=0) == 3).all() and (a[3:] == 0).all() and (b[3:].sum(axis=0) == 5).all()
+
+
+def test_rater_table_keeps_raters_within_their_group():
+    rows = [{"image": i, "group": g, "trait": "warm", "rater": "1", "rating": v}
+            for i, g, v in (("x", "A", 1.0), ("y", "A", 3.0), ("x", "B", 5.0), ("y", "B", 7.0))]
+    rows += [{"image": i, "group": g, "trait": "warm", "rater": "2", "rating": 4.0} for i in "xy" for g in "AB"]
+    table = group_comparison.rater_table(pd.DataFrame(rows), ["x", "y"], "warm", "A", "B", "r.csv")
+    assert (table.n_a, table.n_b) == (2, 2)  # rater "1" of A and rater "1" of B are two people
+    np.testing.assert_allclose(table.means(np.array([[1.0], [1.0], [0.0], [0.0]]))[:, 0], [2.5, 3.5])
+
+
+@pytest.mark.slow
+def test_compare_groups_writes_the_table_and_figures(tiny_demo, tmp_path):
+    import compare_groups
+    from conftest import write_config
+    path = write_config(tmp_path / "c.yaml", tiny_demo, tmp_path, compare={"n_permutations": 99, "n_bootstrap": 20})
+    compare_groups.main(["--config", str(path)])
+    table = pd.read_csv(tmp_path / "results" / "group_comparison.csv")
+    expected = ["trait", "region", "group_a", "group_b", "importance_a", "importance_b", "difference", "ci_low",
+                "ci_high", "p", "p_fwer", "n_raters_a", "n_raters_b", "n_permutations"]
+    assert set(expected) <= set(table.columns)
+    assert len(table) == 2 * len(regions.FACE_REGIONS) and (table.n_permutations == 99).all()
+    assert (table.n_raters_a == 30).all() and (table.p_fwer >= table.p).all()
+    np.testing.assert_allclose(table.difference, table.importance_a - table.importance_b, atol=2e-6)
+    accuracy = pd.read_csv(tmp_path / "results" / "group_comparison_accuracy.csv")
+    assert set(accuracy.trait) == {"warm", "strong"} and accuracy.noise_ceiling_a.between(0, 1).all()
+    for trait in ("warm", "strong"):
+        assert (tmp_path / "fig" / f"group_comparison_{trait}.png").stat().st_size > 10_000
+
+
+def test_without_raters_the_comparison_says_it_is_impossible(blob_config, capsys):
+    import compare_groups
+    with pytest.raises(SystemExit) as caught:
+        compare_groups.main(["--config", str(blob_config)])
+    assert caught.value.code == 2
+    error = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+    assert len(error) == 1 and "no rater column" in error[0] and "impossible" in error[0]

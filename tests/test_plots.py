@@ -1,0 +1,134 @@
+"""Figures: shared, percentile-clipped colour scales, display modes, region means over identities, no overlapping text."""
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from facetraits import outputs, plots, regions
+
+
+def drawn_tick_labels(axis):
+    low, high = sorted(axis.get_view_interval())
+    return [tick.label1 for tick in axis.get_major_ticks() if low <= tick.get_loc() <= high and tick.label1.get_visible()]
+
+
+def assert_no_text_overlaps(fig):
+    """No title, axis label or legend entry overlaps another, or a drawn tick label (tick labels
+    among themselves are left out: the boxes of rotated labels overlap without the letters touching)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    texts = [fig._suptitle] if fig._suptitle else []
+    ticks = []
+    for ax in fig.axes:
+        texts += [ax.title, ax.xaxis.label, ax.yaxis.label]
+        texts += ax.get_legend().get_texts() if ax.get_legend() else []
+        ticks += drawn_tick_labels(ax.xaxis) + drawn_tick_labels(ax.yaxis)
+    def boxes(items):
+        return [(t.get_text(), t.get_window_extent(renderer)) for t in items if t.get_visible() and t.get_text().strip()]
+    texts, ticks = boxes(texts), boxes(ticks)
+    clashes = [(a, b) for (a, box_a), (b, box_b) in itertools.combinations(texts, 2) if box_a.overlaps(box_b)]
+    clashes += [(a, b) for a, box_a in texts for b, box_b in ticks if box_a.overlaps(box_b)]
+    assert not clashes, clashes[:3]
+
+
+def colour_bars(fig):
+    return [ax._colorbar for ax in fig.axes if hasattr(ax, "_colorbar")]
+
+
+def test_colour_limit_is_the_99th_percentile_so_a_few_pixels_do_not_set_the_scale():
+    values = np.random.default_rng(0).normal(size=(64, 64))
+    values[0, :5] = 1000.0
+    assert plots.colour_limit(values, signed=True) == pytest.approx(np.percentile(np.abs(values), 99))
+    assert plots.colour_limit(values, signed=True) < 5
+    assert plots.colour_limit(-np.abs(values), signed=False) == 1.0  # no positive value: a neutral scale
+
+
+def test_display_modes():
+    values = np.random.default_rng(1).normal(size=(32, 32))
+    blocks = plots.display_map(values, "conv", 8)
+    expected = values.reshape(4, 8, 4, 8).mean(axis=(1, 3)).repeat(8, axis=0).repeat(8, axis=1)
+    np.testing.assert_allclose(blocks, expected)
+    spike = np.zeros((32, 32))
+    spike[16, 16] = 1.0
+    smooth = plots.display_map(spike, "smooth", 8)
+    assert smooth.max() < 0.1 and smooth.sum() == pytest.approx(1.0, rel=1e-3)
+    np.testing.assert_array_equal(plots.display_map(values, "pixels", 8), values)
+    with pytest.raises(ValueError, match="not one of pixels, smooth, conv"):
+        plots.display_map(values, "blur", 8)
+
+
+def faces(n, size=32, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 255, (n, size, size, 3)).astype(np.uint8), rng.normal(size=(n, size, size))
+
+
+def test_extremes_one_colour_bar_two_labelled_blocks_no_overlaps(tmp_path):
+    images, relevance = faces(6)
+    relevance[0, 0, 0] = 1e3  # one extreme pixel must not set the shared scale
+    fig = plots.extremes(images, relevance, np.array([6, 5, 4, 3, 2, 1.0]), np.array([5.5, 5, 4, 3, 2.5, 1.0]),
+                         [f"face{i}" for i in range(6)], "signed", "ASD__warm (lrp.epsilon)")
+    bars = colour_bars(fig)
+    assert len(bars) == 1 and bars[0].norm.vmax == pytest.approx(np.percentile(np.abs(relevance), 99))
+    labels = [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel() and not hasattr(ax, "_colorbar")]
+    assert labels == ["3 highest-rated", "3 lowest-rated"]
+    assert "rating 6.00, pred. 5.50" in " ".join(ax.get_xlabel() for ax in fig.axes)
+    assert_no_text_overlaps(fig)
+    assert outputs.save_figure(fig, tmp_path / "extremes.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("display", plots.DISPLAYS)
+def test_average_saliency_shared_percentile_scale(tmp_path, display):
+    _, maps = faces(4, seed=2)
+    maps[0, :2, :2] = 50.0
+    keyed = dict(zip([(g, t) for g in ("ASD", "NT") for t in ("warm", "strong")], maps))
+    fig = plots.average_saliency(keyed, ["ASD", "NT"], ["warm", "strong"], True, np.full((32, 32), 0.5),
+                                 display=display, cell=8)
+    shown = np.stack([plots.display_map(m, display, 8) for m in maps])
+    (bar,) = colour_bars(fig)
+    assert bar.norm.vmax == pytest.approx(np.percentile(np.abs(shown), 99)) and bar.norm.vmax < 50
+    assert_no_text_overlaps(fig)
+    difference = plots.group_difference_map(maps[0], maps[1] > 1, "ASD", "NT", "warm", 0.05, 4, True,
+                                            display=display, cell=8)
+    assert colour_bars(difference)[0].norm.vmax < 50
+    outputs.save_figure(fig, tmp_path / "average.png")
+
+
+def region_table(seed=0, identities=4, per_identity=3):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for group, trait, image in itertools.product(("ASD", "NT"), ("warm",), range(identities * per_identity)):
+        shares = rng.dirichlet(np.ones(len(regions.REGIONS)))
+        area = np.linspace(1, 2, len(regions.REGIONS)) / np.linspace(1, 2, len(regions.REGIONS)).sum()
+        for region, share, area_share in zip(regions.REGIONS, shares, area):
+            rows.append({"group": group, "trait": trait, "image": f"i{image}", "identity": f"p{image // per_identity}",
+                         "region": region, "share_pos": share, "share_abs": share, "area_share": area_share,
+                         "pos_per_area": share / area_share, "abs_per_area": share / area_share})
+    return pd.DataFrame(rows).sample(frac=1.0, random_state=0)  # row order must not matter
+
+
+def test_region_means_are_over_identity_means():
+    table = region_table()
+    means, unit = plots.region_means(table)
+    assert unit == "identity"
+    row = means[(means.group == "NT") & (means.region == "mouth") & (means.measure == "abs_per_area")].iloc[0]
+    per_identity = table[(table.group == "NT") & (table.region == "mouth")].groupby("identity").abs_per_area.mean()
+    low, high = stats.t.interval(0.95, len(per_identity) - 1, per_identity.mean(), stats.sem(per_identity))
+    assert row.n == 4 and row["mean"] == pytest.approx(per_identity.mean())
+    assert (row.ci_low, row.ci_high) == pytest.approx((low, high))
+    assert plots.region_means(table.drop(columns="identity"))[0].n.max() == 12  # no identities: images
+
+
+def test_region_plot_linear_plain_ticks_regions_in_order(tmp_path):
+    table = region_table()
+    fig = plots.region_relevance(pd.DataFrame(), None, table=table.iloc[::-1])
+    axes = [ax for ax in fig.axes if ax.get_ylabel() or ax.get_xticklabels()]
+    assert all(ax.get_yscale() == "linear" for ax in axes)
+    fig.canvas.draw()
+    ticks = [label.get_text() for ax in axes for label in drawn_tick_labels(ax.yaxis)]
+    assert ticks and all(text.replace(".", "").replace("\N{MINUS SIGN}", "").isdigit() for text in ticks), ticks
+    assert [label.get_text() for label in fig.axes[-1].get_xticklabels()] == list(regions.REGIONS)
+    assert "95% CI over identities" in fig._suptitle.get_text()
+    assert_no_text_overlaps(fig)
+    outputs.save_figure(fig, tmp_path / "regions.png")
