@@ -86,6 +86,7 @@ class DataConfig:
     landmarks: Path | None = Path("data/demo/landmarks.csv")  # image,point,x,y (68 iBUG points)
     format: str = choice("long", "long", "wide")
     wide_separator: str = "_"  # wide form: one column per <group><sep><trait>
+    identities: int = bounded(0, 0)  # only the first N identities (sorted by name); 0 = all
 
 
 @dataclass(frozen=True)

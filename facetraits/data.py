@@ -15,7 +15,7 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from facetraits.config import Config, DataConfig
-from facetraits.errors import DataError
+from facetraits.errors import ConfigError, DataError
 
 LONG_COLUMNS = ("image", "identity", "group", "trait", "rating")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -46,7 +46,7 @@ class Dataset:
 
 def load(cfg: Config) -> Dataset:
     """Read and check ratings and images for the configured groups and traits."""
-    table = read_ratings(cfg.data, cfg.groups, cfg.traits)
+    table = first_identities(read_ratings(cfg.data, cfg.groups, cfg.traits), cfg)
     check_names(table, cfg, "group", cfg.groups)
     check_names(table, cfg, "trait", cfg.traits)
     table = table[table.group.isin(cfg.groups) & table.trait.isin(cfg.traits)]
@@ -64,10 +64,21 @@ def load(cfg: Config) -> Dataset:
     check_unique_stems(table, names, cfg.data.ratings)
     paths = tuple(cfg.data.images / name for name in names)
     digests = tuple(check_image(path, cfg.data.ratings, first_line(table, name)) for name, path in zip(names, paths))
-    warn_unrated_files(cfg.data.images, names)
+    if not cfg.data.identities:  # with a subset, the other identities' images are left out on purpose
+        warn_unrated_files(cfg.data.images, names)
     # Rater names are read within their group ("1" of ASD and "1" of NT are two people).
     raters = table[["image", "group", "trait", "rater", "rating"]].reset_index(drop=True) if "rater" in table else None
     return Dataset(names, paths, digests, identities.loc[list(names)].to_numpy(), ratings, cfg.data.ratings, raters)
+
+
+def first_identities(table: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """The rows of the first data.identities identities, sorted by name (0 = all): part of a
+    dataset for a quick run, chosen without randomness so every script sees the same part."""
+    wanted = cfg.data.identities
+    names = sorted(table.identity.unique())
+    if wanted > len(names):
+        raise ConfigError(f"{cfg.source}: data.identities: {wanted}, but {cfg.data.ratings} has only {len(names)} identities")
+    return table[table.identity.isin(names[:wanted])] if wanted else table
 
 
 def read_ratings(data_cfg: DataConfig, groups, traits) -> pd.DataFrame:
