@@ -7,7 +7,8 @@ averaged within identity, then over identities. The difference between the group
 permuting the raters' group labels (compare.n_permutations, group sizes kept; each permutation
 refits both heads), with a max-statistic correction across regions (p_fwer), bootstrap CIs over
 raters, and the same null for the difference of the two groups' CV r (beside their noise ceilings).
-Needs a `rater` column in the ratings (see facetraits/group_comparison.py for why raters).
+Needs a `rater` column in the ratings (see facetraits/group_comparison.py for why raters); without
+one it says so and writes nothing.
 
 Writes results/group_comparison.csv, results/group_comparison_accuracy.csv and
 fig/group_comparison_<trait>.png.
@@ -15,6 +16,7 @@ fig/group_comparison_<trait>.png.
     python compare_groups.py --set compare.n_permutations=1000
 """
 import itertools
+import sys
 
 import pandas as pd
 
@@ -26,9 +28,10 @@ from facetraits.errors import FacetraitsError
 def main(run):
     cfg = run.config
     dataset = data.load(cfg)
-    if dataset.raters is None:
-        raise FacetraitsError(f"{cfg.data.ratings}: no rater column, so rater-level inference is impossible; "
-                              f"average_saliency.py compares the groups' models over identities instead")
+    if dataset.raters is None:  # not an error: these data allow only average_saliency.py's model-level comparison
+        print(f"{cfg.data.ratings}: no rater column, so rater-level inference is impossible; nothing written. "
+              f"average_saliency.py compares the groups' models over identities instead", file=sys.stderr)
+        return
     study = training.load_study(cfg, dataset=dataset)
     size = cfg.model.input_size
     points, missing = landmarks.dataset_landmarks(cfg, study.dataset, (size, size))

@@ -1,4 +1,4 @@
-"""run_all.py chains the five scripts with one set of arguments; quick.yaml is the README's first run."""
+"""run_all.py chains the six scripts with one set of arguments; quick.yaml is the README's first run."""
 import json
 
 import pandas as pd
@@ -16,7 +16,8 @@ def test_steps_run_in_order_with_the_same_arguments_and_a_failure_stops_the_chai
         monkeypatch.setattr(step, "main", lambda argv, name=step.__name__: calls.append((name, argv)))
     run_all.main(["--config", "c.yaml", "--trait", "warm"])
     assert calls == [(name, ["--config", "c.yaml", "--trait", "warm"]) for name in
-                     ("train_regression", "cross_validate", "permutation_test", "lrp_analysis", "average_saliency")]
+                     ("train_regression", "cross_validate", "permutation_test", "lrp_analysis", "average_saliency",
+                      "compare_groups")]
 
     def fail(argv):
         raise SystemExit(2)
@@ -49,4 +50,5 @@ def test_the_whole_chain_leaves_every_run_record_and_figure(trained_copy):
     assert all(r["status"] == "ok" for r in records)
     figures = {path.name for path in (trained_copy.parent / "fig").glob("*.png")}
     assert {"cv_pearson.png", "permutation_ASD__warm.png", "extremes_NT__warm.png", "faithfulness.png",
-            "average_saliency.png", "group_difference_warm.png", "region_relevance.png"} <= figures
+            "average_saliency.png", "group_difference_warm.png", "region_relevance.png",
+            "group_comparison_warm.png"} <= figures
