@@ -35,6 +35,7 @@ class Run:
     script: str  # stem of the script file, e.g. cross_validate
     started: float = field(default_factory=time.time)
     details: dict = field(default_factory=dict)  # script-specific facts for the record
+    code: dict = field(default_factory=lambda: outputs.code_version(ROOT))  # read at the start: the code that ran
     id: str = field(init=False)
 
     def __post_init__(self):
@@ -61,7 +62,7 @@ class Run:
         return outputs.write_json(self.record_path, {
             "run": self.id, "script": f"{self.script}.py", "status": status, "message": message,
             "argv": list(self.argv), "config": config_module.as_dict(self.config), "config_hash": self.config.hash(),
-            "code": outputs.code_version(ROOT), "versions": outputs.package_versions(), "device": outputs.device(),
+            "code": self.code, "versions": outputs.package_versions(), "device": outputs.device(),
             "started": time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(self.started)),
             "ended": time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(now)) if status != "running" else None,
             "wall_seconds": round(now - self.started, 3), "details": self.details})

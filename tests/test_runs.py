@@ -96,3 +96,17 @@ def test_device_names_the_gpus_tensorflow_sees(monkeypatch):
     assert backend.device_name() == "GPU: Card A, /physical_device:GPU:1"
     monkeypatch.setattr(backend.tf.config, "list_physical_devices", lambda kind: [])
     assert backend.device_name() == "CPU"
+
+
+def test_record_names_the_code_the_run_started_with(blob_config, monkeypatch):
+    """A commit made while a long run works must not be credited with its results."""
+    commits = iter(["at-start", "later", "later"])
+    monkeypatch.setattr(outputs, "code_version", lambda root: {"commit": next(commits), "uncommitted_changes": False})
+
+    @cli.script
+    def main(run):
+        pass
+
+    main(["--config", str(blob_config)])
+    (record,) = records(config.load(blob_config).output.results_dir)
+    assert record["code"]["commit"] == "at-start"
