@@ -233,3 +233,17 @@ def test_interrupted_write_keeps_the_old_file(tmp_path):
             raise RuntimeError("killed")
     assert pd.read_csv(target).a.tolist() == [1]
     assert [p.name for p in tmp_path.iterdir()] == ["table.csv"]
+
+
+@pytest.mark.parametrize("name", ["adam", "sgd", "rmsprop"])
+def test_every_optimizer_trains_the_mlp_head(name):
+    """training.optimizer is the one configured, and with it the mlp head learns a linear rating."""
+    cfg = config.load(None, ["model.head=mlp", "model.dense_units=16", "model.dropout=0.0", f"training.optimizer={name}",
+                             "training.learning_rate=0.01", "training.epochs=40", "training.early_stopping_patience=0",
+                             "training.validation_split=0.0"])
+    assert type(training.optimizer(cfg.training)).__name__.lower() == name
+    rng = np.random.default_rng(0)
+    maps = {"block5_pool": rng.standard_normal((60, 1, 1, 8)).astype(np.float32)}
+    y = 4 + maps["block5_pool"][:, 0, 0, :2].sum(axis=1)
+    trained = training.fit_head(maps, y, np.arange(60), cfg, seed=0)
+    assert np.corrcoef(trained.predict(maps), y)[0, 1] > 0.8
