@@ -48,6 +48,7 @@ def per_identity(head: group_comparison.FixedHead, y: np.ndarray, identities: np
 
 def main(argv=None):
     args = parse_args(argv)
+    machine = _common.machine()  # now: the commit and load the numbers come from
     cfg = config.load(args.config, [f"model.weights={args.weights}", *args.overrides])
     study = training.load_study(cfg)
     dataset, size = study.dataset, cfg.model.input_size
@@ -92,10 +93,10 @@ def main(argv=None):
             f"inner CV on the split group's mean rating), scale `{cfg.compare.scale}`, averaged within identity; "
             f"{n_flips} sign flips of {len(np.unique(dataset.identities))} identities per test; max-statistic over the "
             f"{len(regions.FACE_REGIONS)} face regions; seed {cfg.seed}.")
+    sections = [("Set-up", note), ("False-positive rate, same group split in halves", _common.table(rows)),
+                (f"{args.group} vs {other} beside the same-group spread", _common.table(region_rows))]
     _common.write_report(args.out, "Calibration of the model-level region test: two halves of one group",
-                         _common.command_line(), _common.machine(),
-                         [("Set-up", note), ("False-positive rate, same group split in halves", _common.table(rows)),
-                          (f"{args.group} vs {other} beside the same-group spread", _common.table(region_rows))])
+                         _common.command_line(), machine, sections)
 
 
 if __name__ == "__main__":
