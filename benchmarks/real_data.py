@@ -66,11 +66,17 @@ def dataset_table(folder: Path) -> str:
     return "\n".join(lines)
 
 
+def results_table(folder: Path, name: str) -> pd.DataFrame | None:
+    """results/<name> of one dataset's run, or None when that step was not run."""
+    path = folder / "results" / name
+    return pd.read_csv(path) if path.is_file() else None
+
+
 def region_table(folder: Path) -> str | None:
-    path = folder / "results" / "region_summary.csv"
-    if not path.is_file():
+    summary = results_table(folder, "region_summary.csv")
+    if summary is None:
         return None
-    summary = pd.read_csv(path).dropna(subset=["mean_pos_per_area"])
+    summary = summary.dropna(subset=["mean_pos_per_area"])
     lines = ["| group | trait | top region (pos. relevance / area share) | top face part | share of positive relevance "
              "(eyes, brows, nose, mouth, rest of face, background) | n images |", "|---|---|---|---|---|---:|"]
     for (group, trait), part in summary.groupby(["group", "trait"], sort=False):
@@ -87,10 +93,9 @@ def region_table(folder: Path) -> str | None:
 
 
 def missing_faces(folder: Path) -> str | None:
-    path = folder / "results" / "landmarks_missing.csv"
-    if not path.is_file():
+    missing = results_table(folder, "landmarks_missing.csv")
+    if missing is None:
         return None
-    missing = pd.read_csv(path)
     n_images = pd.read_csv(folder / "ratings.csv").image.nunique()
     return f"{len(missing)} of {n_images} images without usable landmarks" + (
         f" ({', '.join(missing.image.astype(str).head(10))})" if len(missing) else "")

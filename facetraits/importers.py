@@ -88,6 +88,15 @@ def mean_ratings(per_rater: pd.DataFrame) -> pd.DataFrame:
     return means[RATING_COLUMNS]
 
 
+def _checked_means(singles: pd.DataFrame, summary_path: Path, read_summary) -> pd.DataFrame:
+    """Mean ratings of the single ratings, checked against the dataset's published means when it ships them."""
+    ratings = mean_ratings(singles)
+    if summary_path.is_file():
+        _check_against(ratings, read_summary(summary_path).rename(columns={"rating": "rating_published"})
+                       [["image", "group", "trait", "rating_published"]], str(summary_path), 1e-3)
+    return ratings
+
+
 def _check_against(means: pd.DataFrame, published: pd.DataFrame, where: str, tolerance: float) -> None:
     """Warn when means computed from single ratings disagree with a dataset's published means."""
     both = means.merge(published, on=["image", "group", "trait"], suffixes=("", "_published"))
@@ -262,10 +271,7 @@ def import_london(source: str | Path, images: str | Path | None = None, per_rate
         singles = pd.DataFrame({"image": person + "_03.jpg", "identity": person, "group": long.group,
                                 "trait": "attractive", "rater": long.rater, "rating": long.rating})
         singles = singles.sort_values(["image", "group"], kind="stable")
-        ratings = mean_ratings(singles)
-        if summary_path.is_file():
-            _check_against(ratings, _london_summary(summary_path).rename(columns={"rating": "rating_published"})
-                           [["image", "group", "trait", "rating_published"]], str(summary_path), 1e-3)
+        ratings = _checked_means(singles, summary_path, _london_summary)
     elif summary_path.is_file():
         if per_rater:
             warn(f"{raw_path} not found: means from {summary_path.name}, no ratings_per_rater.csv")
@@ -333,10 +339,7 @@ def import_3dsk(source: str | Path, images: str | Path | None = None, per_rater:
             raise DataError(f"{source / 'ratings'}: no 3dsk_<men|women>_<trait>.csv files")
         singles = pd.concat(frames, ignore_index=True)
         singles = _sort_3dsk(singles, source)
-        ratings = mean_ratings(singles)
-        if summary_path.is_file():
-            _check_against(ratings, _3dsk_summary(summary_path).rename(columns={"rating": "rating_published"})
-                           [["image", "group", "trait", "rating_published"]], str(summary_path), 1e-3)
+        ratings = _checked_means(singles, summary_path, _3dsk_summary)
     elif summary_path.is_file():
         if per_rater:
             warn(f"{source / 'ratings'} has no rating files: means from {summary_path.name}, no ratings_per_rater.csv")
