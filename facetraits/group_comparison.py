@@ -18,8 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from facetraits import features as features_module
-from facetraits import importance, metrics, outputs, regions, ridge
+from facetraits import importance, metrics, outputs, regions, ridge, training
 from facetraits.errors import DataError
 
 COLUMNS = ("trait", "region", "group_a", "group_b", "importance_a", "importance_b", "difference", "ci_low", "ci_high",
@@ -132,7 +131,7 @@ class FixedHead:
 
 def fixed_head(features: dict, y_all: np.ndarray, identities, folds, masks: list, cfg) -> FixedHead:
     """Choose feature set and penalty by inner CV on `y_all` (all raters' mean rating), then set up both computations."""
-    xs = [features_module.pooled(features, s).astype(np.float64) for s in cfg.ridge.feature_sets]
+    xs = training.candidate_features(features, cfg)
     candidate, alpha_index = ridge.select(xs, y_all[:, None], identities, cfg.ridge.alphas, cfg.ridge.inner_folds,
                                           cfg.seed)
     feature_set, alpha, x = cfg.ridge.feature_sets[candidate[0]], cfg.ridge.alphas[alpha_index[0]], xs[candidate[0]]
