@@ -11,7 +11,8 @@ Needs a `rater` column in the ratings (see facetraits/group_comparison.py for wh
 one it says so and writes nothing.
 
 Writes results/group_comparison.csv, results/group_comparison_accuracy.csv and
-fig/group_comparison_<trait>.png.
+fig/group_comparison_<trait>.png (fig/group_comparison_<trait>__<a>_vs_<b>.png per pair when more
+than two groups rate the trait).
 
     python compare_groups.py --set compare.n_permutations=1000
 """
@@ -22,6 +23,11 @@ import pandas as pd
 
 from facetraits import cli, data, group_comparison, importance, landmarks, outputs, plots, training
 from facetraits.errors import FacetraitsError
+
+
+def figure_name(trait: str, group_a: str, group_b: str, n_groups: int) -> str:
+    """One figure per trait for two groups; with more, one per pair, named for the pair, so none overwrites another."""
+    return f"group_comparison_{trait}.png" if n_groups == 2 else f"group_comparison_{trait}__{group_a}_vs_{group_b}.png"
 
 
 @cli.script(writes=("results_dir", "fig_dir", "cache_dir"))
@@ -46,7 +52,7 @@ def main(run):
             tables.append(result.table)
             accuracy.append(result.accuracy)
             figure = plots.group_comparison(result.table, result.null)
-            outputs.save_figure(figure, run.fig(f"group_comparison_{trait}.png"))
+            outputs.save_figure(figure, run.fig(figure_name(trait, group_a, group_b, len(groups))))
     if not tables:
         raise FacetraitsError("compare_groups.py needs at least two groups rating the same trait (--group/--trait)")
     run.write_csv("group_comparison.csv", pd.concat(tables, ignore_index=True))

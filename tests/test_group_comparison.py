@@ -133,6 +133,13 @@ def test_compare_groups_writes_the_table_and_figures(tiny_demo, tmp_path):
         assert (tmp_path / "fig" / f"group_comparison_{trait}.png").stat().st_size > 10_000
 
 
+def test_figure_names_carry_the_pair_when_more_than_two_groups_rate_a_trait():
+    import compare_groups
+    assert compare_groups.figure_name("warm", "ASD", "NT", 2) == "group_comparison_warm.png"
+    names = {compare_groups.figure_name("warm", a, b, 3) for a, b in (("A", "B"), ("A", "C"), ("B", "C"))}
+    assert len(names) == 3 and "group_comparison_warm__A_vs_C.png" in names
+
+
 def test_without_raters_the_comparison_says_it_is_impossible(blob_config, tmp_path, capsys):
     import compare_groups
     compare_groups.main(["--config", str(blob_config)])
