@@ -39,10 +39,8 @@ def main(run):
               f"average_saliency.py compares the groups' models over identities instead", file=sys.stderr)
         return
     study = training.load_study(cfg, dataset=dataset)
-    size = cfg.model.input_size
-    points, missing = landmarks.dataset_landmarks(cfg, study.dataset, (size, size))
+    masks, missing = importance.dataset_masks(cfg, study.dataset)
     landmarks.report_missing(missing, run.results("landmarks_missing.csv"), len(study.dataset), run.id)
-    masks = importance.dataset_masks(points, study.dataset.images, size)
     tables, accuracy = [], []
     for trait in dict.fromkeys(trait for _, trait in run.models):
         groups = [group for group, t in run.models if t == trait]

@@ -23,7 +23,7 @@ import _common  # first: puts the repository root on sys.path
 import numpy as np
 import pandas as pd
 
-from facetraits import config, data, group_comparison, importance, landmarks, regions, training
+from facetraits import config, data, group_comparison, importance, regions, training
 
 PLANTED = {("warm", "mouth"): +1, ("warm", "eyes"): -1, ("strong", "jaw"): +1, ("strong", "brows"): -1}
 
@@ -57,9 +57,7 @@ def calibration(cfg, args) -> tuple[list[dict], list[dict]]:
     """False-positive rates of half-against-half comparisons within each group."""
     dataset = data.load(cfg)
     study = training.load_study(cfg, dataset=dataset)
-    size = cfg.model.input_size
-    points, _ = landmarks.dataset_landmarks(cfg, dataset, (size, size))
-    masks = importance.dataset_masks(points, dataset.images, size)
+    masks, _ = importance.dataset_masks(cfg, dataset)
     rng = np.random.default_rng([cfg.seed, 1])  # not cfg.seed: the label permutations of split 0 use that stream
     summary, detail = [], []
     for trait in cfg.traits:

@@ -21,7 +21,7 @@ import dataclasses
 import _common  # first: puts the repository root on sys.path
 import numpy as np
 
-from facetraits import config, group_comparison, importance, landmarks, model_comparison, regions, training
+from facetraits import config, group_comparison, importance, model_comparison, regions, training
 
 
 def parse_args(argv=None):
@@ -51,9 +51,8 @@ def main(argv=None):
     machine = _common.machine()  # now: the commit and load the numbers come from
     cfg = config.load(args.config, [f"model.weights={args.weights}", *args.overrides])
     study = training.load_study(cfg)
-    dataset, size = study.dataset, cfg.model.input_size
-    points, _ = landmarks.dataset_landmarks(cfg, dataset, (size, size))
-    masks = importance.dataset_masks(points, dataset.images, size)
+    dataset = study.dataset
+    masks, _ = importance.dataset_masks(cfg, dataset)
     other = next(group for group in cfg.groups if group != args.group)
     alpha, n_flips = cfg.explain.significance_level, cfg.explain.n_sign_flips
     rows, region_rows = [], []

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facetraits import regions, ridge
+from facetraits import landmarks, regions, ridge
 from facetraits.config import FeatureSet, cell_bounds
 
 SCALES = ("rating_per_area", "share_per_area")
@@ -134,10 +134,11 @@ def region_inputs(maps: dict, feature_set: FeatureSet, sd: np.ndarray, masks: li
                         identity_weights(np.asarray(identities), usable), scale)
 
 
-def dataset_masks(landmarks: dict, images, size: int) -> list:
-    """Region masks at the model's input size per image (None for an image without landmarks).
-
-    ``landmarks`` maps image name -> (68, 2) points already on the size x size grid
-    (landmarks.dataset_landmarks with map_shape (size, size))."""
-    return [regions.region_masks(landmarks[name], (size, size), (size, size)) if name in landmarks else None
-            for name in images]
+def dataset_masks(cfg, dataset) -> tuple[list, list]:
+    """Region masks at the model's input size per image (None for an image without landmarks), and
+    the (image, reason) pairs of those without, which the caller reports or ignores."""
+    size = cfg.model.input_size
+    points, missing = landmarks.dataset_landmarks(cfg, dataset, (size, size))
+    masks = [regions.region_masks(points[name], (size, size), (size, size)) if name in points else None
+             for name in dataset.images]
+    return masks, missing
