@@ -9,7 +9,8 @@ order of results/relevance/index.csv), overlays under fig/lrp/<group>__<trait>/,
 fig/extremes_<group>__<trait>.png (k highest- and k lowest-rated faces with their heatmaps),
 and, per method in explain.faithfulness_analyzers, results/faithfulness.csv,
 results/faithfulness_curves.csv and fig/faithfulness.png (facetraits/faithfulness.py: patches
-replaced by a blurred copy, most/least relevant first vs random, tested over identities).
+replaced by the aligned mean face or a blurred copy, most/least relevant first vs random, tested
+over identities).
 Maps whose inputs (model, analyzer, images, code version) are unchanged are reused.
 
     python lrp_analysis.py --set explain.analyzer=lrp.epsilon --set explain.overlays=false
@@ -33,15 +34,18 @@ def main(run):
     relevance.check_models(run)
     run.write_csv("relevance/index.csv",
                   pd.DataFrame({"index": range(len(dataset)), "image": dataset.images, "identity": dataset.identities}))
-    summary, curves, seconds, cpu_seconds = [], [], 0.0, 0.0
+    summary, curves = [], []
+    started, cpu_started = time.perf_counter(), time.process_time()
+    test = None if run.args.skip_faithfulness else faithfulness.Test.for_dataset(cfg, dataset)  # sample, reference
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     for group, trait in run.models:
         name = cli.model_name(group, trait)
         maps, predictions = relevance.for_model(run, dataset, name)
         relevance.write_figures(run, dataset, name, maps, predictions, dataset.target(group, trait))
         print(f"{name}: heatmaps for {len(dataset)} images -> {run.results('relevance') / (name + '.npy')}")
-        if not run.args.skip_faithfulness:
+        if test is not None:
             started, cpu_started = time.perf_counter(), time.process_time()
-            rows, lines = faithfulness.run_model(run, dataset, group, trait, maps)
+            rows, lines = test.run_model(group, trait, maps)
             summary, curves = summary + rows, curves + lines
             seconds, cpu_seconds = seconds + time.perf_counter() - started, cpu_seconds + time.process_time() - cpu_started
     if summary:  # the record's wall_seconds also count the maps; CPU seconds do not depend on other jobs' load

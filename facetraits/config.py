@@ -172,6 +172,7 @@ class ExplainConfig:
     faithfulness_steps: int = bounded(4, 1)
     faithfulness_images: int = bounded(24, 1)
     faithfulness_random_orders: int = bounded(5, 1)
+    faithfulness_reference: str = choice("mean_face", "mean_face", "blur")  # what replaced patches become
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,24 @@ tracked. AOPC, the mean drop over the steps, is compared between orders:
 
 A faithful map gives AOPC_MoRF > AOPC_random > AOPC_LeRF.
 
-**Reference: a Gaussian-blurred copy of the same image** (sigma = BLUR_SIGMA_PER_SIDE x the image
-side, 10 px at 224 px as in Fong & Vedaldi 2017). A flat colour (the ImageNet mean, used
-before) stamps sharp grey squares on the face, a pattern VGG16 never saw on a face: the rating
-then moves for any removal, and the test measures the artefact as much as the evidence. The
-blurred copy keeps colour, lighting and the coarse layout of the face and removes the detail
-(edges of eyes, brows, mouth) the features respond to, so the perturbed images stay near faces.
-The aligned mean face would be closer still, but needs landmarks and a warp for every image;
-blur works on every dataset, with or without landmarks.
+**Reference (explain.faithfulness_reference).** A removed patch should become what the map
+measures the face against, or the test scores the reference as much as the map. The head's
+centring layer makes the relevance of the features a comparison with the *mean* feature map, so
+the default, ``mean_face``, is the dataset's aligned mean face (every face warped onto the mean
+landmark shape by a similarity transform, averaged, and warped back onto each face; border pixels
+the warp does not cover take the plain mean image). Replacing the whole image by it moves the
+prediction to about the mean rating, which a reference the maps share should do. It needs
+landmarks; images without them are left out of the sample. ``blur`` (a Gaussian-blurred copy,
+sigma = BLUR_SIGMA_PER_SIDE x the image side, 10 px at 224 px as in Fong & Vedaldi 2017) needs
+none and keeps the face's colour and layout, but the blurred face is not the reference of the
+maps: on the demo's "strong" models replacing the whole image by it raised the prediction by about
+0.9 rating points, and those models' maps lost to random order under blur while beating it
+under the mean face (benchmarks/results/faithfulness.md). A flat colour (the ImageNet mean) was
+dropped earlier: it stamps grey squares on the face, a pattern VGG16 never saw on a face.
+
+**Cost.** Every model with the same frozen VGG16 below its head sees the same randomly perturbed
+images, so their conv maps (at the shallowest layer a head reads) are computed once and every
+model's head reads them; only the map-ordered perturbations are model-specific.
 
 **Test.** Images are explain.faithfulness_images, seeded, spread over as many identities as
 possible (spread_sample). Images of one face are not independent, so each image's
@@ -37,12 +47,17 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from facetraits import cli, data, explanations, metrics, model
-from facetraits.backend import reset_graph
+import hashlib
+import sys
+
+from facetraits import cli, data, explanations, landmarks, metrics, model, regions
+from facetraits.backend import keras, reset_graph
+from facetraits.config import VGG16_LAYERS
+from facetraits.errors import FacetraitsError
 
 PATCHES_PER_SIDE = 16
 BLUR_SIGMA_PER_SIDE = 10 / 224  # Gaussian sigma of the reference, as a share of the image side
-REFERENCE = "blur"
+PREDICT_BATCH = 16
 SIGN_FLIPS = 9999  # random sign vectors of the identity-level test (smallest p 1e-4; exact below 14 identities)
 RANDOM = "random"  # analyzer and order name of the random baseline in the curves table
 COLUMNS = ("group", "trait", "analyzer", "aopc_morf", "aopc_lerf", "aopc_random", "morf_minus_random",
@@ -86,35 +101,56 @@ def perturb(x: np.ndarray, reference: np.ndarray, orders: np.ndarray, removed: i
     return np.where(mask[..., None], reference, x)
 
 
-def removal_curves(keras_model, images: np.ndarray, relevance: dict, steps: int, random_orders: int, seed: int) -> dict:
-    """Prediction drop after each step, (n_images, steps + 1), keyed (method, "morf"), (method, "lerf")
-    for each method's maps in `relevance`, and (RANDOM, RANDOM): the mean over `random_orders`
-    seeded random orders. The last step replaces every patch whatever the order, so it is predicted once."""
-    x, reference = model.preprocess(images), model.preprocess(blurred(images))
-    patch = max(1, x.shape[1] // PATCHES_PER_SIDE)
-    n_patches = (x.shape[1] // patch) ** 2
+def warp_rgb(image: np.ndarray, source_points, target_points, size: int) -> np.ndarray:
+    """An (H, W, 3) image moved so that source_points land on target_points (regions.warp_to_template per channel)."""
+    return np.stack([regions.warp_to_template(image[..., c], source_points, target_points, (size, size))
+                     for c in range(image.shape[-1])], axis=-1)
 
-    def predict(batch):
-        return keras_model.predict(batch, verbose=0).ravel()
 
-    original = predict(x)
-    last = original - predict(perturb(x, reference, np.tile(np.arange(n_patches), (len(x), 1)), n_patches, patch))
+def mean_face_references(paths, points: list, chosen, size: int, batch: int = 64) -> np.ndarray:
+    """The aligned mean face of all images (`points`: their landmarks on the size x size grid),
+    warped onto each chosen image's landmarks; where the warp has no data, the plain mean image."""
+    template = regions.mean_face(points)
+    total, cover, plain = np.zeros((size, size, 3)), np.zeros((size, size)), np.zeros((size, size, 3))
+    ones = np.ones((size, size))
+    for start in range(0, len(paths), batch):
+        for image, face in zip(data.load_images(paths[start:start + batch], size), points[start:start + batch]):
+            total += warp_rgb(image.astype(float), face, template, size)
+            cover += regions.warp_to_template(ones, face, template, (size, size))
+            plain += image
+    aligned, plain = total / np.maximum(cover, 1e-9)[..., None], plain / len(paths)
+    covered = (cover > 0.5 * len(paths)).astype(float)
+    references = []
+    for k in chosen:
+        inside = regions.warp_to_template(covered, template, points[k], (size, size))[..., None]
+        references.append(warp_rgb(aligned * covered[..., None], template, points[k], size) + plain * (1 - inside))
+    return np.stack(references).astype(np.float32)
 
-    def curve(orders):
-        drop = np.zeros((len(x), steps + 1))
-        drop[:, steps] = last
-        for step in range(1, steps):
-            drop[:, step] = original - predict(perturb(x, reference, orders, round(step / steps * n_patches), patch))
-        return drop
 
-    curves = {}
-    for method, maps in relevance.items():
-        morf = np.stack([patch_order(r, patch) for r in maps])
-        curves[(method, "morf")], curves[(method, "lerf")] = curve(morf), curve(morf[:, ::-1])
-    rng = np.random.default_rng(seed)
-    curves[(RANDOM, RANDOM)] = np.mean([curve(np.stack([rng.permutation(n_patches) for _ in x]))
-                                        for _ in range(random_orders)], axis=0)
-    return curves
+def cut_layer(keras_model) -> str:
+    """The shallowest layer whose output the head reads: below it the model is the frozen VGG16, the
+    same in every model with the same weights; from it on the model is its own."""
+    order = [layer.name for layer in keras_model.layers]
+    shared = set(VGG16_LAYERS) | {keras_model.layers[0].name}
+    read = set()
+    for layer in keras_model.layers:
+        if layer.name not in shared:
+            inbound = layer.inbound_nodes[0].inbound_layers
+            read |= {source.name for source in (inbound if isinstance(inbound, list) else [inbound])} & shared
+    return min(read, key=order.index)
+
+
+def trunk_digest(keras_model, cut: str) -> str:
+    """sha256 of the weights below (and at) the cut: models with the same digest share the trunk's maps."""
+    digest = hashlib.sha256()
+    for layer in keras_model.layers[:[layer.name for layer in keras_model.layers].index(cut) + 1]:
+        for array in layer.get_weights():
+            digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def batched(function, x: np.ndarray) -> np.ndarray:
+    return np.concatenate([function([x[i:i + PREDICT_BATCH]])[0] for i in range(0, len(x), PREDICT_BATCH)])
 
 
 def aopc(drop: np.ndarray) -> np.ndarray:
@@ -138,44 +174,122 @@ def compare(morf: np.ndarray, lerf: np.ndarray, random: np.ndarray, identities: 
             "n_images": len(identities), "n_identities": len(per_identity)}
 
 
-def run_model(run, dataset, group: str, trait: str, stored) -> tuple[list, list]:
-    """Summary rows (one per method, before correction) and curve tables of one model.
+class Test:
+    """One run's faithfulness test: the sampled images, their reference and random orders, and the
+    random-order perturbations' conv maps (per trunk), shared by every model the run explains."""
 
-    The configured analyzer's maps are the ones this run stored (`stored`, every image), the
-    other methods' are computed for the sample."""
-    cfg, settings = run.config, run.config.explain
-    model_path = cfg.output.models_dir / f"{cli.model_name(group, trait)}.h5"
-    sample = spread_sample(dataset.identities, settings.faithfulness_images, cfg.seed)
-    images = data.load_images([dataset.paths[i] for i in sample], cfg.model.input_size)
-    identities = dataset.identities[sample]
-    maps = {}
-    for method in settings.faithfulness_analyzers:
-        if method == settings.analyzer:
-            maps[method] = np.asarray(stored[sample])
-            continue
-        reset_graph(cfg.seed)  # a fresh graph per analyzer keeps the graph (and its build time) small
-        explainer = explanations.Explainer(model.load_full_model(model_path), method)
-        maps[method] = np.concatenate([explainer(images[i:i + settings.batch_size])
-                                       for i in range(0, len(images), settings.batch_size)])
-    reset_graph(cfg.seed)
-    curves = removal_curves(model.load_full_model(model_path), images, maps, settings.faithfulness_steps,
-                            settings.faithfulness_random_orders, cfg.seed)
-    rows = []
-    for method in settings.faithfulness_analyzers:
-        result = compare(curves[(method, "morf")], curves[(method, "lerf")], curves[(RANDOM, RANDOM)], identities,
-                         cfg.seed)
-        rows.append({"group": group, "trait": trait, "analyzer": method, **result,
-                     "n_random_orders": settings.faithfulness_random_orders, "reference": REFERENCE,
-                     "blur_sigma_px": BLUR_SIGMA_PER_SIDE * cfg.model.input_size})
-        print(f"{group}__{trait} {method}: AOPC most relevant first {result['aopc_morf']:.3f}, least relevant first "
-              f"{result['aopc_lerf']:.3f}, random {result['aopc_random']:.3f} (p = {result['p_value']:.3g}, "
-              f"{result['n_identities']} identities)")
-    fractions = np.arange(settings.faithfulness_steps + 1) / settings.faithfulness_steps
-    lines = [pd.DataFrame({"group": group, "trait": trait, "analyzer": method, "order": order,
-                           "fraction_removed": fractions, "mean_change": identity_means(drop, identities).mean().to_numpy()})
-             for (method, order), drop in curves.items()]
-    return rows, lines
+    def __init__(self, cfg, images: np.ndarray, reference: np.ndarray, identities, sample=None):
+        """`images` and their `reference` (RGB, 0-255), the images' identities and, for run_model, their
+        indices in the dataset (`sample`). Random orders come from cfg.seed."""
+        self.cfg, self.settings = cfg, cfg.explain
+        self.images, self.identities, self.sample = images, np.asarray(identities), sample
+        self.x, self.reference = model.preprocess(images), model.preprocess(reference)
+        self.patch = max(1, self.x.shape[1] // PATCHES_PER_SIDE)
+        self.n_patches = (self.x.shape[1] // self.patch) ** 2
+        rng = np.random.default_rng(cfg.seed)
+        self.random_orders = [np.stack([rng.permutation(self.n_patches) for _ in self.x])
+                              for _ in range(self.settings.faithfulness_random_orders)]
+        self.random_maps = {}  # trunk digest -> [order][step - 1] conv maps at the cut
 
+    @classmethod
+    def for_dataset(cls, cfg, dataset) -> "Test":
+        """The seeded sample of explain.faithfulness_images images and explain.faithfulness_reference."""
+        settings, size = cfg.explain, cfg.model.input_size
+        usable = np.arange(len(dataset))
+        if settings.faithfulness_reference == "mean_face":
+            points, missing = landmarks.dataset_landmarks(cfg, dataset, (size, size))
+            if not points:
+                raise FacetraitsError(f"{cfg.source}: explain.faithfulness_reference is mean_face but no image has "
+                                      f"landmarks; give data.landmarks, or set explain.faithfulness_reference=blur")
+            if missing:
+                print(f"faithfulness: {len(missing)} image(s) without landmarks left out of the sample "
+                      f"(mean_face reference)", file=sys.stderr)
+            usable = np.array([i for i, name in enumerate(dataset.images) if name in points])
+        sample = usable[spread_sample(dataset.identities[usable], settings.faithfulness_images, cfg.seed)]
+        images = data.load_images([dataset.paths[i] for i in sample], size)
+        if settings.faithfulness_reference == "mean_face":
+            reference = mean_face_references([dataset.paths[i] for i in usable],
+                                             [points[dataset.images[i]] for i in usable],
+                                             np.searchsorted(usable, sample), size)
+        else:
+            reference = blurred(images)
+        return cls(cfg, images, reference, dataset.identities[sample], sample)
+
+    def perturbed(self, orders: np.ndarray, step: int) -> np.ndarray:
+        removed = round(step / self.settings.faithfulness_steps * self.n_patches)
+        return perturb(self.x, self.reference, orders, removed, self.patch)
+
+    def curves(self, keras_model, relevance: dict) -> dict:
+        """Prediction drop after each step, (n_images, steps + 1), keyed (method, "morf"), (method, "lerf")
+        for each method's maps in `relevance`, and (RANDOM, RANDOM): the mean over the random orders.
+        The last step replaces every patch whatever the order, so it is predicted once."""
+        steps = self.settings.faithfulness_steps
+        cut = cut_layer(keras_model)
+        if cut == keras_model.layers[0].name:  # the head reads the image itself: no trunk
+            def trunk(inputs):
+                return inputs
+        else:
+            trunk = keras.backend.function([keras_model.input], [keras_model.get_layer(cut).output])
+        head = keras.backend.function([keras_model.get_layer(cut).output], [keras_model.output])
+
+        def predict(x):
+            return batched(head, batched(trunk, x)).ravel()
+
+        original = predict(self.x)
+        last = original - predict(self.perturbed(np.tile(np.arange(self.n_patches), (len(self.x), 1)), steps))
+
+        def curve(drops):
+            return np.column_stack([np.zeros(len(self.x)), *drops, last])
+
+        curves = {}
+        for method, maps in relevance.items():
+            morf = np.stack([patch_order(r, self.patch) for r in maps])
+            for name, orders in (("morf", morf), ("lerf", morf[:, ::-1])):
+                curves[(method, name)] = curve([original - predict(self.perturbed(orders, step))
+                                                for step in range(1, steps)])
+        key = trunk_digest(keras_model, cut)
+        if key not in self.random_maps:
+            self.random_maps[key] = [[batched(trunk, self.perturbed(orders, step)) for step in range(1, steps)]
+                                     for orders in self.random_orders]
+        curves[(RANDOM, RANDOM)] = np.mean([curve([original - batched(head, maps).ravel() for maps in per_order])
+                                            for per_order in self.random_maps[key]], axis=0)
+        return curves
+
+    def run_model(self, group: str, trait: str, stored) -> tuple[list, list]:
+        """Summary rows (one per method, before correction) and curve tables of one model.
+
+        The configured analyzer's maps are the ones this run stored (`stored`, every image), the
+        other methods' are computed for the sample."""
+        cfg, settings = self.cfg, self.settings
+        model_path = cfg.output.models_dir / f"{cli.model_name(group, trait)}.h5"
+        maps = {}
+        for method in settings.faithfulness_analyzers:
+            if method == settings.analyzer:
+                maps[method] = np.asarray(stored[self.sample])
+                continue
+            reset_graph(cfg.seed)  # a fresh graph per analyzer keeps the graph (and its build time) small
+            explainer = explanations.Explainer(model.load_full_model(model_path), method)
+            maps[method] = np.concatenate([explainer(self.images[i:i + settings.batch_size])
+                                           for i in range(0, len(self.images), settings.batch_size)])
+        reset_graph(cfg.seed)
+        curves = self.curves(model.load_full_model(model_path), maps)
+        blur_px = BLUR_SIGMA_PER_SIDE * cfg.model.input_size if settings.faithfulness_reference == "blur" else np.nan
+        rows = []
+        for method in settings.faithfulness_analyzers:
+            result = compare(curves[(method, "morf")], curves[(method, "lerf")], curves[(RANDOM, RANDOM)],
+                             self.identities, cfg.seed)
+            rows.append({"group": group, "trait": trait, "analyzer": method, **result,
+                         "n_random_orders": settings.faithfulness_random_orders,
+                         "reference": settings.faithfulness_reference, "blur_sigma_px": blur_px})
+            print(f"{group}__{trait} {method}: AOPC most relevant first {result['aopc_morf']:.3f}, least relevant "
+                  f"first {result['aopc_lerf']:.3f}, random {result['aopc_random']:.3f} (p = {result['p_value']:.3g}, "
+                  f"{result['n_identities']} identities)")
+        fractions = np.arange(settings.faithfulness_steps + 1) / settings.faithfulness_steps
+        lines = [pd.DataFrame({"group": group, "trait": trait, "analyzer": method, "order": order,
+                               "fraction_removed": fractions,
+                               "mean_change": identity_means(drop, self.identities).mean().to_numpy()})
+                 for (method, order), drop in curves.items()]
+        return rows, lines
 
 def summarise(rows: list, significance_level: float) -> pd.DataFrame:
     """faithfulness.csv: Holm over every model x method of the run, and the beats_random verdict."""

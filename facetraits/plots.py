@@ -363,8 +363,11 @@ def extremes(images, relevance, ratings, predictions, names, colormap: str, titl
     return fig
 
 
+REFERENCE_LABELS = {"mean_face": "the aligned mean face", "blur": "its blurred copy"}
+
+
 def faithfulness(curves: pd.DataFrame, summary: pd.DataFrame):
-    """Prediction drop as patches are replaced by the blurred image, per model: per method most
+    """Prediction drop as patches are replaced by the reference, per model: per method most
     relevant first (solid) and least relevant first (dotted), and one random-order baseline
     (black, dashed). A faithful method's solid line lies above the baseline and its dotted line
     below; each panel's title lists the AOPCs (mean drop), the Holm-corrected p of MoRF vs random and n."""
@@ -388,7 +391,7 @@ def faithfulness(curves: pd.DataFrame, summary: pd.DataFrame):
             for row in table.itertuples()] + [f"n = {table.n_images.iloc[0]} images, "
                                               f"{table.n_identities.iloc[0]} identities"]
         ax.set_title("\n".join([f"{group} {trait}"] + text), fontsize=8, loc="left")
-        ax.set_xlabel("share of image replaced by its blurred copy")
+        ax.set_xlabel(f"share of image replaced by {REFERENCE_LABELS.get(table.reference.iloc[0], 'the reference')}")
     axes[0, 0].set_ylabel("prediction drop (original - perturbed)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(3, len(labels)),

@@ -110,6 +110,7 @@ def test_lrp_analysis_then_average_saliency(trained):
     assert list(summary.columns) == [*faithfulness.COLUMNS, "run"]
     assert len(summary) == 2 and (summary.analyzer == "lrp.epsilon").all()
     assert (summary.n_images == 4).all() and (summary.n_identities == 4).all()  # 4 images spread over 6 identities
+    assert (summary.reference == "mean_face").all() and summary.blur_sigma_px.isna().all()
     low, high = np.sort(summary.p_value)  # Holm over the run's two models x one method
     assert sorted(summary.p_holm) == pytest.approx([min(2 * low, 1), min(max(2 * low, high), 1)])
     curves = pd.read_csv(results / "faithfulness_curves.csv")

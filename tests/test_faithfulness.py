@@ -1,12 +1,20 @@
-"""Faithfulness: blurred reference, MoRF / LeRF / random orders, identity-level test, Holm."""
+"""Faithfulness: mean-face and blurred references, MoRF / LeRF / random orders, the random baseline
+shared by models with one trunk, identity-level test, Holm."""
 import itertools
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from facetraits import faithfulness, metrics, model
+from facetraits import config, faithfulness, metrics, model, regions
 from facetraits.backend import keras
+
+from conftest import synthetic_face
+
+
+def settings(steps=4, random_orders=3, reference="blur"):
+    return config.load(None, [f"explain.faithfulness_steps={steps}", f"explain.faithfulness_random_orders={random_orders}",
+                              f"explain.faithfulness_reference={reference}"])
 
 
 def mean_pixel_model(size: int) -> keras.Model:
@@ -30,8 +38,8 @@ def true_heatmaps():
 
 def test_true_heatmap_orders_morf_above_random_above_lerf(true_heatmaps):
     keras_model, images, truth = true_heatmaps
-    curves = faithfulness.removal_curves(keras_model, images, {"truth": truth, "reversed": -truth}, steps=4,
-                                         random_orders=3, seed=0)
+    test = faithfulness.Test(settings(), images, faithfulness.blurred(images), np.arange(len(images)))
+    curves = test.curves(keras_model, {"truth": truth, "reversed": -truth})
     assert set(curves) == {("truth", "morf"), ("truth", "lerf"), ("reversed", "morf"), ("reversed", "lerf"),
                            ("random", "random")}
     identities = np.arange(len(images))  # one image per identity: 8 identities, exact p = 1 / 2^8
@@ -48,6 +56,59 @@ def test_true_heatmap_orders_morf_above_random_above_lerf(true_heatmaps):
     for drop in curves.values():  # nothing replaced: no change; everything replaced: the same blurred image
         np.testing.assert_allclose(drop[:, 0], 0, atol=1e-6)
         np.testing.assert_allclose(drop[:, -1], curves[("truth", "morf")][:, -1])
+
+
+def conv_model(size: int, conv_scale: float, dense_weight: float) -> keras.Model:
+    """A fixed "block1_conv1" trunk (a VGG16 layer name) and a head of its own: GAP -> Dense(1)."""
+    inputs = keras.Input((size, size, 3))
+    x = keras.layers.Conv2D(2, 3, padding="same", name="block1_conv1",
+                            kernel_initializer=keras.initializers.Constant(conv_scale))(inputs)
+    x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
+    outputs = keras.layers.Dense(1, kernel_initializer=keras.initializers.Constant(dense_weight), name="head_rating")(x)
+    return keras.Model(inputs, outputs)
+
+
+def test_models_with_one_trunk_share_the_random_baselines_conv_maps(true_heatmaps):
+    """The random-order images are pushed through the trunk once per distinct trunk, and the shared
+    maps give the same curve as the model's own predictions on those images."""
+    _, images, truth = true_heatmaps
+    test = faithfulness.Test(settings(steps=3, random_orders=2), images, faithfulness.blurred(images),
+                             np.arange(len(images)))
+    first, second, other_trunk = conv_model(32, 0.01, 1.0), conv_model(32, 0.01, -2.0), conv_model(32, 0.02, 1.0)
+    assert faithfulness.cut_layer(first) == "block1_conv1"
+    curves = {name: test.curves(m, {"truth": truth}) for name, m in
+              (("first", first), ("second", second), ("other", other_trunk))}
+    assert len(test.random_maps) == 2  # first and second share one trunk; other_trunk has its own
+    original = second.predict(test.x, verbose=0).ravel()
+    direct = np.mean([[original - second.predict(test.perturbed(orders, step), verbose=0).ravel()
+                       for step in (1, 2)] for orders in test.random_orders], axis=0).T
+    np.testing.assert_allclose(curves["second"][("random", "random")][:, 1:3], direct, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(curves["second"][("random", "random")], -2 * curves["first"][("random", "random")],
+                               rtol=1e-4, atol=1e-5)  # same images, head weight -2 instead of 1
+
+
+def test_mean_face_reference_is_the_aligned_mean_warped_back_onto_each_face(tmp_path):
+    """Faces that are shifted, scaled copies of one drawing have that drawing as their aligned mean:
+    warped back onto each face, the reference reproduces the face inside the covered area."""
+    from PIL import Image
+    size = 64
+    canonical = synthetic_face(size)
+    drawing = np.zeros((size, size, 3))
+    drawing[..., 0] = np.linspace(0, 255, size)[None, :]  # a horizontal ramp: any misalignment shows
+    drawing[..., 1] = np.linspace(0, 255, size)[:, None]
+    paths, points = [], []
+    for k, (shift, scale) in enumerate((((0, 0), 1.0), ((3, -2), 0.9), ((-2, 3), 1.05), ((1, 1), 0.95))):
+        face = synthetic_face(size, shift, scale)
+        warped = faithfulness.warp_rgb(drawing, canonical, face, size)
+        Image.fromarray(np.clip(np.round(warped), 0, 255).astype(np.uint8)).save(tmp_path / f"f{k}.png")
+        paths.append(tmp_path / f"f{k}.png")
+        points.append(face)
+    references = faithfulness.mean_face_references(paths, points, [1, 3], size)
+    for reference, k in zip(references, [1, 3]):
+        own = np.asarray(Image.open(paths[k]), dtype=float)
+        face = regions.region_masks(points[k], (size, size), (size, size))
+        inner = ~face["background"]
+        assert np.abs(reference - own)[inner].mean() < 4  # rounding and resampling only; 1 px off costs 4
 
 
 def test_the_reference_is_the_blurred_image_and_replaces_whole_patches():
