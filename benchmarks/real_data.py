@@ -24,7 +24,12 @@ import argparse
 import math
 from pathlib import Path
 
+import _common  # first: puts the repository root on sys.path
 import pandas as pd
+
+from facetraits.regions import FACE_REGIONS, REGIONS
+
+FACE_PARTS = [region for region in FACE_REGIONS if region != "face"]  # named parts, not the rest of the face
 
 
 def _fmt(value, digits=3):
@@ -73,22 +78,25 @@ def results_table(folder: Path, name: str) -> pd.DataFrame | None:
 
 
 def region_table(folder: Path) -> str | None:
+    """Per model: the region with the most relevance per unit area on each measure (|relevance| and
+    positive relevance), the top face part on |relevance|, and every region's share of |relevance|."""
     summary = results_table(folder, "region_summary.csv")
     if summary is None:
         return None
-    summary = summary.dropna(subset=["mean_pos_per_area"])
-    lines = ["| group | trait | top region (pos. relevance / area share) | top face part | share of positive relevance "
-             "(eyes, brows, nose, mouth, rest of face, background) | n images |", "|---|---|---|---|---|---:|"]
+    summary = summary.dropna(subset=["mean_abs_per_area"])
+    names = list(REGIONS)
+    lines = ["| group | trait | top region, abs. per area | top region, pos. per area | top face part, abs. per area | "
+             f"share of abs. relevance ({', '.join(names)}) | n images |", "|---|---|---|---|---|---|---:|"]
     for (group, trait), part in summary.groupby(["group", "trait"], sort=False):
-        ranked = part.sort_values("mean_pos_per_area", ascending=False)
-        top = [f"{r.region} ({r.mean_pos_per_area:.2f})" for r in ranked.head(1).itertuples()]
-        part_top = ranked[ranked.region.isin(["eyes", "brows", "nose", "mouth"])].head(1)
-        top.append(f"{part_top.region.iloc[0]} ({part_top.mean_pos_per_area.iloc[0]:.2f})" if len(part_top) else "")
-        shares = {r.region: r.mean_share_pos for r in part.itertuples()}
-        text = ", ".join(f"{shares.get(k, float('nan')):.3f}"
-                         for k in ("eyes", "brows", "nose", "mouth", "face", "background"))
-        lines.append(f"| {group} | {trait} | {top[0]} | {top[1]} | {text} | "
-                     f"{int(ranked.n_images.iloc[0])} |")
+        top_abs = part.sort_values("mean_abs_per_area", ascending=False).iloc[0]
+        top_pos = part.sort_values("mean_pos_per_area", ascending=False).iloc[0]
+        parts = part[part.region.isin(FACE_PARTS)].sort_values("mean_abs_per_area", ascending=False)
+        shares = dict(zip(part.region, part.mean_share_abs))
+        lines.append(f"| {group} | {trait} | {top_abs.region} ({top_abs.mean_abs_per_area:.2f}) | "
+                     f"{top_pos.region} ({top_pos.mean_pos_per_area:.2f}) | "
+                     f"{parts.region.iloc[0]} ({parts.mean_abs_per_area.iloc[0]:.2f}) | "
+                     f"{', '.join(_fmt(shares.get(k)) for k in names)} | "
+                     f"{int(top_abs.n_images)} |")
     return "\n".join(lines)
 
 
