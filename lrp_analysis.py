@@ -52,7 +52,8 @@ def main(run):
         run.details.update(faithfulness_seconds=round(seconds, 1), faithfulness_cpu_seconds=round(cpu_seconds, 1))
         table = faithfulness.summarise(summary, cfg.explain.significance_level)
         curves = pd.concat(curves, ignore_index=True)
-        print(table[["group", "trait", "analyzer", "morf_minus_random", "p_holm", "beats_random"]].to_string(index=False))
+        print(table[["group", "trait", "analyzer", "morf_minus_random", "p_holm", "beats_random", "morf_minus_lerf",
+                     "p_holm_morf_lerf", "separates"]].to_string(index=False))
         run.write_csv("faithfulness.csv", table)
         run.write_csv("faithfulness_curves.csv", curves)
         outputs.save_figure(plots.faithfulness(curves, table), run.fig("faithfulness.png"))

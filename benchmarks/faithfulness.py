@@ -24,7 +24,8 @@ import pandas as pd
 from facetraits import config
 
 COLUMNS = ["group", "trait", "analyzer", "aopc_morf", "aopc_lerf", "aopc_random", "morf_minus_random",
-           "random_minus_lerf", "p_value", "p_holm", "beats_random", "n_identities"]
+           "random_minus_lerf", "p_holm", "beats_random", "morf_minus_lerf", "p_holm_morf_lerf", "separates",
+           "n_identities"]
 
 
 def parse_args(argv=None):
@@ -71,6 +72,7 @@ def main(argv=None) -> int:
         verdict = "beats random for every model" if configured.beats_random.all() else \
             "does NOT beat random for " + ", ".join(f"{r.group} {r.trait}" for r in configured.itertuples()
                                                     if not r.beats_random)
+        verdict += "; MoRF above LeRF for " + ("every model" if configured.separates.all() else "NOT every model")
         minutes = result["seconds"] / 60
         timing = (f"faithfulness part: **{minutes:.1f} min wall**, {result['cpu_seconds'] / 60:.1f} min CPU "
                   f"(target {args.target_minutes:g} min: **{'holds' if minutes <= args.target_minutes else 'MISSED'}**)")

@@ -370,7 +370,8 @@ def faithfulness(curves: pd.DataFrame, summary: pd.DataFrame):
     """Prediction drop as patches are replaced by the reference, per model: per method most
     relevant first (solid) and least relevant first (dotted), and one random-order baseline
     (black, dashed). A faithful method's solid line lies above the baseline and its dotted line
-    below; each panel's title lists the AOPCs (mean drop), the Holm-corrected p of MoRF vs random and n."""
+    below; each panel's title lists the AOPCs (mean drop), the Holm-corrected ps of MoRF vs random
+    and of MoRF vs LeRF, and n."""
     models = curves[["group", "trait"]].drop_duplicates().to_records(index=False).tolist()
     fig, axes = plt.subplots(1, len(models), figsize=(5.4 * len(models), 4.4), squeeze=False, sharey=True)
     methods = [m for m in curves.analyzer.unique() if m != "random"]
@@ -387,7 +388,8 @@ def faithfulness(curves: pd.DataFrame, summary: pd.DataFrame):
         ax.axhline(0, color="grey", lw=0.6)
         table = summary[(summary.group == group) & (summary.trait == trait)]
         text = [f"AOPC random {table.aopc_random.iloc[0]:.3f}"] + [
-            f"{row.analyzer}: MoRF {row.aopc_morf:.3f}, LeRF {row.aopc_lerf:.3f}, p_holm {row.p_holm:.2g}"
+            f"{row.analyzer}: MoRF {row.aopc_morf:.3f}, LeRF {row.aopc_lerf:.3f}, p_holm > random "
+            f"{row.p_holm:.2g}, > LeRF {row.p_holm_morf_lerf:.2g}"
             for row in table.itertuples()] + [f"n = {table.n_images.iloc[0]} images, "
                                               f"{table.n_identities.iloc[0]} identities"]
         ax.set_title("\n".join([f"{group} {trait}"] + text), fontsize=8, loc="left")

@@ -53,6 +53,7 @@ def test_true_heatmap_orders_morf_above_random_above_lerf(true_heatmaps):
                                      "reference": "blur", "blur_sigma_px": 1.0}
                                     for name, row in (("truth", truth_result), ("reversed", reversed_result))], 0.05)
     assert table.beats_random.tolist() == [True, False]
+    assert table.separates.tolist() == [True, False] and (table.morf_minus_lerf > 0).tolist() == [True, False]
     for drop in curves.values():  # nothing replaced: no change; everything replaced: the same blurred image
         np.testing.assert_allclose(drop[:, 0], 0, atol=1e-6)
         np.testing.assert_allclose(drop[:, -1], curves[("truth", "morf")][:, -1])
@@ -154,6 +155,7 @@ def test_images_of_one_identity_count_once():
     result = faithfulness.compare(morf, random, random, identities, seed=0)
     assert (morf[:, 1:].mean() > 0) and result["morf_minus_random"] == pytest.approx((1 - 5 * 0.5) / 6)
     assert result["n_images"] == 14 and result["n_identities"] == 6 and result["p_value"] > 0.5
+    assert result["p_morf_lerf"] == result["p_value"]  # LeRF = random here
 
 
 def test_sign_flip_p_exact_and_sampled():
