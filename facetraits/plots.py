@@ -366,6 +366,12 @@ def extremes(images, relevance, ratings, predictions, names, colormap: str, titl
 REFERENCE_LABELS = {"mean_face": "the aligned mean face", "blur": "its blurred copy"}
 
 
+def short_name(analyzer: str) -> str:
+    """lrp.sequential_preset_a_flat -> preset A flat: analyzer names short enough for a panel title."""
+    return analyzer.removeprefix("lrp.").replace("sequential_preset_", "preset ").replace("_flat", " flat") \
+        .replace("preset a", "preset A").replace("preset b", "preset B")
+
+
 def faithfulness(curves: pd.DataFrame, summary: pd.DataFrame):
     """Prediction drop as patches are replaced by the reference, per model: per method most
     relevant first (solid) and least relevant first (dotted), and one random-order baseline
@@ -384,14 +390,14 @@ def faithfulness(curves: pd.DataFrame, summary: pd.DataFrame):
                 ax.plot(line.fraction_removed, line.mean_change, color="black", ls="--", lw=1.4, label="random order")
             else:
                 ax.plot(line.fraction_removed, line.mean_change, color=colours[analyzer], ls=styles[order][0],
-                        label=f"{analyzer}, {styles[order][1]}")
+                        label=f"{short_name(analyzer)}, {styles[order][1]}")
         ax.axhline(0, color="grey", lw=0.6)
         table = summary[(summary.group == group) & (summary.trait == trait)]
-        text = [f"AOPC random {table.aopc_random.iloc[0]:.3f}"] + [
-            f"{row.analyzer}: MoRF {row.aopc_morf:.3f}, LeRF {row.aopc_lerf:.3f}, p_holm > random "
-            f"{row.p_holm:.2g}, > LeRF {row.p_holm_morf_lerf:.2g}"
-            for row in table.itertuples()] + [f"n = {table.n_images.iloc[0]} images, "
-                                              f"{table.n_identities.iloc[0]} identities"]
+        text = [f"AOPC random {table.aopc_random.iloc[0]:.3f}; n = {table.n_images.iloc[0]} images, "
+                f"{table.n_identities.iloc[0]} identities"]
+        for row in table.itertuples():
+            text += [f"{short_name(row.analyzer)}: AOPC MoRF {row.aopc_morf:.3f}, LeRF {row.aopc_lerf:.3f}",
+                     f"   p_holm: MoRF > random {row.p_holm:.2g}, MoRF > LeRF {row.p_holm_morf_lerf:.2g}"]
         ax.set_title("\n".join([f"{group} {trait}"] + text), fontsize=8, loc="left")
         ax.set_xlabel(f"share of image replaced by {REFERENCE_LABELS.get(table.reference.iloc[0], 'the reference')}")
     axes[0, 0].set_ylabel("prediction drop (original - perturbed)")

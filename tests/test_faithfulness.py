@@ -112,18 +112,22 @@ def test_mean_face_reference_is_the_aligned_mean_warped_back_onto_each_face(tmp_
         assert np.abs(reference - own)[inner].mean() < 4  # rounding and resampling only; 1 px off costs 4
 
 
-def test_the_reference_is_the_blurred_image_and_replaces_whole_patches():
+def test_the_reference_is_the_blurred_image_and_patches_are_blended_in_over_a_soft_border():
     rng = np.random.default_rng(1)
-    images = rng.integers(0, 255, (2, 16, 16, 3)).astype(np.uint8)
+    images = rng.integers(0, 255, (2, 32, 32, 3)).astype(np.uint8)
     reference = faithfulness.blurred(images)
     assert reference.std() < images.std() / 2 and abs(reference.mean() - images.mean()) < 2
-    x = images.astype(np.float32)
+    x, patch = images.astype(np.float32), 16
     orders = np.array([[3, 0, 1, 2], [0, 1, 2, 3]])
-    out = faithfulness.perturb(x, reference, orders, removed=1, patch=8)
-    np.testing.assert_array_equal(out[0, 8:, 8:], reference[0, 8:, 8:])  # patch 3 = bottom right
-    np.testing.assert_array_equal(out[0, :8], x[0, :8])
-    np.testing.assert_array_equal(out[1, :8, :8], reference[1, :8, :8])  # patch 0 = top left
-    np.testing.assert_array_equal(out[1, 8:], x[1, 8:])
+    out = faithfulness.perturb(x, reference, orders, removed=1, patch=patch)
+    weight = ((out - x) / np.where(reference == x, 1, reference - x))[..., 0]  # share of the reference taken
+    sigma = faithfulness.FEATHER_PER_PATCH * patch
+    assert weight[0, -1, -1] == pytest.approx(1, abs=1e-3) and weight[0, 0, 0] == pytest.approx(0, abs=1e-3)
+    assert weight[1, 0, 0] == pytest.approx(1, abs=1e-3) and weight[1, -1, -1] == pytest.approx(0, abs=1e-3)
+    assert weight[0].sum() == pytest.approx(patch * patch, rel=0.02)  # as much replaced as one patch
+    assert np.abs(np.diff(weight[0], axis=1)).max() < 1 / (2 * sigma)  # no hard border: at most ~0.4 per px
+    everything = faithfulness.perturb(x, reference, orders, removed=4, patch=patch)
+    np.testing.assert_allclose(everything, reference, atol=1e-3)
 
 
 def test_patch_order_ranks_by_summed_relevance():
