@@ -28,14 +28,13 @@ measures the face against, or the test scores the reference as much as the map. 
 centring layer makes the relevance of the features a comparison with the *mean* feature map, so
 the default, ``mean_face``, is the dataset's aligned mean face (every face warped onto the mean
 landmark shape by a similarity transform, averaged, and warped back onto each face; border pixels
-the warp does not cover take the plain mean image). Replacing the whole image by it moves the
-prediction to about the mean rating, which a reference the maps share should do. It needs
-landmarks; images without them are left out of the sample. ``blur`` (a Gaussian-blurred copy,
-sigma = BLUR_SIGMA_PER_SIDE x the image side, 10 px at 224 px as in Fong & Vedaldi 2017) needs
-none and keeps the face's colour and layout, but the blurred face is not the reference of the
-maps: on the demo's "strong" models replacing the whole image by it raised the prediction by about
-0.9 rating points, and those models' maps lost to random order under blur while beating it
-under the mean face (benchmarks/results/faithfulness.md). A flat colour (the ImageNet mean) was
+the warp does not cover take the plain mean image). It needs landmarks; images without them are
+left out of the sample. ``blur`` (a Gaussian-blurred copy, sigma = BLUR_SIGMA_PER_SIDE x the image
+side, 10 px at 224 px as in Fong & Vedaldi 2017) needs none and keeps the face's colour and layout.
+Neither is neutral for every model: on the demo, replacing the whole image by the mean face changed
+the predictions by -0.05 points (strong models) and +1.0 / +1.15 (warm), by the blurred copy by
++0.9 (strong) and -0.1 / -2.9 (ASD / NT warm); and the two references pass different tests
+(benchmarks/results/faithfulness.md). A flat colour (the ImageNet mean) was
 dropped earlier: it stamps grey squares on the face, a pattern VGG16 never saw on a face.
 
 **Cost.** Every model with the same frozen VGG16 below its head sees the same randomly perturbed
