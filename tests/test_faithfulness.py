@@ -170,3 +170,15 @@ def test_sign_flip_p_exact_and_sampled():
     assert metrics.sign_flip_p(np.abs(rng.normal(size=30)) + 0.1, n_flips=999) == pytest.approx(1 / 1000)
     assert metrics.sign_flip_p(rng.normal(size=30) - 1, n_flips=999) > 0.99
     assert np.isnan(metrics.sign_flip_p([]))
+
+
+def test_mean_face_reference_without_any_landmarks_names_both_ways_out(blob_config):
+    from facetraits import data
+    from facetraits.errors import FacetraitsError
+    cfg = config.load(blob_config)  # blobs: dlib finds no face
+    with pytest.raises(FacetraitsError, match="faithfulness_reference is mean_face but no image has landmarks.*"
+                                              "data.landmarks.*faithfulness_reference=blur"):
+        faithfulness.Test.for_dataset(cfg, data.load(cfg))
+    blurred_test = faithfulness.Test.for_dataset(config.load(blob_config, ["explain.faithfulness_reference=blur"]),
+                                                 data.load(cfg))
+    assert len(blurred_test.sample) == cfg.explain.faithfulness_images
