@@ -36,7 +36,7 @@ def test_a_new_explain_version_computes_the_maps_again(trained_copy, monkeypatch
 
 
 def test_skip_faithfulness_writes_heatmaps_only(trained_copy, monkeypatch):
-    monkeypatch.setattr(faithfulness, "run_model", refuse)
+    monkeypatch.setattr(faithfulness.Test, "for_dataset", refuse)  # no faithfulness test is even set up
     lrp_analysis.main(["--config", str(trained_copy), *ONE_MODEL])
     results, figures = trained_copy.parent / "results", trained_copy.parent / "fig"
     assert (results / "relevance" / "ASD__warm.npy").is_file() and (figures / "extremes_ASD__warm.png").is_file()
