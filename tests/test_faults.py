@@ -74,6 +74,7 @@ def test_an_all_nan_result_is_returned_but_never_cached(tmp_path):
 # ----------------------------------------------------------------------------- 2. too few images per fold
 
 
+@pytest.mark.slow  # 7 s: a whole cross_validate.py run
 def test_two_images_in_two_folds_warn_that_r_is_unreliable(tmp_path, capsys):
     root = write_blob_dataset(tmp_path / "d", n_identities=2, per_identity=1)
     path = write_config(tmp_path / "c.yaml", root, tmp_path / "out", model={"head": "mlp", "dense_units": 4},
