@@ -139,6 +139,15 @@ def write_report(path: Path, title: str, command: str, info: dict, sections: lis
     return path
 
 
+def write_pipeline_report(args, title: str, machine: dict, sections: list[tuple[str, str]]) -> Path:
+    """write_report for a benchmark built on argument_parser: the weights and settings beside the
+    machine, and the note on the (HED, not ImageNet) weights first."""
+    info = {**machine, "weights": relative(args.weights),
+            "settings": f"{relative(args.config)} with {' '.join(relative(o) for o in args.overrides)}"}
+    return write_report(args.out, title, command_line(), info,
+                        [("Note", WEIGHTS_NOTE.format(weights=relative(args.weights)))] + sections)
+
+
 def seconds(value: float) -> str:
     """Human-readable duration."""
     if value < 120:

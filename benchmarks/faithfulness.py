@@ -80,10 +80,7 @@ def main(argv=None) -> int:
                          f"Run `{result['run']}`; {timing}; settings {result['settings']}; tables and figure: "
                          f"`{_common.relative(keep)}/faithfulness_{reference}.*`.\n\n"
                          + _common.table(table[COLUMNS].to_dict("records"))))
-    info = {**machine, "weights": _common.relative(args.weights),
-            "settings": f"{_common.relative(args.config)} with {' '.join(_common.relative(o) for o in args.overrides)}"}
-    _common.write_report(args.out, "Faithfulness of the explanations (lrp_analysis.py)", _common.command_line(), info,
-                         [("Note", _common.WEIGHTS_NOTE.format(weights=_common.relative(args.weights)))] + sections)
+    _common.write_pipeline_report(args, "Faithfulness of the explanations (lrp_analysis.py)", machine, sections)
     return 0
 
 

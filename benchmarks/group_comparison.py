@@ -117,10 +117,7 @@ def main(argv=None) -> int:
         sections.append((f"Calibration: half against half of one group ({args.split_permutations} rater "
                          f"permutations per split); target FPR in [.02, .08]", _common.table(summary)))
         sections.append(("Calibration: false-positive rate (p < .05) per region", _common.table(detail)))
-    info = {**machine, "weights": _common.relative(args.weights),
-            "settings": f"{_common.relative(args.config)} with {' '.join(_common.relative(o) for o in args.overrides)}"}
-    _common.write_report(args.out, "Rater-level group comparison", _common.command_line(), info,
-                         [("Note", _common.WEIGHTS_NOTE.format(weights=_common.relative(args.weights)))] + sections)
+    _common.write_pipeline_report(args, "Rater-level group comparison", machine, sections)
     return 0
 
 
