@@ -368,8 +368,8 @@ REFERENCE_LABELS = {"mean_face": "the aligned mean face", "blur": "its blurred c
 
 def short_name(analyzer: str) -> str:
     """lrp.sequential_preset_a_flat -> preset A flat: analyzer names short enough for a panel title."""
-    return analyzer.removeprefix("lrp.").replace("sequential_preset_", "preset ").replace("_flat", " flat") \
-        .replace("preset a", "preset A").replace("preset b", "preset B")
+    return analyzer.removeprefix("lrp.").replace("sequential_preset_a_flat", "preset A flat") \
+        .replace("sequential_preset_b_flat", "preset B flat")
 
 
 def faithfulness(curves: pd.DataFrame, summary: pd.DataFrame):
