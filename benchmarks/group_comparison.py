@@ -23,9 +23,13 @@ import _common  # first: puts the repository root on sys.path
 import numpy as np
 import pandas as pd
 
-from facetraits import config, data, group_comparison, importance, regions, training
+from facetraits import config, data, demo, group_comparison, importance, regions, training
 
 PLANTED = {("warm", "mouth"): +1, ("warm", "eyes"): -1, ("strong", "jaw"): +1, ("strong", "brows"): -1}
+NOISE_FREE_NOTE = ("Each group's planted weights (data/demo/README.md) applied to the drawn face parameters, without "
+                   "rater spread, noise, rounding or clipping, through the same common head; beside it the "
+                   "rater-level result above. A region that differs here is one the importance cannot keep apart "
+                   "from a planted driver, whatever the raters do.\n\n")
 
 
 def parse_args(argv=None):
@@ -53,11 +57,42 @@ def planted_rows(table: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def calibration(cfg, args) -> tuple[list[dict], list[dict]]:
+def noise_free(cfg, study, masks, table: pd.DataFrame) -> tuple[list[dict], list[dict]]:
+    """What the importance reports for the planted rating functions themselves: no rater spread, no noise.
+
+    Each group's planted function (facetraits/demo.py WEIGHTS on the drawn parameters' z-scores: the mean
+    rating of infinitely many raters, before rounding and clipping) goes through the trait's common head.
+    A region that differs here differs because of how far the importance localises (conv blocks, receptive
+    fields, where a driver's pixels lie), not because of the raters. Second table: each planted term
+    alone, at the ratings' gain, i.e. how one driver's importance spreads over the regions."""
+    dataset = study.dataset
+    params = pd.read_csv(cfg.data.ratings.parent / "face_parameters.csv").set_index("image").loc[list(dataset.images)]
+    terms = {"smile_z": params.smile_z, "eye_openness_z": params.eye_openness_z, "jaw_width_z": params.jaw_width_z,
+             "brow_lowering_z": -params.brow_angle_z}
+    group_a, group_b = demo.GROUPS
+    differences, spreads = [], []
+    for trait in cfg.traits:
+        _, head = group_comparison.common_head(dataset.raters, dataset.images, dataset.identities, study.features,
+                                               study.folds, masks, trait, group_a, group_b, cfg, dataset.source)
+        planted = [sum(w * terms[k].to_numpy() for k, w in demo.WEIGHTS[(g, trait)].items()) * demo.RATING_GAIN
+                   for g in (group_a, group_b)]
+        values = head.regions(np.column_stack(planted))
+        observed = table[table.trait == trait].set_index("region")
+        for region, a, b in zip(regions.FACE_REGIONS, values[:, 0], values[:, 1]):
+            differences.append({"trait": trait, "region": region, "planted": "yes" if (trait, region) in PLANTED else "",
+                                f"{group_a} noise-free": a, f"{group_b} noise-free": b, "difference noise-free": a - b,
+                                "difference raters": observed.difference[region],
+                                "p_fwer raters": observed.p_fwer[region]})
+        singles = sorted({k for g in (group_a, group_b) for k in demo.WEIGHTS[(g, trait)]})
+        values = head.regions(np.column_stack([terms[k].to_numpy() * demo.RATING_GAIN for k in singles]))
+        spreads += [{"trait": trait, "term alone": k, **dict(zip(regions.FACE_REGIONS, column))}
+                    for k, column in zip(singles, values.T)]
+    return differences, spreads
+
+
+def calibration(cfg, args, study, masks) -> tuple[list[dict], list[dict]]:
     """False-positive rates of half-against-half comparisons within each group."""
-    dataset = data.load(cfg)
-    study = training.load_study(cfg, dataset=dataset)
-    masks, _ = importance.dataset_masks(cfg, dataset)
+    dataset = study.dataset
     rng = np.random.default_rng([cfg.seed, 1])  # not cfg.seed: the label permutations of split 0 use that stream
     summary, detail = [], []
     for trait in cfg.traits:
@@ -108,12 +143,20 @@ def main(argv=None) -> int:
                  _common.table(table.drop(columns=["run"]).to_dict("records"))),
                 ("Accuracy of each group's head, and its difference under the same null",
                  _common.table(accuracy.drop(columns=["run"]).to_dict("records")))]
+    if args.planted or args.splits:
+        study = training.load_study(cfg, dataset=data.load(cfg))
+        masks, _ = importance.dataset_masks(cfg, study.dataset)
     if args.planted:
         rows = planted_rows(table)
         verdict = "all hold" if all(r["holds"] == "yes" for r in rows) else "NOT all hold (rows marked NO)"
-        sections.insert(1, (f"Planted truth: {verdict}", _common.table(rows)))
+        differences, spreads = noise_free(cfg, study, masks, table)
+        sections[1:1] = [(f"Planted truth: {verdict}", _common.table(rows)),
+                         ("The same importance without raters: the planted rating functions themselves",
+                          NOISE_FREE_NOTE + _common.table(differences)),
+                         ("One planted term alone (rating gain x its z-score), through the same head",
+                          _common.table(spreads))]
     if args.splits:
-        summary, detail = calibration(cfg, args)
+        summary, detail = calibration(cfg, args, study, masks)
         sections.append((f"Calibration: half against half of one group ({args.split_permutations} rater "
                          f"permutations per split); target FPR in [.02, .08]", _common.table(summary)))
         sections.append(("Calibration: false-positive rate (p < .05) per region", _common.table(detail)))

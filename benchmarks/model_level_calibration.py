@@ -60,9 +60,8 @@ def main(argv=None):
         split_half = dataset.raters[(dataset.raters.trait == trait) & (dataset.raters.group == args.group)]
         names = sorted(split_half.rater.unique())
         halves = split_half.assign(group=split_half.rater.map(lambda r: "a" if names.index(r) < len(names) // 2 else "b"))
-        raters = group_comparison.rater_table(halves, dataset.images, trait, "a", "b", dataset.source)
-        everyone = raters.means(np.ones((raters.n_a + raters.n_b, 1)))[:, 0]
-        head = group_comparison.fixed_head(study.features, everyone, dataset.identities, study.folds, masks, cfg)
+        raters, head = group_comparison.common_head(halves, dataset.images, dataset.identities, study.features,
+                                                    study.folds, masks, trait, "a", "b", cfg, dataset.source)
         labels = group_comparison.label_permutations(raters.n_a, raters.n_b, args.splits, cfg.seed)[:, 1:]
         values = per_identity(head, np.hstack([raters.means(labels), raters.means(1 - labels)]), dataset.identities)
         tests = [model_comparison.sign_flip_test(values[:, :, s] - values[:, :, args.splits + s], n_flips, cfg.seed + s)
@@ -71,9 +70,9 @@ def main(argv=None):
         p_fwer = np.array([t.p_fwer for t in tests])
         max_t = np.array([np.nanmax(np.abs(t.t)) for t in tests])
 
-        groups = group_comparison.rater_table(dataset.raters, dataset.images, trait, args.group, other, dataset.source)
-        all_raters = groups.means(np.ones((groups.n_a + groups.n_b, 1)))[:, 0]
-        group_head = group_comparison.fixed_head(study.features, all_raters, dataset.identities, study.folds, masks, cfg)
+        groups, group_head = group_comparison.common_head(dataset.raters, dataset.images, dataset.identities,
+                                                          study.features, study.folds, masks, trait, args.group,
+                                                          other, cfg, dataset.source)
         a = np.r_[np.ones(groups.n_a), np.zeros(groups.n_b)][:, None]
         both = per_identity(group_head, np.hstack([groups.means(a), groups.means(1 - a)]), dataset.identities)
         real = model_comparison.sign_flip_test(both[:, :, 0] - both[:, :, 1], n_flips, cfg.seed)

@@ -141,6 +141,14 @@ def fixed_head(features: dict, y_all: np.ndarray, identities, folds, masks: list
                      {"layers": "+".join(feature_set.layers), "grid": feature_set.grid, "alpha": alpha})
 
 
+def common_head(raters: pd.DataFrame, images, identities, features: dict, folds, masks: list, trait: str,
+                group_a: str, group_b: str, cfg, source) -> tuple[Raters, FixedHead]:
+    """The two groups' rater table for one trait and the head setting both share (chosen on all their raters)."""
+    table = rater_table(raters, images, trait, group_a, group_b, source)
+    everyone = table.means(np.ones((table.n_a + table.n_b, 1)))[:, 0]
+    return table, fixed_head(features, everyone, identities, folds, masks, cfg)
+
+
 @dataclass
 class Statistics:
     differences: np.ndarray  # (face regions, 1 + permutations): importance a - b, column 0 observed
@@ -184,9 +192,8 @@ class TraitComparison:
 def compare(dataset, features: dict, folds: np.ndarray, masks: list, group_a: str, group_b: str, trait: str,
             cfg) -> TraitComparison:
     """Rater-level comparison of two groups on one trait (see the module docstring)."""
-    raters = rater_table(dataset.raters, dataset.images, trait, group_a, group_b, dataset.source)
-    everyone = raters.means(np.ones((raters.n_a + raters.n_b, 1)))[:, 0]
-    head = fixed_head(features, everyone, dataset.identities, folds, masks, cfg)
+    raters, head = common_head(dataset.raters, dataset.images, dataset.identities, features, folds, masks, trait,
+                               group_a, group_b, cfg, dataset.source)
     label = f"{trait} {group_a} vs {group_b}"
     stats = permutation_statistics(raters, head, cfg.compare.n_permutations, cfg.compare.n_bootstrap, cfg.seed, label)
     p, p_fwer = p_values(stats.differences)
