@@ -47,17 +47,15 @@ def main(run):
     groups, traits = (list(dict.fromkeys(names)) for names in zip(*run.models))
     counts = dict.fromkeys(relevance, int(faces.keep.sum()))
     display = {"display": cfg.explain.map_display, "cell": config.display_cell(cfg)}
-    outputs.save_figure(plots.average_saliency(averages, groups, traits, cfg.explain.align, faces.background,
-                                               cfg.explain.colormap == "signed", counts, **display),
-                        run.fig("average_saliency.png"))
+    run.save_figure(plots.average_saliency(averages, groups, traits, cfg.explain.align, faces.background,
+                                           cfg.explain.colormap == "signed", counts, **display), "average_saliency.png")
     maps = model_comparison.difference_maps(relevance, faces, groups, traits, cfg.explain.significance_level,
                                             cfg.explain.n_sign_flips, cfg.seed)
     for trait, result in maps.items():
         result.save(run.results(f"group_difference_{trait}.npz"), aligned=cfg.explain.align)
-        outputs.save_figure(plots.group_difference_map(result.mean_difference, result.significant, *result.groups,
-                                                       trait, result.alpha, result.n_identities, cfg.explain.align,
-                                                       faces.background, **display),
-                            run.fig(f"group_difference_{trait}.png"))
+        run.save_figure(plots.group_difference_map(result.mean_difference, result.significant, *result.groups,
+                                                   trait, result.alpha, result.n_identities, cfg.explain.align,
+                                                   faces.background, **display), f"group_difference_{trait}.png")
         print(f"{trait}: {result.describe()}")
     table = saliency.region_table(relevance, dataset.images, points, (size, size))
     saliency.report_empty_maps(table)
@@ -67,9 +65,9 @@ def main(run):
     run.write_csv("region_relevance.csv", table)
     run.write_csv("region_summary.csv", summary)
     run.write_csv("region_group_tests.csv", tests)
-    outputs.save_figure(plots.region_relevance(summary, tests if len(tests) else None, cfg.explain.significance_level,
-                                               table=table.assign(identity=table.image.map(identities))),
-                        run.fig("region_relevance.png"))
+    run.save_figure(plots.region_relevance(summary, tests if len(tests) else None, cfg.explain.significance_level,
+                                           table=table.assign(identity=table.image.map(identities))),
+                    "region_relevance.png")
     run.details.update(aligned=cfg.explain.align, n_images=len(dataset), n_with_landmarks=len(points),
                        n_missing_landmarks=len(missing), n_identities=len(set(faces.identities)))
     print("\n".join(saliency.describe_top_regions(summary, run.models)

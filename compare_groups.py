@@ -21,7 +21,7 @@ import sys
 
 import pandas as pd
 
-from facetraits import cli, data, group_comparison, importance, landmarks, outputs, plots, training
+from facetraits import cli, data, group_comparison, importance, landmarks, plots, training
 from facetraits.errors import FacetraitsError
 
 
@@ -50,7 +50,7 @@ def main(run):
             tables.append(result.table)
             accuracy.append(result.accuracy)
             figure = plots.group_comparison(result.table, result.null)
-            outputs.save_figure(figure, run.fig(figure_name(trait, group_a, group_b, len(groups))))
+            run.save_figure(figure, figure_name(trait, group_a, group_b, len(groups)))
     if not tables:
         raise FacetraitsError("compare_groups.py needs at least two groups rating the same trait (--group/--trait)")
     run.write_csv("group_comparison.csv", pd.concat(tables, ignore_index=True))

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from facetraits import cli, metrics, outputs, plots, training
+from facetraits import cli, metrics, plots, training
 
 
 def cross_group(dataset, predictions: dict) -> pd.DataFrame:
@@ -45,8 +45,7 @@ def main(run):
         final = training.final_settings(study.features, y, dataset.identities, cfg)
         rows = metrics.cv_summary(group, trait, y, predicted, folds, dataset.identities, result["settings"], final, cfg.seed)
         summary_rows += rows
-        outputs.save_figure(plots.cv_scatter(y, predicted, folds, name, rows[-1]["pearson_r"]),
-                            run.fig(f"cv_scatter_{name}.png"))
+        run.save_figure(plots.cv_scatter(y, predicted, folds, name, rows[-1]["pearson_r"]), f"cv_scatter_{name}.png")
         pooled = rows[-1]
         print(f"{name}: pooled r = {pooled['pearson_r']:.3f} [95% CI {pooled['r_ci_low']:.3f}, {pooled['r_ci_high']:.3f}], "
               f"mean fold r = {pooled['mean_fold_r']:.3f}, MAE = {pooled['mae']:.3f} "
@@ -55,7 +54,7 @@ def main(run):
     run.write_csv("cv_folds.csv", pd.concat(fold_rows, ignore_index=True))
     run.write_csv("cv_summary.csv", summary)
     run.write_csv("cross_group.csv", cross_group(dataset, predictions))
-    outputs.save_figure(plots.cv_pearson(summary), run.fig("cv_pearson.png"))
+    run.save_figure(plots.cv_pearson(summary), "cv_pearson.png")
     print(f"wrote {run.results('cv_summary.csv')} and figures in {cfg.output.fig_dir}", file=sys.stderr)
 
 

@@ -19,7 +19,7 @@ import time
 
 import pandas as pd
 
-from facetraits import cli, data, explanations, faithfulness, outputs, plots, relevance
+from facetraits import cli, data, explanations, faithfulness, plots, relevance
 
 
 def add_arguments(parser):
@@ -56,7 +56,7 @@ def main(run):
                      "p_holm_morf_lerf", "separates"]].to_string(index=False))
         run.write_csv("faithfulness.csv", table)
         run.write_csv("faithfulness_curves.csv", curves)
-        outputs.save_figure(plots.faithfulness(curves, table), run.fig("faithfulness.png"))
+        run.save_figure(plots.faithfulness(curves, table), "faithfulness.png")
 
 
 if __name__ == "__main__":

@@ -42,8 +42,8 @@ def main(run):
                              "n_permutations": len(null), "permutation_unit": "identity",
                              "n_identities": len(np.unique(identities)),
                              "n_fixed_identities": metrics.fixed_identities(identities), "seed": cfg.seed})
-        outputs.save_figure(plots.permutation_null(null, observed, p_value, f"{name} ({cfg.model.head} head)"),
-                            run.fig(f"permutation_{name}.png"))
+        run.save_figure(plots.permutation_null(null, observed, p_value, f"{name} ({cfg.model.head} head)"),
+                        f"permutation_{name}.png")
         print(f"{name}: observed r = {observed:.3f} ({cfg.model.head} head), null mean = {np.mean(null):+.3f}, "
               f"sd = {np.std(null):.3f}, p = {p_value:.4g} ({len(null)} identity permutations)")
     run.write_csv("permutation_null.csv", pd.concat(null_rows, ignore_index=True))

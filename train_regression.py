@@ -55,7 +55,7 @@ def main(run):
               f"fitted in {trained.seconds:.1f} s, train r = {scores['train_pearson_r']:.3f} "
               f"(in-sample; see cross_validate.py) -> {model_path}")
     spaces = face_space.trained_spaces(maps, dataset, run.models, cfg)
-    outputs.save_figure(plots.face_space(spaces), run.fig("face_space.png"))
+    run.save_figure(plots.face_space(spaces), "face_space.png")
 
 
 if __name__ == "__main__":

@@ -123,12 +123,20 @@ def write_npy(path, array: np.ndarray) -> Path:
     return Path(path)
 
 
-def save_figure(fig, path) -> Path:
-    """Save a matplotlib figure atomically and close it (figures pile up in long runs)."""
+def save_figure(fig, path, stamp: str = "") -> Path:
+    """Save a matplotlib figure atomically and close it (figures pile up in long runs).
+
+    A `stamp` (what made the figure: run, commit, config) is printed small under the figure and,
+    for PNG, stored as its Description: a figure copied into slides or a paper still says where
+    it came from."""
     import matplotlib.pyplot as plt
 
+    kind = Path(path).suffix.lstrip(".") or "png"
+    if stamp:
+        fig.text(0.0, 0.0, stamp, fontsize=6, color="0.45", ha="left", va="top")
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight", format=Path(path).suffix.lstrip(".") or "png")
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format=kind,
+                    metadata={"Description": stamp} if stamp and kind == "png" else None)
     plt.close(fig)
     return Path(path)
 

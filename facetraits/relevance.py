@@ -89,4 +89,4 @@ def write_figures(run, dataset, name: str, relevance, predictions, y) -> None:
     figure = plots.extremes(data.load_images([dataset.paths[i] for i in chosen], size), relevance[chosen],
                             y[chosen], predictions[chosen], [dataset.images[i] for i in chosen], colormap,
                             f"{name} ({cfg.explain.analyzer})")
-    outputs.save_figure(figure, run.fig(f"extremes_{name}.png"))
+    run.save_figure(figure, f"extremes_{name}.png")

@@ -57,6 +57,24 @@ def test_record_says_running_until_main_ends_then_ok_with_details(blob_config):
     assert record["status"] == "ok" and record["ended"] and record["details"] == {"answer": 42}
 
 
+def test_a_figure_names_the_run_commit_and_config_that_made_it(blob_config):
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    @cli.script
+    def main(run):
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [0, 1])
+        run.save_figure(fig, "line.png")
+
+    main(["--config", str(blob_config)])
+    cfg = config.load(blob_config)
+    (record,) = records(cfg.output.results_dir)
+    stamp = Image.open(cfg.output.fig_dir / "line.png").text["Description"]
+    assert record["run"] in stamp and f"commit {record['code']['commit']}" in stamp
+    assert f"config {cfg.hash()[:12]}" in stamp
+
+
 def test_a_failed_run_records_why(blob_config, capsys):
     results = config.load(blob_config).output.results_dir
     with pytest.raises(SystemExit) as caught:
