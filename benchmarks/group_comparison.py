@@ -4,7 +4,9 @@
    speed number: run cross_validate.py once with the same settings) and times it.
 2. With --planted (the demo only), checks the planted differences of data/demo/README.md: each
    must come out with p_fwer < .01 in the planted direction; no unplanted region may reach
-   p_fwer < .05.
+   p_fwer < .05. Beside it, the same importance for the planted rating functions themselves
+   (no raters, no noise) and for each planted term alone: which differences the importance
+   itself shows, whatever the raters do.
 3. Calibration: one group's raters are split into two random halves, which are then compared
    exactly as two groups are (same common setting, same rater permutations). Both halves come
    from one population, so a calibrated test calls about 5% of the regions significant at .05.
@@ -69,15 +71,15 @@ def noise_free(cfg, study, masks, table: pd.DataFrame) -> tuple[list[dict], list
     params = pd.read_csv(cfg.data.ratings.parent / "face_parameters.csv").set_index("image").loc[list(dataset.images)]
     terms = {"smile_z": params.smile_z, "eye_openness_z": params.eye_openness_z, "jaw_width_z": params.jaw_width_z,
              "brow_lowering_z": -params.brow_angle_z}
-    group_a, group_b = demo.GROUPS
     differences, spreads = [], []
     for trait in cfg.traits:
+        observed = table[table.trait == trait].set_index("region")
+        group_a, group_b = observed.group_a.iloc[0], observed.group_b.iloc[0]  # the comparison's order and sign
         _, head = group_comparison.common_head(dataset.raters, dataset.images, dataset.identities, study.features,
                                                study.folds, masks, trait, group_a, group_b, cfg, dataset.source)
         planted = [sum(w * terms[k].to_numpy() for k, w in demo.WEIGHTS[(g, trait)].items()) * demo.RATING_GAIN
                    for g in (group_a, group_b)]
         values = head.regions(np.column_stack(planted))
-        observed = table[table.trait == trait].set_index("region")
         for region, a, b in zip(regions.FACE_REGIONS, values[:, 0], values[:, 1]):
             differences.append({"trait": trait, "region": region, "planted": "yes" if (trait, region) in PLANTED else "",
                                 f"{group_a} noise-free": a, f"{group_b} noise-free": b, "difference noise-free": a - b,

@@ -48,11 +48,15 @@ class Run:
     def fig(self, name: str) -> Path:
         return self.config.output.fig_dir / name
 
-    def save_figure(self, figure, name: str) -> Path:
-        """Save fig/<name>, stamped with this run's id, its code commit and its config hash."""
+    @property
+    def stamp(self) -> str:
+        """What made an output, in one line: this run's id, its code commit, its config hash."""
         changed = "+uncommitted" if self.code.get("uncommitted_changes") else ""
-        stamp = f"{self.id} | commit {self.code['commit']}{changed} | config {self.config.hash()[:12]}"
-        return outputs.save_figure(figure, self.fig(name), stamp)
+        return f"{self.id} | commit {self.code['commit']}{changed} | config {self.config.hash()}"
+
+    def save_figure(self, figure, name: str) -> Path:
+        """Save fig/<name>, stamped (see `stamp`) under the figure and in the PNG's Description."""
+        return outputs.save_figure(figure, self.fig(name), self.stamp)
 
     def write_csv(self, name: str, table: pd.DataFrame) -> Path:
         """Write results/<name> with this run's id in a last column `run`."""

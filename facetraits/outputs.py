@@ -132,8 +132,13 @@ def save_figure(fig, path, stamp: str = "") -> Path:
     import matplotlib.pyplot as plt
 
     kind = Path(path).suffix.lstrip(".") or "png"
-    if stamp:
-        fig.text(0.0, 0.0, stamp, fontsize=6, color="0.45", ha="left", va="top")
+    if stamp:  # just below everything drawn (tick and axis labels can hang below the axes)
+        fig.draw_without_rendering()
+        box = fig.get_tightbbox()
+        if box.width < 6:  # inches: a narrow figure gets the stamp on two lines rather than widened
+            stamp = stamp.replace(" | ", "\n", 1)
+        width, height = fig.get_size_inches()  # figure fractions: savefig's tight crop moves only these
+        fig.text(box.x0 / width, (box.y0 - 0.04) / height, stamp, fontsize=6, color="0.45", ha="left", va="top")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, bbox_inches="tight", format=kind,
                     metadata={"Description": stamp} if stamp and kind == "png" else None)

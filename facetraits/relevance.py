@@ -12,7 +12,7 @@ import json
 import sys
 
 import numpy as np
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from facetraits import cli, data, explanations, model, outputs, plots
 from facetraits.backend import reset_graph
@@ -79,10 +79,12 @@ def write_figures(run, dataset, name: str, relevance, predictions, y) -> None:
     if cfg.explain.overlays:
         folder = run.fig("lrp") / name
         folder.mkdir(parents=True, exist_ok=True)
+        info = PngImagePlugin.PngInfo()
+        info.add_text("Description", run.stamp)  # no room for a visible stamp on a bare overlay
         for i, path in enumerate(dataset.paths):
             picture = plots.overlay(data.load_image(path, size), relevance[i], colormap)
             with outputs.atomic_path(folder / f"{path.stem}.png") as tmp:
-                Image.fromarray(picture).save(tmp, format="PNG")
+                Image.fromarray(picture).save(tmp, format="PNG", pnginfo=info)
     k = min(cfg.explain.n_extremes, len(y) // 2)
     order = np.argsort(-y, kind="stable")
     chosen = np.concatenate([order[:k], order[len(order) - k:]])

@@ -5,6 +5,7 @@ import innvestigate
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 import average_saliency
 import lrp_analysis
@@ -104,7 +105,8 @@ def test_lrp_analysis_then_average_saliency(trained):
     for name in ("ASD__warm", "NT__warm"):
         relevance = np.load(results / "relevance" / f"{name}.npy")
         assert relevance.shape == (18, 32, 32) and relevance.dtype == np.float32 and np.isfinite(relevance).all()
-        assert len(list((figures / "lrp" / name).glob("*.png"))) == 18
+        overlays = sorted((figures / "lrp" / name).glob("*.png"))
+        assert len(overlays) == 18 and set(index.run) < set(Image.open(overlays[0]).text["Description"].split(" | "))
         assert (figures / f"extremes_{name}.png").stat().st_size > 1000
     summary = pd.read_csv(results / "faithfulness.csv")
     assert list(summary.columns) == [*faithfulness.COLUMNS, "run"]

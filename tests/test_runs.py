@@ -3,6 +3,7 @@ import json
 import subprocess
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -61,18 +62,24 @@ def test_a_figure_names_the_run_commit_and_config_that_made_it(blob_config):
     import matplotlib.pyplot as plt
     from PIL import Image
 
-    @cli.script
-    def main(run):
+    def line():
         fig, ax = plt.subplots()
         ax.plot([0, 1], [0, 1])
-        run.save_figure(fig, "line.png")
+        return fig
+
+    @cli.script
+    def main(run):
+        run.save_figure(line(), "line.png")
 
     main(["--config", str(blob_config)])
     cfg = config.load(blob_config)
     (record,) = records(cfg.output.results_dir)
-    stamp = Image.open(cfg.output.fig_dir / "line.png").text["Description"]
-    assert record["run"] in stamp and f"commit {record['code']['commit']}" in stamp
-    assert f"config {cfg.hash()[:12]}" in stamp
+    stamped = Image.open(cfg.output.fig_dir / "line.png")
+    stamp = stamped.text["Description"]
+    assert record["run"] in stamp and f"commit {record['code']['commit']}" in stamp and f"config {cfg.hash()}" in stamp
+    plain = np.asarray(Image.open(outputs.save_figure(line(), cfg.output.fig_dir / "plain.png")).convert("L"))
+    below = np.asarray(stamped.convert("L"))[plain.shape[0]:]  # the stamp's rows, under the plain figure
+    assert below.shape[0] > 5 and (below < 200).any()
 
 
 def test_a_failed_run_records_why(blob_config, capsys):
