@@ -68,7 +68,11 @@ def noise_free(cfg, study, masks, table: pd.DataFrame) -> tuple[list[dict], list
     fields, where a driver's pixels lie), not because of the raters. Second table: each planted term
     alone, at the ratings' gain, i.e. how one driver's importance spreads over the regions."""
     dataset = study.dataset
-    params = pd.read_csv(cfg.data.ratings.parent / "face_parameters.csv").set_index("image").loc[list(dataset.images)]
+    path = cfg.data.ratings.parent / "face_parameters.csv"
+    if not path.is_file():
+        raise SystemExit(f"--planted: {path} not found; it is written by `python -m facetraits.demo` next to the "
+                         f"demo's ratings (the planted truth exists for the demo only)")
+    params = pd.read_csv(path).set_index("image").loc[list(dataset.images)]
     terms = {"smile_z": params.smile_z, "eye_openness_z": params.eye_openness_z, "jaw_width_z": params.jaw_width_z,
              "brow_lowering_z": -params.brow_angle_z}
     differences, spreads = [], []
