@@ -59,6 +59,15 @@ def planted_rows(table: pd.DataFrame) -> list[dict]:
     return rows
 
 
+def planted_parameters(cfg):
+    """The demo's drawn face parameters (written next to its ratings by `python -m facetraits.demo`)."""
+    path = cfg.data.ratings.parent / "face_parameters.csv"
+    if not path.is_file():
+        raise SystemExit(f"--planted: {_common.relative(path)} not found; the planted truth exists for the demo only "
+                         f"(python -m facetraits.demo writes it next to the ratings)")
+    return path
+
+
 def noise_free(cfg, study, masks, table: pd.DataFrame) -> tuple[list[dict], list[dict]]:
     """What the importance reports for the planted rating functions themselves: no rater spread, no noise.
 
@@ -68,11 +77,7 @@ def noise_free(cfg, study, masks, table: pd.DataFrame) -> tuple[list[dict], list
     fields, where a driver's pixels lie), not because of the raters. Second table: each planted term
     alone, at the ratings' gain, i.e. how one driver's importance spreads over the regions."""
     dataset = study.dataset
-    path = cfg.data.ratings.parent / "face_parameters.csv"
-    if not path.is_file():
-        raise SystemExit(f"--planted: {path} not found; it is written by `python -m facetraits.demo` next to the "
-                         f"demo's ratings (the planted truth exists for the demo only)")
-    params = pd.read_csv(path).set_index("image").loc[list(dataset.images)]
+    params = pd.read_csv(planted_parameters(cfg)).set_index("image").loc[list(dataset.images)]
     terms = {"smile_z": params.smile_z, "eye_openness_z": params.eye_openness_z, "jaw_width_z": params.jaw_width_z,
              "brow_lowering_z": -params.brow_angle_z}
     differences, spreads = [], []
@@ -134,6 +139,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     overrides = [f"model.weights={args.weights}", *args.overrides]
     cfg = config.load(args.config, overrides)
+    if args.planted:
+        planted_parameters(cfg)  # before the expensive part
     machine = _common.machine()  # now: the commit and load the numbers below come from
     start = time.perf_counter()
     subprocess.run([sys.executable, str(_common.ROOT / "compare_groups.py"), "--config", args.config,
