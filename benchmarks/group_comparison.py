@@ -27,7 +27,7 @@ import pandas as pd
 
 from facetraits import config, data, demo, group_comparison, importance, regions, training
 
-PLANTED = {("warm", "mouth"): +1, ("warm", "eyes"): -1, ("strong", "jaw"): +1, ("strong", "brows"): -1}
+PLANTED = demo.PLANTED_DIFFERENCES
 NOISE_FREE_NOTE = ("Each group's planted weights (data/demo/README.md) applied to the drawn face parameters, without "
                    "rater spread, noise, rounding or clipping, through the same common head; beside it the "
                    "rater-level result above. A region that differs here is one the importance cannot keep apart "

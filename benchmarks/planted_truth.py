@@ -18,10 +18,12 @@ import argparse
 import sys
 from pathlib import Path
 
+import _common  # first: puts the repository root on sys.path
 import pandas as pd
 
-WINNERS = {("ASD", "warm"): "mouth", ("NT", "warm"): "eyes", ("ASD", "strong"): "jaw", ("NT", "strong"): "brows"}
-DIFFERENCES = {("warm", "mouth"): +1, ("warm", "eyes"): -1, ("strong", "brows"): -1, ("strong", "jaw"): +1}
+from facetraits import demo
+
+WINNERS, DIFFERENCES = demo.PLANTED_WINNERS, demo.PLANTED_DIFFERENCES
 MEASURES = {"absolute": ("mean_abs_per_area", "share_abs"), "positive": ("mean_pos_per_area", "share_pos")}
 
 
