@@ -48,14 +48,13 @@ WEIGHTS = {
     ("ASD", "strong"): {"jaw_width_z": 0.75, "brow_lowering_z": 0.25},
     ("NT", "strong"): {"jaw_width_z": 0.25, "brow_lowering_z": 0.75},
 }
+# What the benchmarks check, derived from WEIGHTS: the face region (facetraits/regions.py) each term is
+# drawn in; per (group, trait) the region of its largest weight; per (trait, region) the sign of ASD - NT.
 TERM_REGIONS = {"smile_z": "mouth", "eye_openness_z": "eyes", "jaw_width_z": "jaw", "brow_lowering_z": "brows"}
-# the face region (facetraits/regions.py) each planted term is drawn in; the checks below follow from WEIGHTS
 PLANTED_WINNERS = {key: TERM_REGIONS[max(weights, key=weights.get)] for key, weights in WEIGHTS.items()}
-# (group, trait) -> the region of the term with the largest weight
 PLANTED_DIFFERENCES = {(trait, TERM_REGIONS[term]): int(np.sign(WEIGHTS[("ASD", trait)].get(term, 0.0)
                                                                  - WEIGHTS[("NT", trait)].get(term, 0.0)))
                        for (_, trait), weights in WEIGHTS.items() for term in weights}
-# (trait, region) -> sign of ASD - NT in that region's planted weight
 RATING_CENTRE = 4.0
 RATING_GAIN = 1.2
 RATERS_PER_GROUP = 30
