@@ -173,6 +173,7 @@ class ExplainConfig:
     faithfulness_images: int = bounded(24, 1)
     faithfulness_random_orders: int = bounded(5, 1)
     faithfulness_reference: str = choice("mean_face", "mean_face", "blur")  # what replaced patches become
+    faithfulness_random: str = choice("patches", "patches", "smooth")  # random baseline: shuffled or clustered patches
 
 
 @dataclass(frozen=True)

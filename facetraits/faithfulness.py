@@ -17,7 +17,11 @@ while a map's order removes neighbouring patches together (few borders). On the 
 patch borders, the random mosaic alone moved predictions by up to 3.6 rating points at half the
 image replaced (benchmarks/results/faithfulness.md), so "MoRF beats random" mixed the map's
 faithfulness with how clustered it is. Patches are therefore blended in over a soft border
-(perturb), which weakens the new edges but cannot remove them. MoRF against LeRF has
+(perturb), which weakens the new edges but cannot remove them; explain.faithfulness_random:
+smooth goes further and draws the random orders from smoothed noise whose neighbour
+autocorrelation matches the maps' (the configured analyzer's maps of the first model, so every
+model shares one set of orders): random orders then leave as few borders as a map's order does.
+MoRF against LeRF has
 no such confound: after k of n steps MoRF has replaced exactly the patches LeRF keeps after n - k,
 so both curves together cross the same borders. Both are tested: beats_random (MoRF - random,
 the issue's criterion) and separates (AOPC_MoRF - AOPC_LeRF, the "area between the perturbation
@@ -76,7 +80,9 @@ RANDOM = "random"  # analyzer and order name of the random baseline in the curve
 COLUMNS = ("group", "trait", "analyzer", "aopc_morf", "aopc_lerf", "aopc_random", "morf_minus_random",
            "random_minus_lerf", "p_value", "p_holm", "beats_random", "morf_minus_lerf", "p_morf_lerf",
            "p_holm_morf_lerf", "separates", "n_images", "n_identities", "n_random_orders",
-           "reference", "blur_sigma_px")
+           "reference", "blur_sigma_px", "random_baseline", "random_sigma_patches")
+SIGMAS = np.arange(0.0, 4.001, 0.05)  # candidate smoothing of the smooth random baseline, in patches
+NOISE_FIELDS = 200  # noise fields per candidate when matching the maps' autocorrelation
 
 
 def spread_sample(identities: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -102,6 +108,29 @@ def patch_order(relevance: np.ndarray, patch: int) -> np.ndarray:
     h, w = relevance.shape
     grid = relevance[: h // patch * patch, : w // patch * patch].reshape(h // patch, patch, w // patch, patch)
     return np.argsort(-grid.sum(axis=(1, 3)).ravel(), kind="stable")
+
+
+def neighbour_autocorrelation(fields: np.ndarray) -> float:
+    """Mean correlation of horizontally and vertically neighbouring cells of (n, k, k) fields: how
+    clustered a map's patch order is (near 0 for a shuffle)."""
+    f = fields - fields.mean(axis=(1, 2), keepdims=True)
+    products = (f[:, :, 1:] * f[:, :, :-1]).sum(axis=(1, 2)) + (f[:, 1:] * f[:, :-1]).sum(axis=(1, 2))
+    return float(np.mean(products / np.maximum(2 * (f * f).sum(axis=(1, 2)), 1e-12)))
+
+
+def matched_sigma(target: float, side: int, seed: int) -> float:
+    """The smoothing (Gaussian sigma, in patches) whose smoothed noise on a side x side grid is as
+    clustered as `target` (neighbour_autocorrelation)."""
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal((NOISE_FIELDS, side, side))
+    achieved = [neighbour_autocorrelation(ndimage.gaussian_filter(noise, (0, s, s)) if s else noise) for s in SIGMAS]
+    return float(SIGMAS[np.argmin(np.abs(np.array(achieved) - target))])
+
+
+def smooth_orders(n: int, side: int, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """(n, side * side) patch orders, largest first, of Gaussian-smoothed white noise."""
+    noise = ndimage.gaussian_filter(rng.standard_normal((n, side, side)), (0, sigma, sigma))
+    return np.argsort(-noise.reshape(n, -1), axis=1, kind="stable")
 
 
 def perturb(x: np.ndarray, reference: np.ndarray, orders: np.ndarray, removed: int, patch: int) -> np.ndarray:
@@ -206,10 +235,27 @@ class Test:
         self.x, self.reference = model.preprocess(images), model.preprocess(reference)
         self.patch = max(1, self.x.shape[1] // PATCHES_PER_SIDE)
         self.n_patches = (self.x.shape[1] // self.patch) ** 2
-        rng = np.random.default_rng(cfg.seed)
-        self.random_orders = [np.stack([rng.permutation(self.n_patches) for _ in self.x])
-                              for _ in range(self.settings.faithfulness_random_orders)]
+        self.random_sigma = np.nan  # smooth baseline: set from the first model's maps (random_orders_for)
+        self.random_orders = None
+        if self.settings.faithfulness_random == "patches":
+            rng = np.random.default_rng(cfg.seed)
+            self.random_orders = [np.stack([rng.permutation(self.n_patches) for _ in self.x])
+                                  for _ in range(self.settings.faithfulness_random_orders)]
         self.random_maps = {}  # trunk digest -> [order][step - 1] conv maps at the cut
+
+    def random_orders_for(self, relevance: dict) -> list:
+        """The random orders, shared by every model; for the smooth baseline drawn once, as clustered
+        as these (the first model's) maps of the configured analyzer."""
+        if self.random_orders is None:
+            maps = relevance.get(self.settings.analyzer, next(iter(relevance.values())))
+            side = self.x.shape[1] // self.patch
+            sums = np.stack([m[:side * self.patch, :side * self.patch].reshape(side, self.patch, side, self.patch)
+                             .sum(axis=(1, 3)) for m in maps])
+            self.random_sigma = matched_sigma(neighbour_autocorrelation(sums), side, self.cfg.seed)
+            rng = np.random.default_rng(self.cfg.seed)
+            self.random_orders = [smooth_orders(len(self.x), side, self.random_sigma, rng)
+                                  for _ in range(self.settings.faithfulness_random_orders)]
+        return self.random_orders
 
     @classmethod
     def for_dataset(cls, cfg, dataset) -> "Test":
@@ -270,7 +316,7 @@ class Test:
         key = trunk_digest(keras_model, cut)
         if key not in self.random_maps:
             self.random_maps[key] = [[batched(trunk, self.perturbed(orders, step)) for step in range(1, steps)]
-                                     for orders in self.random_orders]
+                                     for orders in self.random_orders_for(relevance)]
         curves[(RANDOM, RANDOM)] = np.mean([curve([original - batched(head, maps).ravel() for maps in per_order])
                                             for per_order in self.random_maps[key]], axis=0)
         return curves
@@ -300,7 +346,8 @@ class Test:
                              self.identities, cfg.seed)
             rows.append({"group": group, "trait": trait, "analyzer": method, **result,
                          "n_random_orders": settings.faithfulness_random_orders,
-                         "reference": settings.faithfulness_reference, "blur_sigma_px": blur_px})
+                         "reference": settings.faithfulness_reference, "blur_sigma_px": blur_px,
+                         "random_baseline": settings.faithfulness_random, "random_sigma_patches": self.random_sigma})
             print(f"{group}__{trait} {method}: AOPC most relevant first {result['aopc_morf']:.3f}, least relevant "
                   f"first {result['aopc_lerf']:.3f}, random {result['aopc_random']:.3f} (MoRF > random p = "
                   f"{result['p_value']:.3g}, MoRF > LeRF p = {result['p_morf_lerf']:.3g}, {result['n_identities']} "

@@ -12,9 +12,9 @@ from facetraits.backend import keras
 from conftest import synthetic_face
 
 
-def settings(steps=4, random_orders=3, reference="blur"):
+def settings(steps=4, random_orders=3, reference="blur", random="patches"):
     return config.load(None, [f"explain.faithfulness_steps={steps}", f"explain.faithfulness_random_orders={random_orders}",
-                              f"explain.faithfulness_reference={reference}"])
+                              f"explain.faithfulness_reference={reference}", f"explain.faithfulness_random={random}"])
 
 
 def mean_pixel_model(size: int) -> keras.Model:
@@ -50,7 +50,8 @@ def test_true_heatmap_orders_morf_above_random_above_lerf(true_heatmaps):
     reversed_result = faithfulness.compare(curves[("reversed", "morf")], curves[("reversed", "lerf")],
                                            curves[("random", "random")], identities, seed=0)
     table = faithfulness.summarise([{**row, "group": "g", "trait": "t", "analyzer": name, "n_random_orders": 3,
-                                     "reference": "blur", "blur_sigma_px": 1.0}
+                                     "reference": "blur", "blur_sigma_px": 1.0, "random_baseline": "patches",
+                                     "random_sigma_patches": np.nan}
                                     for name, row in (("truth", truth_result), ("reversed", reversed_result))], 0.05)
     assert table.beats_random.tolist() == [True, False]
     assert table.separates.tolist() == [True, False] and (table.morf_minus_lerf > 0).tolist() == [True, False]
@@ -86,6 +87,37 @@ def test_models_with_one_trunk_share_the_random_baselines_conv_maps(true_heatmap
     np.testing.assert_allclose(curves["second"][("random", "random")][:, 1:3], direct, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(curves["second"][("random", "random")], -2 * curves["first"][("random", "random")],
                                rtol=1e-4, atol=1e-5)  # same images, head weight -2 instead of 1
+
+
+def test_smooth_random_orders_are_as_clustered_as_the_maps_and_shared_by_every_model(true_heatmaps):
+    from scipy import ndimage
+
+    side = 12
+    noise = np.random.default_rng(5).standard_normal((50, side, side))
+    assert abs(faithfulness.neighbour_autocorrelation(noise)) < 0.05  # a shuffle is not clustered
+    smooth = ndimage.gaussian_filter(noise, (0, 1.5, 1.5))
+    assert faithfulness.matched_sigma(faithfulness.neighbour_autocorrelation(smooth), side, seed=1) == \
+        pytest.approx(1.5, abs=0.2)
+    orders = faithfulness.smooth_orders(4, side, 1.5, np.random.default_rng(0))
+    assert (np.sort(orders, axis=1) == np.arange(side * side)).all()  # every patch once
+
+    _, images, truth = true_heatmaps  # 32 px images, 16 patches of 2 px a side
+    clustered = np.kron(np.random.default_rng(2).standard_normal((len(images), 4, 4)), np.ones((8, 8)))
+    test = faithfulness.Test(settings(steps=3, random_orders=2, random="smooth"), images, faithfulness.blurred(images),
+                             np.arange(len(images)))
+    assert test.random_orders is None  # drawn from the first model's maps
+    first, second = conv_model(32, 0.01, 1.0), conv_model(32, 0.01, -2.0)
+    test.curves(first, {"lrp.sequential_preset_a_flat": clustered})
+    drawn, sigma = test.random_orders, test.random_sigma
+    assert sigma > 1 and len(drawn) == 2
+    test.curves(second, {"lrp.sequential_preset_a_flat": truth})
+    assert test.random_orders is drawn and test.random_sigma == sigma  # one baseline for every model
+    patched = faithfulness.Test(settings(steps=3, random_orders=2), images, faithfulness.blurred(images),
+                                np.arange(len(images)))
+    grid = [np.argsort(order).reshape(16, 16) for order in patched.random_orders[0][:4]]
+    ranks = [np.argsort(order).reshape(16, 16) for order in drawn[0][:4]]
+    assert faithfulness.neighbour_autocorrelation(np.stack(ranks).astype(float)) > \
+        faithfulness.neighbour_autocorrelation(np.stack(grid).astype(float)) + 0.3
 
 
 def test_mean_face_reference_is_the_aligned_mean_warped_back_onto_each_face(tmp_path):
