@@ -103,11 +103,16 @@ def blurred(images: np.ndarray) -> np.ndarray:
     return ndimage.gaussian_filter(np.asarray(images, dtype=np.float32), sigma=(0, sigma, sigma, 0), mode="nearest")
 
 
+def patch_sums(relevance: np.ndarray, patch: int) -> np.ndarray:
+    """(H // patch, W // patch): one (H, W) map's relevance summed per patch (a ragged edge is dropped)."""
+    h, w = relevance.shape
+    return relevance[: h // patch * patch, : w // patch * patch].reshape(h // patch, patch, w // patch, patch) \
+        .sum(axis=(1, 3))
+
+
 def patch_order(relevance: np.ndarray, patch: int) -> np.ndarray:
     """Patch indices of one (H, W) map, most relevant (largest summed relevance) first."""
-    h, w = relevance.shape
-    grid = relevance[: h // patch * patch, : w // patch * patch].reshape(h // patch, patch, w // patch, patch)
-    return np.argsort(-grid.sum(axis=(1, 3)).ravel(), kind="stable")
+    return np.argsort(-patch_sums(relevance, patch).ravel(), kind="stable")
 
 
 def neighbour_autocorrelation(fields: np.ndarray) -> float:
@@ -248,9 +253,8 @@ class Test:
         as these (the first model's) maps of the configured analyzer."""
         if self.random_orders is None:
             maps = relevance.get(self.settings.analyzer, next(iter(relevance.values())))
-            side = self.x.shape[1] // self.patch
-            sums = np.stack([m[:side * self.patch, :side * self.patch].reshape(side, self.patch, side, self.patch)
-                             .sum(axis=(1, 3)) for m in maps])
+            sums = np.stack([patch_sums(m, self.patch) for m in maps])
+            side = sums.shape[1]
             self.random_sigma = matched_sigma(neighbour_autocorrelation(sums), side, self.cfg.seed)
             rng = np.random.default_rng(self.cfg.seed)
             self.random_orders = [smooth_orders(len(self.x), side, self.random_sigma, rng)
