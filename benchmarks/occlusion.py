@@ -24,7 +24,7 @@ import pandas as pd
 from scipy import ndimage
 
 from facetraits import cli, config, data, demo, faithfulness, importance, landmarks, model, regions
-from facetraits.backend import keras, reset_graph
+from facetraits.backend import reset_graph
 
 FEATHER_PX = 3.5  # at 224 px: the faithfulness test's soft patch border
 BOOTSTRAP = 2000
@@ -47,10 +47,8 @@ def occluded(images: np.ndarray, reference: np.ndarray, masks: list, region: str
 
 def predictions(models: dict, images_by_case: dict) -> dict:
     """{(model, case): predictions}; the frozen VGG16 trunk runs once per case for every model."""
-    first = next(iter(models.values()))
-    cut = faithfulness.cut_layer(first)
-    trunk = keras.backend.function([first.input], [first.get_layer(cut).output])
-    heads = {name: keras.backend.function([m.get_layer(cut).output], [m.output]) for name, m in models.items()}
+    _, trunk, _ = faithfulness.split_at_cut(next(iter(models.values())))
+    heads = {name: faithfulness.split_at_cut(m)[2] for name, m in models.items()}
     out = {}
     for case, images in images_by_case.items():
         maps = faithfulness.batched(trunk, model.preprocess(images))
@@ -60,17 +58,18 @@ def predictions(models: dict, images_by_case: dict) -> dict:
 
 def identity_bootstrap(values: np.ndarray, identities: np.ndarray, seed: int) -> tuple[float, float, float]:
     """Mean over identities of the per-identity means, and its 95% bootstrap CI (identities resampled)."""
-    per_identity = pd.Series(values).groupby(identities).mean().to_numpy()
+    per_identity = faithfulness.identity_means(values, identities).to_numpy().ravel()
     rng = np.random.default_rng(seed)
     boot = per_identity[rng.integers(0, len(per_identity), (BOOTSTRAP, len(per_identity)))].mean(axis=1)
     return float(per_identity.mean()), *np.percentile(boot, [2.5, 97.5])
 
 
-def top_regions(table: pd.DataFrame, measure: str, identities, cfg) -> list[dict]:
+def top_regions(table: pd.DataFrame, measure: str, identities) -> list[dict]:
     """Per reference and model: the regions with the largest mean importance, and the planted region's rank."""
     rows = []
     for (ref_name, group, trait), part in table.groupby(["reference", "group", "trait"], sort=False):
-        means = {row.region: identity_bootstrap(row[measure], identities, cfg.seed)[0] for _, row in part.iterrows()}
+        means = {row.region: float(faithfulness.identity_means(row[measure], identities).mean().iloc[0])
+                 for _, row in part.iterrows()}
         ranked = sorted(means, key=lambda region: -means[region])
         planted = demo.PLANTED_WINNERS[(group, trait)]
         rows.append({"reference": ref_name, "model": f"{group} {trait}", "planted": planted,
@@ -165,7 +164,7 @@ def main(argv=None) -> int:
     verdicts = []
     for measure, label in (("change", "|prediction change| (rating points)"),
                            ("per_area", "|prediction change| per unit of face area")):
-        tops = top_regions(table, measure, identities, cfg)
+        tops = top_regions(table, measure, identities)
         differences = group_differences(table, measure, identities, comparison, cfg)
         verdicts += verdict(tops, differences, label)
         sections += [(f"Top region per model: {label}", _common.table(tops)),

@@ -192,6 +192,18 @@ def cut_layer(keras_model) -> str:
     return min(read, key=order.index)
 
 
+def split_at_cut(keras_model):
+    """(cut layer name, trunk, head): graph-mode functions image -> conv maps at the cut -> rating,
+    called as f([batch])[0] (see batched); a head that reads the image itself has an identity trunk."""
+    cut = cut_layer(keras_model)
+    if cut == keras_model.layers[0].name:
+        def trunk(inputs):
+            return inputs
+    else:
+        trunk = keras.backend.function([keras_model.input], [keras_model.get_layer(cut).output])
+    return cut, trunk, keras.backend.function([keras_model.get_layer(cut).output], [keras_model.output])
+
+
 def trunk_digest(keras_model, cut: str) -> str:
     """sha256 of the weights below (and at) the cut: models with the same digest share the trunk's maps."""
     digest = hashlib.sha256()
@@ -294,13 +306,7 @@ class Test:
         for each method's maps in `relevance`, and (RANDOM, RANDOM): the mean over the random orders.
         The last step replaces every patch whatever the order, so it is predicted once."""
         steps = self.settings.faithfulness_steps
-        cut = cut_layer(keras_model)
-        if cut == keras_model.layers[0].name:  # the head reads the image itself: no trunk
-            def trunk(inputs):
-                return inputs
-        else:
-            trunk = keras.backend.function([keras_model.input], [keras_model.get_layer(cut).output])
-        head = keras.backend.function([keras_model.get_layer(cut).output], [keras_model.output])
+        cut, trunk, head = split_at_cut(keras_model)
 
         def predict(x):
             return batched(head, batched(trunk, x)).ravel()
