@@ -60,6 +60,7 @@ def p_value(x, y, identities, folds, permuted, seed) -> float:
 
 def main(argv=None):
     args = parse_args(argv)
+    machine = _common.machine()  # now: the commit and load the numbers below come from
     rng = np.random.default_rng(args.seed)
     p_values = {"identity": [], "image": []}
     start = time.perf_counter()
@@ -87,14 +88,15 @@ def main(argv=None):
     axes[0].set_ylabel("datasets")
     axes[0].legend()
     figure_path = Path(args.out).with_suffix(".png")
-    outputs.save_figure(figure, figure_path)
+    outputs.save_figure(figure, figure_path, f"benchmarks/null_calibration.py | {machine['code']} | {args.datasets} "
+                                             f"datasets, {args.permutations} permutations, seed {args.seed}")
     setup = (f"{args.datasets} datasets without signal: {args.identities} identities x {args.images_per_identity} "
              f"images, identity share of rating variance {args.identity_share}, {args.features} identity-clustered "
              f"features (identity sd 1, image noise sd 0.5); ridge with inner-CV penalty (alphas 0.01-10 per "
              f"feature, 5 inner folds), 5 identity-grouped outer folds, {args.permutations} permutations per "
              f"dataset and null; seed {args.seed}. Simulated data: no weights involved.")
     _common.write_report(args.out, "Calibration of the permutation null with identity-clustered ratings",
-                         _common.command_line(), _common.machine(),
+                         _common.command_line(), machine,
                          [("Set-up", setup), ("Result", _common.table(rows)),
                           ("p-values", f"![p-value histograms]({figure_path.name})\n\n"
                                        f"Wall time {_common.seconds(time.perf_counter() - start)}.")])

@@ -33,6 +33,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    machine = _common.machine()  # now: the commit and load the numbers below come from
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
     cfg = config.load(args.config, [f"model.weights={args.weights}", f"output.cache_dir={work / 'cache'}",
@@ -77,7 +78,7 @@ def main(argv=None):
              "value": each},
             {"quantity": f"{args.permutations} permutations x {len(rows)} models, extrapolated",
              "value": _common.seconds(each * args.permutations * len(rows))}])))
-    _common.write_report(args.out, "Cost of the whole study", _common.command_line(), _common.machine(), sections)
+    _common.write_report(args.out, "Cost of the whole study", _common.command_line(), machine, sections)
 
 
 if __name__ == "__main__":
