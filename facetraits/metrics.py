@@ -183,17 +183,25 @@ def holm(p) -> np.ndarray:
     return q
 
 
+SETTING_COLUMNS = ("head", "layers", "grid", "alpha")  # cv_summary.csv's settings, in this order
+
+
 def cv_summary(group: str, trait: str, y, predictions, folds, identities, fold_settings, final_settings, seed=0):
     """cv_summary.csv rows: one per fold (with that fold's chosen settings), then the pooled row
-    ("all": pooled r with a bootstrap CI over identities, and the settings of the final model)."""
+    ("all": pooled r with a bootstrap CI over identities, and the settings of the final model).
+    Settings are put in SETTING_COLUMNS order: read back from the CV cache they come key-sorted,
+    and the columns must not move between a fresh and a cached run."""
+    def ordered(settings: dict) -> dict:
+        return {key: settings[key] for key in SETTING_COLUMNS}
+
     rows = []
     for k, settings in enumerate(fold_settings):
         test = folds == k
         rows.append({"group": group, "trait": trait, "fold": str(k + 1), "pearson_r": pearson_r(y[test], predictions[test]),
-                     "mae": mae(y[test], predictions[test]), "n_test": int(test.sum()), **settings})
+                     "mae": mae(y[test], predictions[test]), "n_test": int(test.sum()), **ordered(settings)})
     low, high = bootstrap_r_ci(y, predictions, identities, seed=seed)
     rows.append({"group": group, "trait": trait, "fold": "all", "pearson_r": pearson_r(y, predictions),
-                 "mae": mae(y, predictions), "n_test": len(y), **final_settings,
+                 "mae": mae(y, predictions), "n_test": len(y), **ordered(final_settings),
                  "mean_fold_r": float(np.nanmean([row["pearson_r"] for row in rows])),
                  "r_ci_low": low, "r_ci_high": high, "n_identities": len(np.unique(identities))})
     return rows

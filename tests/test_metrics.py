@@ -221,3 +221,18 @@ def test_noise_ceiling_raters_of_different_images():
 def test_noise_ceiling_needs_rater_column():
     with pytest.raises(DataError, match="rater"):
         metrics.split_half_noise_ceiling(pd.DataFrame({"image": [], "group": [], "trait": [], "rating": []}))
+
+
+def test_cv_summary_columns_do_not_depend_on_the_settings_key_order():
+    """Settings read back from the CV cache come key-sorted; cv_summary.csv's columns must not move."""
+    y = np.arange(12, dtype=float)
+    folds = np.repeat([0, 1, 2], 4)
+    identities = np.arange(12)
+    fresh = {"head": "ridge", "layers": "block4_pool", "grid": 3, "alpha": 0.1}
+    cached = dict(sorted(fresh.items()))
+    assert list(cached) != list(fresh)
+    tables = [pd.DataFrame(metrics.cv_summary("A", "warm", y, y + 1, folds, identities, [settings] * 3, settings))
+              for settings in (fresh, cached)]
+    assert list(tables[0].columns) == list(tables[1].columns)
+    settings_columns = [c for c in tables[0].columns if c in fresh]
+    assert settings_columns == list(metrics.SETTING_COLUMNS)
