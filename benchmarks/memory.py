@@ -107,6 +107,8 @@ def in_fresh_process(function, *args):
 def main():
     args = parse_args()
     info, command = _common.machine(), _common.command_line()
+    for n in args.sizes:  # a bad setting (e.g. a grid the map is too small for) fails now, not after the data
+        settings(args, n)
     from facetraits import demo
     for n in args.sizes:
         if not (args.work / f"data_{n}" / "ratings.csv").is_file():
