@@ -189,8 +189,8 @@ SETTING_COLUMNS = ("head", "layers", "grid", "alpha")  # cv_summary.csv's settin
 def cv_summary(group: str, trait: str, y, predictions, folds, identities, fold_settings, final_settings, seed=0):
     """cv_summary.csv rows: one per fold (with that fold's chosen settings), then the pooled row
     ("all": pooled r with a bootstrap CI over identities, and the settings of the final model).
-    Settings are put in SETTING_COLUMNS order: read back from the CV cache they come key-sorted,
-    and the columns must not move between a fresh and a cached run."""
+    Settings are put in SETTING_COLUMNS order: CV cache files written before outputs.cached_json
+    kept key order hold them key-sorted, and the columns must not move between runs."""
     def ordered(settings: dict) -> dict:
         return {key: settings[key] for key in SETTING_COLUMNS}
 

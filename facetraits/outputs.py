@@ -293,12 +293,13 @@ def cached_array(path, compute) -> np.ndarray:
 
 
 def cached_json(path, compute) -> dict:
-    """Like cached_array, for a result that is a JSON-ready dict."""
+    """Like cached_array, for a result that is a JSON-ready dict; read back with its keys in the
+    order computed (sorted keys made a cached result's columns differ from a fresh one's)."""
     payload = read_checked(path)
     if payload is not None:
         return json.loads(payload)
     result = compute()
-    write_checked(path, (json.dumps(result, indent=2, sort_keys=True, default=str) + "\n").encode())
+    write_checked(path, (json.dumps(result, indent=2, default=str) + "\n").encode())
     return result
 
 

@@ -188,6 +188,15 @@ def test_corrupt_cv_and_null_cache_files_are_computed_again(tmp_path, capsys, ho
     assert outputs.cached_json(cv_path, lambda: pytest.fail("recomputed")) == result
 
 
+def test_a_cached_json_result_keeps_the_key_order_it_was_computed_with(tmp_path):
+    """cv_summary.csv takes its settings columns from these dicts: cached must equal fresh, order included."""
+    result = {"predictions": [1.0], "settings": [{"head": "ridge", "layers": "block4_pool", "grid": 3, "alpha": 0.1}]}
+    path = tmp_path / "cv" / "ASD__warm-key.json"
+    assert outputs.cached_json(path, lambda: result) is result
+    cached = outputs.cached_json(path, lambda: pytest.fail("recomputed"))
+    assert list(cached) == list(result) and list(cached["settings"][0]) == list(result["settings"][0])
+
+
 # ----------------------------------------------------------------------------- 5. damaged model files
 
 
