@@ -4,10 +4,12 @@ No identity has images in both the training and the test part of a fold (cv.grou
 whole fit is repeated inside each training part: for the ridge head the inner CV that picks the
 feature set and penalty, for the mlp head the identities held out for early stopping. Writes
 results/cv_folds.csv, results/cv_summary.csv (per fold and pooled, with the chosen settings and a
-95% bootstrap CI of the pooled r over identities), results/cross_group.csv, fig/cv_pearson.png and
-fig/cv_scatter_<group>__<trait>.png. Finished models are cached and skipped on a re-run.
+95% bootstrap CI of the pooled r over identities), results/cv_repeats.csv (pooled r per split when
+cv.repeats > 1 repeats the whole CV on new splits; their spread also in cv_summary.csv),
+results/cross_group.csv, fig/cv_pearson.png and fig/cv_scatter_<group>__<trait>.png. Finished
+models are cached and skipped on a re-run.
 
-    python cross_validate.py --set cv.n_folds=5
+    python cross_validate.py --set cv.n_folds=5 --set cv.repeats=10
 """
 import sys
 
@@ -34,7 +36,7 @@ def main(run):
     study = training.load_study(cfg)
     dataset, folds = study.dataset, study.folds
     metrics.warn_unreliable_folds(dataset.identities, folds)
-    fold_rows, summary_rows, predictions = [], [], {}
+    fold_rows, summary_rows, repeat_rows, predictions = [], [], [], {}
     for group, trait in run.models:
         name = cli.model_name(group, trait)
         y = dataset.target(group, trait)
@@ -44,15 +46,22 @@ def main(run):
                                        "identity": dataset.identities, "rating": y, "prediction": predicted}))
         final = training.final_settings(study.features, y, dataset.identities, cfg)
         rows = metrics.cv_summary(group, trait, y, predicted, folds, dataset.identities, result["settings"], final, cfg.seed)
+        repeats = training.repeated_cross_validation(study, y, cfg, name, predicted)
+        rows[-1].update(metrics.repeat_columns(repeats))
         summary_rows += rows
+        repeat_rows += [{"group": group, "trait": trait, **row} for row in repeats]
         run.save_figure(plots.cv_scatter(y, predicted, folds, name, rows[-1]["pearson_r"]), f"cv_scatter_{name}.png")
         pooled = rows[-1]
         print(f"{name}: pooled r = {pooled['pearson_r']:.3f} [95% CI {pooled['r_ci_low']:.3f}, {pooled['r_ci_high']:.3f}], "
               f"mean fold r = {pooled['mean_fold_r']:.3f}, MAE = {pooled['mae']:.3f} "
               f"({final['head']}: {final['layers']}@{final['grid']}, alpha {final['alpha']:.3g})")
+        if len(repeats) > 1:
+            print(f"  over {len(repeats)} splits: r = {pooled['r_repeats_mean']:.3f} (sd {pooled['r_repeats_sd']:.3f}, "
+                  f"{pooled['r_repeats_min']:.3f} to {pooled['r_repeats_max']:.3f})")
     summary = pd.DataFrame(summary_rows)
     run.write_csv("cv_folds.csv", pd.concat(fold_rows, ignore_index=True))
     run.write_csv("cv_summary.csv", summary)
+    run.write_csv("cv_repeats.csv", pd.DataFrame(repeat_rows))
     run.write_csv("cross_group.csv", cross_group(dataset, predictions))
     run.save_figure(plots.cv_pearson(summary), "cv_pearson.png")
     print(f"wrote {run.results('cv_summary.csv')} and figures in {cfg.output.fig_dir}", file=sys.stderr)

@@ -52,6 +52,9 @@ ANALYZERS = (
 )
 
 
+SEED_MAX = 2**32 - 1  # np.random.seed takes only 0 .. 2**32 - 1
+
+
 def feature_map_size(layer: str, input_size: int) -> int:
     """Side of a VGG16 layer's output map: each block's pool halves it (floor)."""
     block = int(layer[5])
@@ -140,6 +143,7 @@ class TrainingConfig:
 class CVConfig:
     n_folds: int = bounded(5, 2)
     group_by: str = choice("identity", "identity", "none")
+    repeats: int = bounded(1, 1)  # whole CV on this many splits (seeds seed, seed+1, ...): r's spread over splits
 
 
 @dataclass(frozen=True)
@@ -189,7 +193,7 @@ class Config:
     data: DataConfig = DataConfig()
     groups: tuple[str, ...] = ("ASD", "NT")
     traits: tuple[str, ...] = ("warm", "strong")
-    seed: int = bounded(0, 0, 2**32 - 1)  # np.random.seed takes only 0 .. 2**32 - 1
+    seed: int = bounded(0, 0, SEED_MAX)
     model: ModelConfig = ModelConfig()
     ridge: RidgeConfig = RidgeConfig()
     training: TrainingConfig = TrainingConfig()
@@ -245,6 +249,9 @@ def load(path: str | Path | None, overrides: list[str] = ()) -> Config:
         _resolve_paths(_only(key, value), Path.cwd(), into=raw)
     cfg = _build(Config, raw, source, prefix="", extra={"source": source})
     _check_grids(cfg)
+    if cfg.seed + cfg.cv.repeats - 1 > SEED_MAX:
+        raise ConfigError(f"{source}: cv.repeats: {cfg.cv.repeats} repeats need seeds up to seed + "
+                          f"{cfg.cv.repeats - 1}, over {SEED_MAX}; lower seed or cv.repeats")
     return cfg
 
 

@@ -207,6 +207,14 @@ def cv_summary(group: str, trait: str, y, predictions, folds, identities, fold_s
     return rows
 
 
+def repeat_columns(repeats: list[dict]) -> dict:
+    """cv_summary.csv's pooled-row columns on the spread of r over the CV's repeated splits."""
+    r = np.array([row["pearson_r"] for row in repeats])
+    return {"repeats": len(r), "r_repeats_mean": float(r.mean()),
+            "r_repeats_sd": float(r.std(ddof=1)) if len(r) > 1 else float("nan"),
+            "r_repeats_min": float(r.min()), "r_repeats_max": float(r.max())}
+
+
 def split_half_noise_ceiling(per_rater_df: pd.DataFrame, n_splits: int = 100, seed: int = 0) -> pd.DataFrame:
     """Split-half reliability of each group x trait mean rating, and its noise ceiling.
 

@@ -106,7 +106,8 @@ def test_cross_validate_writes_its_tables_and_figures(trained):
         assert (model_rows.groupby("identity").fold.nunique() == 1).all()  # identity never split
     summary = pd.read_csv(cfg.output.results_dir / "cv_summary.csv")
     assert list(summary.columns) == ["group", "trait", "fold", "pearson_r", "mae", "n_test", "head", "layers", "grid",
-                                     "alpha", "mean_fold_r", "r_ci_low", "r_ci_high", "n_identities", "run"]
+                                     "alpha", "mean_fold_r", "r_ci_low", "r_ci_high", "n_identities", "repeats",
+                                     "r_repeats_mean", "r_repeats_sd", "r_repeats_min", "r_repeats_max", "run"]
     assert summary["head"].eq("ridge").all() and summary.alpha.gt(0).all()
     all_rows = summary[summary.fold.astype(str) == "all"]
     assert (all_rows.r_ci_low <= all_rows.pearson_r).all() and (all_rows.pearson_r <= all_rows.r_ci_high).all()
@@ -120,6 +121,32 @@ def test_cross_validate_writes_its_tables_and_figures(trained):
     assert len(transfer) == 8
     for name in ["cv_pearson.png", "cv_scatter_ASD__warm.png", "cv_scatter_NT__strong.png"]:
         assert (cfg.output.fig_dir / name).stat().st_size > 1000
+
+
+@pytest.mark.parametrize("head", ["ridge", "mlp"])  # mlp: the seed also draws the initial weights
+def test_repeated_cv_repeat_k_is_the_cv_of_seed_plus_k(trained, tmp_path, monkeypatch, head):
+    """cv.repeats = 3: split 1 is the configured CV, split 3 exactly the CV a run with seed 2 gives
+    (features held fixed: random test weights are drawn from the seed, pre-trained ones are not)."""
+    draw = model.random_weights
+    monkeypatch.setattr(model, "random_weights", lambda base, seed: draw(base, 0))
+    argv = ["--config", str(trained), "--group", "NT", "--trait", "warm", "--set", f"model.head={head}",
+            "--set", "ridge.inner_folds=2"]
+    results = {}
+    for name, extra in (("repeated", ["--set", "cv.repeats=3"]), ("seed2", ["--set", "seed=2"])):
+        cross_validate.main(argv + extra + ["--set", f"output.results_dir={tmp_path / name}"])
+        results[name] = {table: pd.read_csv(tmp_path / name / f"{table}.csv") for table in ("cv_summary", "cv_repeats")}
+    repeats = results["repeated"]["cv_repeats"]
+    assert list(repeats.columns) == ["group", "trait", "repeat", "seed", "pearson_r", "mae", "run"]
+    assert list(repeats.repeat) == [1, 2, 3] and list(repeats.seed) == [0, 1, 2]
+    pooled = results["repeated"]["cv_summary"].query("fold == 'all'").iloc[0]
+    assert repeats.pearson_r[0] == pooled.pearson_r  # split 1 is the configured CV
+    assert repeats.pearson_r.nunique() == 3  # new folds, new predictions
+    assert pooled.repeats == 3 and pooled.r_repeats_mean == pytest.approx(repeats.pearson_r.mean(), abs=1e-6)
+    assert pooled.r_repeats_sd == pytest.approx(repeats.pearson_r.std(ddof=1), abs=1e-6)  # CSVs keep 6 digits
+    seed2 = results["seed2"]["cv_summary"].query("fold == 'all'").iloc[0]
+    assert repeats.pearson_r[2] == seed2.pearson_r
+    assert repeats.mae[2] == seed2.mae
+    assert seed2.repeats == 1 and np.isnan(seed2.r_repeats_sd)
 
 
 def test_rerun_reuses_finished_work(trained, monkeypatch, capsys):
