@@ -24,7 +24,10 @@ warnings.filterwarnings("ignore", message="You are saving your model as an HDF5 
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and TensorFlow's graph-level RNG (Keras shuffling uses NumPy)."""
+    """Seed Python, NumPy and TensorFlow's graph-level RNG (Keras shuffling uses NumPy).
+
+    Derived seeds (seed + fold, seed + repeat) can pass np.random's limit of 2**32 - 1: they wrap."""
+    seed %= 2**32
     random.seed(seed)
     np.random.seed(seed)
     tf.compat.v1.set_random_seed(seed)

@@ -208,11 +208,13 @@ def cv_summary(group: str, trait: str, y, predictions, folds, identities, fold_s
 
 
 def repeat_columns(repeats: list[dict]) -> dict:
-    """cv_summary.csv's pooled-row columns on the spread of r over the CV's repeated splits."""
+    """cv_summary.csv's pooled-row columns on the spread of r over the CV's repeated splits (over the
+    splits whose r is defined: constant predictions have none; cv_repeats.csv shows each split)."""
     r = np.array([row["pearson_r"] for row in repeats])
-    return {"repeats": len(r), "r_repeats_mean": float(r.mean()),
-            "r_repeats_sd": float(r.std(ddof=1)) if len(r) > 1 else float("nan"),
-            "r_repeats_min": float(r.min()), "r_repeats_max": float(r.max())}
+    r = r[np.isfinite(r)]
+    stats = (r.mean(), r.std(ddof=1) if len(r) > 1 else np.nan, r.min(), r.max()) if len(r) else (np.nan,) * 4
+    return {"repeats": len(repeats), **{f"r_repeats_{name}": float(value)
+                                        for name, value in zip(("mean", "sd", "min", "max"), stats)}}
 
 
 def split_half_noise_ceiling(per_rater_df: pd.DataFrame, n_splits: int = 100, seed: int = 0) -> pd.DataFrame:

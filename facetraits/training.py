@@ -33,8 +33,12 @@ class Study:
 
 def load_study(cfg: Config, base=None, dataset: data.Dataset | None = None) -> Study:
     dataset = dataset or data.load(cfg)
-    folds = metrics.make_folds(dataset.identities, cfg.cv.n_folds, cfg.cv.group_by, cfg.seed, str(dataset.source))
-    return Study(dataset, folds, features_module.load_or_extract(dataset, cfg, base))
+    return Study(dataset, outer_folds(dataset, cfg), features_module.load_or_extract(dataset, cfg, base))
+
+
+def outer_folds(dataset: data.Dataset, cfg: Config) -> np.ndarray:
+    """The CV's fold number per image, drawn from cfg.seed (grouped by identity: cv.group_by)."""
+    return metrics.make_folds(dataset.identities, cfg.cv.n_folds, cfg.cv.group_by, cfg.seed, str(dataset.source))
 
 
 @dataclass
@@ -185,33 +189,30 @@ def inputs_key(cfg: Config, *arrays) -> str:
                           cfg.seed, FIT_VERSION)
 
 
-def cached_cross_val_predict(study: Study, y: np.ndarray, cfg: Config, name: str) -> dict:
-    """cross_val_predict, computed once per unchanged inputs (features, ratings, folds, settings)."""
-    maps = study.features
-    key = inputs_key(cfg, *maps.values(), y, study.folds)
+def cached_cross_val_predict(study: Study, y: np.ndarray, cfg: Config, name: str, label: str = "") -> dict:
+    """cross_val_predict, computed once per unchanged inputs (features, ratings, identities, folds, settings)."""
+    maps, identities = study.features, study.dataset.identities
+    key = inputs_key(cfg, *maps.values(), y, study.folds, identities.tolist())
     return outputs.cached_json(cfg.output.cache_dir / "cv" / f"{name}-{key}.json",
-                               lambda: cross_val_predict(maps, y, study.dataset.identities, study.folds, cfg, label=name))
+                               lambda: cross_val_predict(maps, y, identities, study.folds, cfg, label=label or name))
 
 
 def repeated_cross_validation(study: Study, y: np.ndarray, cfg: Config, name: str, predictions: np.ndarray) -> list[dict]:
     """Pooled r and MAE on the configured split (``predictions``) and on cv.repeats - 1 further splits.
 
     Why: with few identities one split's r moves by a tenth or more with the split (3DSK in
-    benchmarks/results/real_data.md). Repeat k is exactly the CV that ``seed: seed + k`` runs (outer
-    folds, inner folds, fits) on the same features, so any repeat can be re-run alone (random VGG16
-    weights, for tests, are drawn from the seed: there the repeats keep the configured seed's).
-    The permutation test and the saved model stay with the configured split."""
-    rows = []
-    for k in range(cfg.cv.repeats):
-        if k:
-            repeat_cfg = dataclasses.replace(cfg, seed=cfg.seed + k)
-            folds = metrics.make_folds(study.dataset.identities, cfg.cv.n_folds, cfg.cv.group_by, repeat_cfg.seed,
-                                       str(study.dataset.source))
-            result = cached_cross_val_predict(dataclasses.replace(study, folds=folds), y, repeat_cfg, name)
-            predictions = np.array(result["predictions"])
-        rows.append({"repeat": k + 1, "seed": cfg.seed + k, "pearson_r": metrics.pearson_r(y, predictions),
-                     "mae": metrics.mae(y, predictions)})
-    return rows
+    benchmarks/results/real_data.md). The split with seed + k is exactly the CV that ``seed: seed + k``
+    runs (outer folds, inner folds, fits) on the same features, so any split can be re-run alone
+    (random VGG16 weights, for tests, are drawn from the seed: there the splits keep the configured
+    seed's). The permutation test and the saved model stay with the configured split."""
+    splits = [predictions]
+    for k in range(1, cfg.cv.repeats):
+        split_cfg = dataclasses.replace(cfg, seed=cfg.seed + k)
+        split = dataclasses.replace(study, folds=outer_folds(study.dataset, split_cfg))
+        label = f"{name} split {k + 1}/{cfg.cv.repeats}"
+        splits.append(np.array(cached_cross_val_predict(split, y, split_cfg, name, label)["predictions"]))
+    return [{"repeat": k + 1, "seed": cfg.seed + k, "pearson_r": metrics.pearson_r(y, p), "mae": metrics.mae(y, p)}
+            for k, p in enumerate(splits)]
 
 
 def permutation_null(study: Study, y: np.ndarray, cfg: Config, name: str) -> np.ndarray:

@@ -1,4 +1,5 @@
 """Feature cache, training and the three model scripts, run in-process on the tiny demo."""
+import dataclasses
 import importlib
 import shutil
 
@@ -10,7 +11,7 @@ from PIL import Image
 import cross_validate
 import permutation_test
 import train_regression
-from facetraits import config, data, features, model, outputs, training
+from facetraits import backend, config, data, features, model, outputs, training
 from facetraits.errors import FacetraitsError
 from conftest import write_config
 
@@ -123,16 +124,18 @@ def test_cross_validate_writes_its_tables_and_figures(trained):
         assert (cfg.output.fig_dir / name).stat().st_size > 1000
 
 
-@pytest.mark.parametrize("head", ["ridge", "mlp"])  # mlp: the seed also draws the initial weights
-def test_repeated_cv_repeat_k_is_the_cv_of_seed_plus_k(trained, tmp_path, monkeypatch, head):
-    """cv.repeats = 3: split 1 is the configured CV, split 3 exactly the CV a run with seed 2 gives
-    (features held fixed: random test weights are drawn from the seed, pre-trained ones are not)."""
+def test_repeated_cv_split_k_is_the_cv_of_seed_plus_k(tiny_demo, tmp_path, monkeypatch):
+    """cv.repeats = 3: split 1 is the configured CV; split 3 is exactly the CV a run with seed 2 does
+    (same cache entry: same features, ratings, identities, folds, settings and seed; features held
+    fixed, as random test weights are drawn from the seed and pre-trained ones are not)."""
     draw = model.random_weights
     monkeypatch.setattr(model, "random_weights", lambda base, seed: draw(base, 0))
-    argv = ["--config", str(trained), "--group", "NT", "--trait", "warm", "--set", f"model.head={head}",
-            "--set", "ridge.inner_folds=2"]
+    argv = ["--config", str(write_config(tmp_path / "config.yaml", tiny_demo, tmp_path)), "--group", "NT",
+            "--trait", "warm"]
     results = {}
     for name, extra in (("repeated", ["--set", "cv.repeats=3"]), ("seed2", ["--set", "seed=2"])):
+        if name == "seed2":  # must be repeat 3's work, found in the cache
+            monkeypatch.setattr(training, "cross_val_predict", lambda *a, **k: pytest.fail("seed 2's CV not cached"))
         cross_validate.main(argv + extra + ["--set", f"output.results_dir={tmp_path / name}"])
         results[name] = {table: pd.read_csv(tmp_path / name / f"{table}.csv") for table in ("cv_summary", "cv_repeats")}
     repeats = results["repeated"]["cv_repeats"]
@@ -144,9 +147,34 @@ def test_repeated_cv_repeat_k_is_the_cv_of_seed_plus_k(trained, tmp_path, monkey
     assert pooled.repeats == 3 and pooled.r_repeats_mean == pytest.approx(repeats.pearson_r.mean(), abs=1e-6)
     assert pooled.r_repeats_sd == pytest.approx(repeats.pearson_r.std(ddof=1), abs=1e-6)  # CSVs keep 6 digits
     seed2 = results["seed2"]["cv_summary"].query("fold == 'all'").iloc[0]
-    assert repeats.pearson_r[2] == seed2.pearson_r
-    assert repeats.mae[2] == seed2.mae
+    assert (repeats.pearson_r[2], repeats.mae[2]) == (seed2.pearson_r, seed2.mae)
     assert seed2.repeats == 1 and np.isnan(seed2.r_repeats_sd)
+
+
+def test_cached_cv_is_recomputed_when_the_identities_change(tiny_demo, tmp_path, monkeypatch):
+    """The inner CV and the mlp's validation identities depend on the identities even when the
+    outer folds do not (cv.group_by: none), so they are part of the CV cache key."""
+    cfg = config.load(write_config(tmp_path / "config.yaml", tiny_demo, tmp_path), ["cv.group_by=none"])
+    study = training.load_study(cfg)
+    y = study.dataset.target("NT", "warm")
+    first = training.cached_cross_val_predict(study, y, cfg, "NT__warm")
+    merged = study.dataset.identities.copy()
+    merged[merged == merged[-1]] = merged[0]  # two identities become one
+    calls = []
+    monkeypatch.setattr(training, "cross_val_predict", lambda *a, **k: calls.append(1) or first)
+    training.cached_cross_val_predict(study, y, cfg, "NT__warm")
+    assert not calls  # unchanged inputs: from the cache
+    changed = dataclasses.replace(study, dataset=dataclasses.replace(study.dataset, identities=merged))
+    training.cached_cross_val_predict(changed, y, cfg, "NT__warm")
+    assert calls == [1]
+
+
+def test_derived_seeds_past_numpys_limit_wrap():
+    """seed + fold or seed + repeat may pass 2**32 - 1, np.random.seed's limit, with a large seed."""
+    backend.seed_everything(2**32 + 5)
+    drawn = np.random.rand(3)
+    backend.seed_everything(5)
+    assert (np.random.rand(3) == drawn).all()
 
 
 def test_rerun_reuses_finished_work(trained, monkeypatch, capsys):
