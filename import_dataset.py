@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from facetraits import cli
 from facetraits.errors import FacetraitsError
 from facetraits.importers import IMPORTERS, run_import
 
@@ -50,6 +51,11 @@ def main(argv=None) -> int:
                    traits=traits, noise_ceiling=args.noise_ceiling, n_splits=args.n_splits, seed=args.seed)
     except FacetraitsError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if err.filename is None:
+            raise
+        print(f"error: {cli.file_error(err)}", file=sys.stderr)
         return 2
     return 0
 

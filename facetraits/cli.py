@@ -105,6 +105,9 @@ def setup_run(doc: str, script: str, argv=None, add_arguments=None, writes=OUTPU
             if MODEL_SEPARATOR in name:  # the model file stem <group>__<trait> could not be told apart
                 raise ConfigError(f"{cfg.source}: {key}: {name!r} contains {MODEL_SEPARATOR!r}, which separates "
                                   f"group and trait in model file names (<group>{MODEL_SEPARATOR}<trait>.h5)")
+            if any(c in name for c in "/\\\0"):  # would put model and result files into other folders
+                raise ConfigError(f"{cfg.source}: {key}: {name!r} contains a path separator; names become parts "
+                                  f"of file names (<group>{MODEL_SEPARATOR}<trait>.h5), so use letters, digits, - or _")
     for option, chosen, known in (("--group", args.group, cfg.groups), ("--trait", args.trait, cfg.traits)):
         for name in chosen:
             if name not in known:
@@ -129,6 +132,13 @@ def check_output_dirs(cfg: config_module.Config, keys) -> None:
         if not os.access(existing, os.W_OK | os.X_OK):
             raise ConfigError(f"{where}: {existing} is not writable (permissions or a read-only disk); choose "
                               f"another folder with --set output.{key}=PATH")
+
+
+def file_error(err: OSError) -> FacetraitsError:
+    """A file-system error about one path (not writable, a file where a folder should be, disk full)
+    as the user's one-line error: it names the path, and nothing is wrong with the code."""
+    return FacetraitsError(f"{err.filename}: {err.strerror or err} (a file-system problem: permissions, free space, "
+                           f"or a file where a folder should be)")
 
 
 def fail(err: FacetraitsError):
@@ -157,18 +167,28 @@ def script(main=None, *, add_arguments=None, writes=OUTPUT_KEYS):
             run = setup_run(doc, name, argv, add_arguments, writes)
         except FacetraitsError as err:  # no config, so nowhere to keep a record
             fail(err)
-        run.write_record("running")
         status, message = "crashed", ""
         try:
+            run.write_record("running")
             result = main(run)
             status = "ok"
             return result
         except FacetraitsError as err:
             status, message = "error", str(err)
             fail(err)
+        except OSError as err:
+            if err.filename is None:  # not about a path the user controls: a bug, keep the traceback
+                message = f"{type(err).__name__}: {err}"
+                raise
+            error = file_error(err)
+            status, message = "error", str(error)
+            fail(error)
         except BaseException as err:
             message = f"{type(err).__name__}: {err}"
             raise
         finally:
-            run.write_record(status, message)
+            try:
+                run.write_record(status, message)
+            except OSError as err:  # e.g. results/runs is not writable: the outcome above stands
+                print(f"warning: run record not written: {err.filename}: {err.strerror}", file=sys.stderr)
     return wrapper

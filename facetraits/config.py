@@ -10,6 +10,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,9 +75,22 @@ def choice(default, *options):
     return field(default=default, metadata={"choices": options})
 
 
-def bounded(default, low=None, high=None):
-    """A number field that must lie in [low, high]."""
-    return field(default=default, metadata={"low": low, "high": high})
+def bounded(default, low=None, high=None, above_low=False):
+    """A number field that must lie in [low, high] (in (low, high] with above_low)."""
+    return field(default=default, metadata={"low": low, "high": high, "above_low": above_low})
+
+
+def number(value):
+    """A finite number from YAML, or None. PyYAML reads 1e-3 (no dot) as text, so text that is a
+    number counts; NaN and infinity never make sense as a setting here."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return value
 
 
 @dataclass(frozen=True)
@@ -128,7 +142,7 @@ class RidgeConfig:
 @dataclass(frozen=True)
 class TrainingConfig:
     optimizer: str = choice("adam", "adam", "sgd", "rmsprop")
-    learning_rate: float = bounded(1e-3, 0.0)
+    learning_rate: float = bounded(1e-3, 0.0, above_low=True)
     epochs: int = bounded(60, 1)
     batch_size: int = bounded(32, 1)
     validation_split: float = bounded(0.1, 0.0, 0.5)  # part of the TRAINING data, never the test fold
@@ -350,9 +364,9 @@ def _check(kind, value, f, source: str, key: str):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
     elif kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        value = float(value)
+        if number(value) is None:
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        value = float(number(value))
     elif kind is str:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
@@ -362,10 +376,9 @@ def _check(kind, value, f, source: str, key: str):
             raise ConfigError(f"{where}: expected a non-empty list of {{layers: [...], grid: k}} entries")
         return tuple(_build(FeatureSet, item, source, f"{key}[{i}].") for i, item in enumerate(value))
     elif kind == tuple[float, ...]:
-        if not isinstance(value, list) or not value or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in value):
+        if not isinstance(value, list) or not value or not all(number(v) is not None and number(v) > 0 for v in value):
             raise ConfigError(f"{where}: expected a non-empty list of positive numbers, got {value!r}")
-        return tuple(float(v) for v in value)
+        return tuple(float(number(v)) for v in value)
     elif kind == tuple[str, ...]:
         if isinstance(value, str):
             value = [value]
@@ -382,9 +395,10 @@ def _check(kind, value, f, source: str, key: str):
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a path, got {value!r}")
         return Path(value)
-    low, high = f.metadata.get("low"), f.metadata.get("high")
-    if low is not None and value < low or high is not None and value > high:
-        raise ConfigError(f"{where}: {value!r} is out of range [{low}, {'any' if high is None else high}]")
+    low, high, above_low = f.metadata.get("low"), f.metadata.get("high"), f.metadata.get("above_low")
+    if low is not None and (value <= low if above_low else value < low) or high is not None and value > high:
+        raise ConfigError(f"{where}: {value!r} is out of range {'(' if above_low else '['}{low}, "
+                          f"{'any' if high is None else high}]")
     options = f.metadata.get("choices")
     if options:
         names = value if isinstance(value, tuple) else (value,)

@@ -45,7 +45,7 @@ def test_hash_changes_with_settings():
     ("training:\n  epoch: 3\n", "unknown key training.epoch (did you mean training.epochs?)"),
     ("training:\n  epochs: ten\n", "training.epochs: expected an integer, got 'ten'"),
     ("training:\n  epochs: 0\n", "training.epochs: 0 is out of range"),
-    ("training:\n  learning_rate: fast\n", "training.learning_rate: expected a number"),
+    ("training:\n  learning_rate: fast\n", "training.learning_rate: expected a finite number, got 'fast'"),
     ("cv:\n  group_by: person\n", "cv.group_by: 'person' is not one of identity, none"),
     ("explain:\n  analyzer: lrp.epsilonn\n", "explain.analyzer: 'lrp.epsilonn' is not one of"),
     ("explain:\n  faithfulness_analyzers: [gradient, grad]\n", "explain.faithfulness_analyzers: 'grad' is not one of"),
@@ -65,6 +65,12 @@ def test_hash_changes_with_settings():
      "ridge.feature_sets[0].grid: grid 6 cannot cut a 14x14 map into 6x6 average cells (block4_pool at model.input_size=224)"),
     ("ridge:\n  feature_sets: [{layer: [block4_pool]}]\n", "unknown key ridge.feature_sets[0].layer "),
     ("ridge:\n  alphas: [1, -2]\n", "ridge.alphas: expected a non-empty list of positive numbers"),
+    ("ridge:\n  alphas: [1, .nan]\n", "ridge.alphas: expected a non-empty list of positive numbers"),
+    ("training:\n  learning_rate: .nan\n", "training.learning_rate: expected a finite number, got nan"),
+    ("training:\n  learning_rate: .inf\n", "training.learning_rate: expected a finite number, got inf"),
+    ("training:\n  learning_rate: 0\n", "training.learning_rate: 0.0 is out of range (0.0, any]"),
+    ("model:\n  dropout: .nan\n", "model.dropout: expected a finite number"),
+    ("training:\n  validation_split: nan\n", "training.validation_split: expected a finite number, got 'nan'"),
     ("- a\n- b\n", "expected a mapping of settings"),
     ("data: [\n", "not valid YAML"),
 ])
@@ -76,6 +82,12 @@ def test_bad_config_gives_one_line_error_naming_file_and_key(tmp_path, text, mes
     assert message in str(caught.value)
     assert str(path) in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_numbers_written_without_a_dot_are_numbers():
+    """YAML 1.1 (PyYAML) reads 1e-3 as text; a researcher means 0.001."""
+    cfg = config.load(None, ["training.learning_rate=1e-3", "ridge.alphas=[1e-3, 1e2]"])
+    assert cfg.training.learning_rate == 0.001 and cfg.ridge.alphas == (0.001, 100.0)
 
 
 def test_bad_override_is_rejected():

@@ -246,3 +246,44 @@ def test_lrp_analysis_records_the_image_digests_that_average_saliency_checks(tra
         f"error: {trained_copy.parent / 'results' / 'relevance' / 'ASD__warm.json'}: image {dataset.images[1]} changed "
         f"since its relevance map was made (sha256 differs); run lrp_analysis.py again (maps of unchanged images and "
         f"models are reused)")
+
+
+@pytest.mark.parametrize("name", ["x/../../escaped", "a\\b"])
+def test_a_group_or_trait_name_with_a_path_separator_is_refused(blob_data, tmp_path, capsys, name):
+    """Names become file names (<group>__<trait>.h5): a separator would write outside the output folders."""
+    path = write_config(tmp_path / "c.yaml", blob_data, tmp_path)
+    with pytest.raises(SystemExit) as caught:
+        cross_validate.main(["--config", str(path), "--set", f"traits=[warm, {json.dumps(name)}]"])
+    assert exit_line(caught, capsys).startswith(f"error: {path}: traits: {name!r} contains a path separator")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
+
+
+def test_an_unwritable_subfolder_gives_one_line_naming_the_file(blob_data, tmp_path, capsys, monkeypatch):
+    """A file-system error about one path (here the run record's folder) is the user's to fix: one
+    line naming the path, exit code 2, not a traceback."""
+    path = write_config(tmp_path / "c.yaml", blob_data, tmp_path)
+    real = outputs.write_json
+
+    def refuse_records(target, *args, **kwargs):
+        if Path(target).parent.name == "runs":
+            raise PermissionError(13, "Permission denied", str(target))
+        return real(target, *args, **kwargs)
+    monkeypatch.setattr(outputs, "write_json", refuse_records)
+    with pytest.raises(SystemExit) as caught:
+        cross_validate.main(["--config", str(path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert caught.value.code == 2
+    assert err[-2].startswith("error: ") and "/runs/cross_validate-" in err[-2] and "Permission denied" in err[-2]
+    assert err[-1].startswith("warning: run record not written: ")
+
+
+def test_import_into_a_file_gives_one_line_naming_it(tmp_path, capsys):
+    import import_dataset
+    source = ROOT.parent / "shared" / "data" / "london"
+    if not source.is_dir():
+        pytest.skip("needs ../shared/data/london")
+    target = tmp_path / "out"
+    target.write_text("")
+    code = import_dataset.main(["london", str(source), str(target)])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and lines[-1].startswith(f"error: {target}: ") and "file-system problem" in lines[-1]
