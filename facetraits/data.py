@@ -90,6 +90,8 @@ def read_ratings(data_cfg: DataConfig, groups, traits) -> pd.DataFrame:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
         raise DataError(f"{path}: not a readable CSV ({str(err).splitlines()[0]})") from None
+    if table.empty:
+        raise DataError(f"{path}: no data rows")
     table.columns = [c.strip() for c in table.columns]
     table["line"] = np.arange(len(table)) + 2
     if data_cfg.format == "wide":
@@ -105,23 +107,39 @@ def read_ratings(data_cfg: DataConfig, groups, traits) -> pd.DataFrame:
         if len(empty):
             raise DataError(f"{path} line {empty.line.iloc[0]}: empty {column}")
     numeric = pd.to_numeric(table.rating.str.strip(), errors="coerce")
+
+    def where(rows):  # a wide file's rating has a column of its own, named so the cell can be found
+        column = f" (column {rows.column.iloc[0]})" if data_cfg.format == "wide" else ""
+        return f"{path} line {rows.line.iloc[0]}: rating{column}"
+
     bad = table[numeric.isna() | ~np.isfinite(numeric.fillna(0))]
     if len(bad):
         value = bad.rating.iloc[0]
         what = "is empty" if value.strip() == "" else f"{value!r} is not a finite number"
-        raise DataError(f"{path} line {bad.line.iloc[0]}: rating {what}")
+        raise DataError(f"{where(bad)} {what}")
     huge = table[numeric.abs() > MAX_ABS_RATING]
     if len(huge):
-        raise DataError(f"{path} line {huge.line.iloc[0]}: rating {huge.rating.iloc[0].strip()!r} is implausibly "
-                        f"large (|rating| > {MAX_ABS_RATING:g})")
+        raise DataError(f"{where(huge)} {huge.rating.iloc[0].strip()!r} is implausibly large "
+                        f"(|rating| > {MAX_ABS_RATING:g})")
     table["rating"] = numeric.astype(float)
     key = ["image", "group", "trait"] + (["rater"] if "rater" in table.columns else [])
-    duplicated = table[table.duplicated(key, keep=False)]
-    if len(duplicated):
-        lines = duplicated.line.tolist()
-        raise DataError(f"{path} line {lines[1]}: duplicates line {lines[0]} "
-                        f"(same {', '.join(key)}: {', '.join(duplicated.iloc[0][key])})")
+    repeats = table[table.duplicated(key)]
+    if len(repeats):
+        repeat = repeats.iloc[0]
+        original = table[(table[key] == repeat[key]).all(axis=1)].iloc[0]
+        raise DataError(f"{path} line {repeat.line}: duplicates line {original.line} "
+                        f"(same {', '.join(key)}: {', '.join(repeat[key])}"
+                        f"{unused_hint(table) if data_cfg.format == 'long' else ''})")
     return table
+
+
+def unused_hint(table: pd.DataFrame) -> str:
+    """Per-rater rows look like duplicates when the rater column is misnamed (e.g. `Rater`): name the
+    columns that were ignored so the real cause shows."""
+    unused = [c for c in table.columns if c not in LONG_COLUMNS + ("line",)]
+    if "rater" in table.columns or not unused:
+        return ""
+    return f"; columns not used: {', '.join(unused)}; a rater column must be named rater"
 
 
 def wide_to_long(table: pd.DataFrame, path, groups, traits, separator: str) -> pd.DataFrame:
@@ -136,7 +154,8 @@ def wide_to_long(table: pd.DataFrame, path, groups, traits, separator: str) -> p
             column = f"{group}{separator}{trait}"
             if column not in table.columns:
                 raise DataError(f"{path}: missing column {column} (wide form: one column per group{separator}trait)")
-            frames.append(table[["image", "identity", "line"]].assign(group=group, trait=trait, rating=table[column]))
+            frames.append(table[["image", "identity", "line"]].assign(group=group, trait=trait, rating=table[column],
+                                                                      column=column))
     return pd.concat(frames, ignore_index=True)
 
 

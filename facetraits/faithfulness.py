@@ -280,9 +280,12 @@ class Test:
         usable = np.arange(len(dataset))
         if settings.faithfulness_reference == "mean_face":
             points, missing = landmarks.dataset_landmarks(cfg, dataset, (size, size))
-            if not points:
-                raise FacetraitsError(f"{cfg.source}: explain.faithfulness_reference is mean_face but no image has "
-                                      f"landmarks; give data.landmarks, or set explain.faithfulness_reference=blur")
+            if not points:  # with data.landmarks given, "give data.landmarks" would mislead: say what is wrong
+                why = ("no image has landmarks; give data.landmarks" if cfg.data.landmarks is None else
+                       f"none of the {len(dataset)} images has usable landmarks in {cfg.data.landmarks} "
+                       f"(first reason: {missing[0][1]}); fix them")
+                raise FacetraitsError(f"{cfg.source}: explain.faithfulness_reference is mean_face but {why}, "
+                                      f"or set explain.faithfulness_reference=blur")
             if missing:
                 print(f"faithfulness: {len(missing)} image(s) without landmarks left out of the sample "
                       f"(mean_face reference)", file=sys.stderr)

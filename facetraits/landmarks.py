@@ -36,6 +36,9 @@ MISSING_COLUMNS = ("image", "reason")
 # Landmarks may lie this far (share of the image width / height) outside the image: dlib puts jaw
 # points of tightly cropped faces there. Farther out they belong to another image size.
 LANDMARK_MARGIN = 0.25
+# A face whose 68 points span less than this (pixels, both ways) is no face: such coordinates are
+# fractions of the image (0-1, as e.g. MediaPipe writes them), which would put every region in one pixel.
+MIN_FACE_SPAN = 2.0
 
 
 class LandmarkError(DataError, ValueError):
@@ -66,6 +69,14 @@ def eye_width(points: np.ndarray) -> float:
     if not width > 0:
         raise LandmarkError("degenerate landmarks: eye corners coincide (eye width 0)")
     return width
+
+
+def check_pixels(points: np.ndarray, image: str) -> None:
+    """LandmarkError for points that span under MIN_FACE_SPAN pixels: fractions of the image, not pixels."""
+    width, height = np.ptp(points, axis=0)
+    if max(width, height) < MIN_FACE_SPAN:
+        raise LandmarkError(f"landmarks for image {image!r} span only {width:.2g} x {height:.2g} pixels: "
+                            f"coordinates look like fractions of the image, expected pixels")
 
 
 def scale_landmarks(landmarks, image_size: tuple[int, int], map_shape: tuple[int, int]) -> np.ndarray:
@@ -223,9 +234,10 @@ def _detect(path: Path) -> np.ndarray:
 def image_landmarks(cfg, dataset: data.Dataset) -> tuple[dict[str, np.ndarray], list[tuple[str, str]]]:
     """68 landmarks per image in ORIGINAL image pixels, and the images without usable ones.
 
-    From ``cfg.data.landmarks`` when set (an image with no rows, or with malformed rows, is
-    missing; the reason says which); otherwise detected with dlib, cached per image content
-    under ``cache_dir/landmarks`` (an image where no face is found is missing).
+    From ``cfg.data.landmarks`` when set (an image with no rows, with malformed rows, or with
+    coordinates in fractions of the image, is missing; the reason says which); otherwise detected
+    with dlib, cached per image content under ``cache_dir/landmarks`` (an image where no face is
+    found is missing).
     """
     found, missing = {}, []
     if cfg.data.landmarks is not None:
@@ -238,11 +250,13 @@ def image_landmarks(cfg, dataset: data.Dataset) -> tuple[dict[str, np.ndarray], 
                 missing.append((name, f"no landmarks in {cfg.data.landmarks}"))
                 continue
             try:
-                found[name] = landmarks_from_frame(rows, name)
+                points = landmarks_from_frame(rows, name)
+                check_pixels(points, name)
             except LandmarkError as err:
                 missing.append((name, str(err)))
                 continue
             check_inside(rows, data.image_size(path), cfg.data.landmarks, name)
+            found[name] = points
         return found, missing
 
     cache = Path(cfg.output.cache_dir) / "landmarks"

@@ -50,12 +50,18 @@ def test_per_rater_rows_are_averaged(dataset_dir, tmp_path):
     assert len(loaded.raters) == 2 * 6 * 4 and set(loaded.raters.rater) == {"r1", "r2"}  # kept for compare_groups
 
 
-def test_wide_form_matches_long_form(dataset_dir, tmp_path):
-    long = load(dataset_dir, tmp_path)
-    table = pd.read_csv(dataset_dir / "ratings.csv")
+def write_wide(root) -> pd.DataFrame:
+    """root/wide.csv: the ratings in wide form (one column per group_trait); returns its table."""
+    table = pd.read_csv(root / "ratings.csv")
     table["column"] = table.group + "_" + table.trait
     wide = table.pivot_table(index=["image", "identity"], columns="column", values="rating").reset_index()
-    wide.to_csv(dataset_dir / "wide.csv", index=False)
+    wide.to_csv(root / "wide.csv", index=False)
+    return wide
+
+
+def test_wide_form_matches_long_form(dataset_dir, tmp_path):
+    long = load(dataset_dir, tmp_path)
+    write_wide(dataset_dir)
     loaded = load(dataset_dir, tmp_path, ratings=str(dataset_dir / "wide.csv"), format="wide")
     pd.testing.assert_frame_equal(loaded.ratings, long.ratings)
 
@@ -77,9 +83,9 @@ def test_transparent_pixels_become_white(tmp_path):
     assert (data.load_image(tmp_path / "t.png", 8) == 255).all()
 
 
-def expect_error(root, tmp_path, *fragments):
+def expect_error(root, tmp_path, *fragments, **data_settings):
     with pytest.raises(DataError) as caught:
-        load(root, tmp_path)
+        load(root, tmp_path, **data_settings)
     message = str(caught.value)
     assert "\n" not in message
     for fragment in fragments:
@@ -128,7 +134,28 @@ def test_nan_or_empty_rating(dataset_dir, tmp_path, value, what):
 
 def test_duplicate_rows(dataset_dir, tmp_path):
     edit_ratings(dataset_dir, lambda t: pd.concat([t, t.iloc[[3]]]))
-    expect_error(dataset_dir, tmp_path, "ratings.csv line 26", "duplicates line 5")
+    message = expect_error(dataset_dir, tmp_path, "ratings.csv line 26", "duplicates line 5")
+    assert "not used" not in message  # no other column to blame
+
+
+def test_misnamed_rater_column_is_named_in_the_duplicate_error(dataset_dir, tmp_path):
+    """Two raters' rows under a `Rater` column look like duplicates: the error says which column was ignored."""
+    edit_ratings(dataset_dir, lambda t: pd.concat([t.assign(Rater="r1"), t.assign(Rater="r2")]))
+    expect_error(dataset_dir, tmp_path, "ratings.csv line 26: duplicates line 2",
+                 "; columns not used: Rater; a rater column must be named rater)")
+
+
+def test_empty_cell_of_a_wide_file_names_its_column(dataset_dir, tmp_path):
+    wide = write_wide(dataset_dir)
+    wide.loc[3, "NT_warm"] = None
+    wide.to_csv(dataset_dir / "wide.csv", index=False)
+    expect_error(dataset_dir, tmp_path, "wide.csv line 5: rating (column NT_warm) is empty",
+                 ratings=str(dataset_dir / "wide.csv"), format="wide")
+
+
+def test_header_only_ratings_file_has_no_data_rows(dataset_dir, tmp_path):
+    (dataset_dir / "ratings.csv").write_text("image,identity,group,trait,rating\n")
+    expect_error(dataset_dir, tmp_path, f"{dataset_dir / 'ratings.csv'}: no data rows")
 
 
 def test_image_without_a_rating_for_a_group_and_trait(dataset_dir, tmp_path):

@@ -214,3 +214,19 @@ def test_mean_face_reference_without_any_landmarks_names_both_ways_out(blob_conf
     blurred_test = faithfulness.Test.for_dataset(config.load(blob_config, ["explain.faithfulness_reference=blur"]),
                                                  data.load(cfg))
     assert len(blurred_test.sample) == cfg.explain.faithfulness_images
+
+
+def test_mean_face_reference_with_no_usable_landmarks_in_the_given_file_says_why(tmp_path):
+    """data.landmarks is given, so "give data.landmarks" would mislead: the first reason is named instead."""
+    from conftest import write_blob_dataset, write_config
+    from facetraits import data
+    from facetraits.errors import FacetraitsError
+    root = write_blob_dataset(tmp_path / "d", n_identities=2, per_identity=2, size=40)
+    pd.DataFrame({"image": "other.png", "point": np.arange(68), "x": synthetic_face(40)[:, 0],
+                  "y": synthetic_face(40)[:, 1]}).to_csv(root / "landmarks.csv", index=False)
+    cfg = config.load(write_config(tmp_path / "c.yaml", root, tmp_path, explain={"faithfulness_reference": "mean_face"}))
+    with pytest.raises(FacetraitsError) as caught:
+        faithfulness.Test.for_dataset(cfg, data.load(cfg))
+    assert str(caught.value) == (f"{cfg.source}: explain.faithfulness_reference is mean_face but none of the 4 images "
+                                 f"has usable landmarks in {root / 'landmarks.csv'} (first reason: no landmarks in "
+                                 f"{root / 'landmarks.csv'}); fix them, or set explain.faithfulness_reference=blur")

@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import synthetic_face
+from conftest import synthetic_face, write_blob_dataset, write_config
+from facetraits import config, data, landmarks
 from facetraits.landmarks import LandmarkError, detect_landmarks, landmarks_from_frame
 
 
@@ -53,3 +54,21 @@ def test_detect_landmarks_finds_no_face_in_a_blank_image():
 def test_detect_landmarks_rejects_non_uint8_images():
     with pytest.raises(ValueError, match="uint8"):
         detect_landmarks(np.zeros((10, 10, 3), dtype=float))
+
+
+
+def test_landmarks_given_as_fractions_of_the_image_are_unusable(tmp_path):
+    """0-1 coordinates would put every region into one pixel (all region statistics 0): such images
+    are missing, with a reason, and the images with pixel landmarks are kept."""
+    root = write_blob_dataset(tmp_path / "d", n_identities=2, per_identity=2, size=40)
+    images = sorted(pd.read_csv(root / "ratings.csv").image.unique())
+    face = synthetic_face(40)
+    rows = [{"image": name, "point": k, "x": x, "y": y}
+            for name in images for k, (x, y) in enumerate(face / 39 if name in images[1:3] else face)]
+    pd.DataFrame(rows).to_csv(root / "landmarks.csv", index=False)
+    cfg = config.load(write_config(tmp_path / "c.yaml", root, tmp_path))
+    points, missing = landmarks.dataset_landmarks(cfg, data.load(cfg), (32, 32))
+    assert sorted(points) == [images[0], images[3]]
+    assert [name for name, _ in missing] == images[1:3]
+    assert missing[0][1] == (f"landmarks for image {images[1]!r} span only 0.6 x 0.57 pixels: "
+                             f"coordinates look like fractions of the image, expected pixels")
