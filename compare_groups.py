@@ -38,23 +38,22 @@ def main(run):
         print(f"{cfg.data.ratings}: no rater column, so rater-level inference is impossible; nothing written. "
               f"average_saliency.py compares the groups' models over identities instead", file=sys.stderr)
         return
+    by_trait = {trait: [group for group, t in run.models if t == trait] for _, trait in run.models}
+    pairs = [(trait, a, b) for trait, groups in by_trait.items() for a, b in itertools.combinations(groups, 2)]
+    if not pairs:
+        raise FacetraitsError("compare_groups.py needs at least two groups rating the same trait (--group/--trait)")
+    for trait, group_a, group_b in pairs:  # every pair's raters checked before the features and the permutations
+        group_comparison.rater_table(dataset.raters, dataset.images, trait, group_a, group_b, dataset.source)
     study = training.load_study(cfg, dataset=dataset)
     masks, missing = importance.dataset_masks(cfg, study.dataset)
     landmarks.report_missing(missing, run.results("landmarks_missing.csv"), len(study.dataset), run.id)
-    tables, accuracy = [], []
-    for trait in dict.fromkeys(trait for _, trait in run.models):
-        groups = [group for group, t in run.models if t == trait]
-        for group_a, group_b in itertools.combinations(groups, 2):
-            result = group_comparison.compare(study.dataset, study.features, study.folds, masks, group_a, group_b,
-                                              trait, cfg)
-            tables.append(result.table)
-            accuracy.append(result.accuracy)
-            figure = plots.group_comparison(result.table, result.null)
-            run.save_figure(figure, figure_name(trait, group_a, group_b, len(groups)))
-    if not tables:
-        raise FacetraitsError("compare_groups.py needs at least two groups rating the same trait (--group/--trait)")
-    run.write_csv("group_comparison.csv", pd.concat(tables, ignore_index=True))
-    run.write_csv("group_comparison_accuracy.csv", pd.DataFrame(accuracy))
+    results = [group_comparison.compare(study.dataset, study.features, study.folds, masks, group_a, group_b, trait, cfg)
+               for trait, group_a, group_b in pairs]
+    for (trait, group_a, group_b), result in zip(pairs, results):  # only once every comparison has succeeded
+        run.save_figure(plots.group_comparison(result.table, result.null),
+                        figure_name(trait, group_a, group_b, len(by_trait[trait])))
+    run.write_csv("group_comparison.csv", pd.concat([result.table for result in results], ignore_index=True))
+    run.write_csv("group_comparison_accuracy.csv", pd.DataFrame([result.accuracy for result in results]))
 
 
 if __name__ == "__main__":

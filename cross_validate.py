@@ -36,7 +36,7 @@ def main(run):
     cfg = run.config
     study = training.load_study(cfg)
     dataset, folds = study.dataset, study.folds
-    metrics.warn_unreliable_folds(dataset.identities, folds)
+    training.check_folds(study, cfg)
     fold_rows, summary_rows, repeat_rows, predictions = [], [], [], {}
     for group, trait in run.models:
         name = cli.model_name(group, trait)

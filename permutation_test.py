@@ -15,15 +15,17 @@ import sys
 import numpy as np
 import pandas as pd
 
-from facetraits import cli, config, metrics, outputs, plots, training
+from facetraits import cli, config, data, metrics, outputs, plots, training
 
 
 @cli.script(writes=("results_dir", "fig_dir", "cache_dir"))
 def main(run):
     cfg = run.config
-    study = training.load_study(cfg)
+    dataset = data.load(cfg)
+    metrics.check_exchangeable(dataset.identities, dataset.source)  # a degenerate null refused before the features
+    study = training.load_study(cfg, dataset=dataset)
     identities = study.dataset.identities
-    metrics.warn_unreliable_folds(identities, study.folds)
+    training.check_folds(study, cfg)
     null_rows, summary_rows = [], []
     for group, trait in run.models:
         name = cli.model_name(group, trait)

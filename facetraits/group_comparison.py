@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from facetraits import importance, metrics, outputs, regions, ridge, training
 from facetraits.errors import DataError
@@ -60,13 +61,56 @@ def rating_matrices(part: pd.DataFrame, images, groups) -> tuple[np.ndarray, np.
 
 
 def rater_table(raters: pd.DataFrame, images, trait: str, group_a: str, group_b: str, source) -> Raters:
+    """One trait's Raters for two groups, refused (DataError naming `source`) when too few raters for resampling."""
     part = raters[(raters.trait == trait) & raters.group.isin([group_a, group_b])]
     sums, counts, group_of = rating_matrices(part, images, [group_a, group_b])
     n_a = int((group_of == group_a).sum())
     if n_a < 2 or len(group_of) - n_a < 2:
         raise DataError(f"{source}: trait {trait} has {n_a} rater(s) in {group_a} and {len(group_of) - n_a} in "
                         f"{group_b}; a rater-level comparison needs at least 2 per group")
-    return Raters(sums, counts, n_a, len(group_of) - n_a)
+    table = Raters(sums, counts, n_a, len(group_of) - n_a)
+    check_coverage(table, images, f"{source}: trait {trait}", group_a, group_b)
+    return table
+
+
+# Largest accepted chance that one draw of raters (a permutation or a bootstrap resample) leaves an image unrated
+# in a group. A run draws up to about 10^4 permutations and bootstrap resamples of up to about 10^3 images, so
+# even with every image at the limit a whole run hits an unrated image with a chance of about 1%.
+UNRATED_CHANCE = 1e-9
+
+
+def fewest_raters(drawn: int, pool: int, bootstrap: bool) -> int:
+    """Fewest raters of an image among `pool` raters for a draw of `drawn` of them to miss all with chance <=
+    UNRATED_CHANCE: (1 - k/pool)^drawn with replacement (bootstrap), hypergeometric without (a permuted group)."""
+    k = np.arange(pool + 1)
+    miss = (1 - k / pool) ** drawn if bootstrap else stats.hypergeom.pmf(0, pool, k, drawn)
+    return int(np.argmax(miss <= UNRATED_CHANCE))
+
+
+def check_coverage(table: Raters, images, where: str, group_a: str, group_b: str) -> None:
+    """Refuse a rating design in which a draw of raters could leave an image without a rating in one group.
+
+    Such an image has no mean rating in that draw, so its statistic is undefined (a NaN CI, or a run stopped
+    after the permutations). The minimum is not a fixed count but the share of a group that must rate each
+    image: a bootstrap resample draws n of a group's n raters with replacement and misses the image's k of them
+    with chance (1 - k/n)^n; a permuted group of n raters, drawn from the N raters of both groups, misses the
+    image's raters of both groups with a hypergeometric chance. Both must stay below UNRATED_CHANCE: for 30 raters
+    per group that is 15 per group (22 of both groups), for 200 it is 20 (29); when every rater rates every image
+    (the demo, London faces) or half of them do (3DSK) nothing is refused."""
+    rated = table.counts > 0
+    k_a, k_b = rated[:, :table.n_a].sum(axis=1), rated[:, table.n_a:].sum(axis=1)
+    smaller, n_small = (group_a, table.n_a) if table.n_a <= table.n_b else (group_b, table.n_b)  # misses more easily
+    n_all = table.n_a + table.n_b
+    checks = [(k, f"{n} {group}", fewest_raters(n, n, bootstrap=True), "the bootstrap over raters needs",
+               f"a resample of the {group} raters")
+              for k, n, group in ((k_a, table.n_a, group_a), (k_b, table.n_b, group_b))]
+    checks.append((k_a + k_b, f"{n_all} {group_a} and {group_b}", fewest_raters(n_small, n_all, bootstrap=False),
+                   "rater permutations need", f"a permuted group of {n_small} {smaller} raters"))
+    for rated_by, raters, need, what, draw in checks:
+        short = np.flatnonzero(rated_by < need)
+        if short.size:
+            raise DataError(f"{where}: image {images[short[0]]} is rated by {rated_by[short[0]]} of the {raters} "
+                            f"raters; {what} at least {need} (with fewer, {draw} can leave it unrated)")
 
 
 def label_permutations(n_a: int, n_b: int, n: int, seed: int) -> np.ndarray:
@@ -160,6 +204,15 @@ class Statistics:
     ci: np.ndarray  # (2, face regions): 95% bootstrap CI of the difference (raters resampled within group)
 
 
+def defined(means: np.ndarray, label: str) -> np.ndarray:
+    """`means` unchanged, or a DataError if a draw of raters left an image unrated (NaN): check_coverage makes that
+    very unlikely, but a NaN must never reach a p-value or a CI silently."""
+    if not np.isfinite(means).all():
+        raise DataError(f"{label}: a random draw of raters left an image without a rating in one group, so its mean "
+                        f"rating is undefined; another seed (--set seed=...) draws again")
+    return means
+
+
 def permutation_statistics(raters: Raters, head: FixedHead, n_permutations: int, n_bootstrap: int, seed: int,
                            label: str) -> Statistics:
     """The statistics for the observed labels and every permutation of them, and bootstrap CIs."""
@@ -168,15 +221,13 @@ def permutation_statistics(raters: Raters, head: FixedHead, n_permutations: int,
     progress = outputs.Progress(labels.shape[1], f"{label} rater permutations", "permutations")
     for start in range(0, labels.shape[1], CHUNK):
         a = labels[:, start:start + CHUNK]
-        y_a, y_b = raters.means(a), raters.means(1 - a)
-        if not (np.isfinite(y_a).all() and np.isfinite(y_b).all()):
-            raise DataError(f"{label}: some image is rated by too few raters to be rated in every permuted group; "
-                            f"rater-level permutations need each image rated by several raters of both groups")
+        y_a, y_b = defined(raters.means(a), label), defined(raters.means(1 - a), label)
         columns.append((head.regions(y_a), head.regions(y_b), head.cv_r(y_a), head.cv_r(y_b)))
         progress.update(a.shape[1])
     importance_a, importance_b, r_a, r_b = (np.concatenate(part, axis=-1) for part in zip(*columns))
     boot_a, boot_b = bootstrap_counts(raters.n_a, raters.n_b, n_bootstrap, seed + 1)
-    boot = np.hstack([head.regions(raters.means(boot_a[:, i:i + CHUNK])) - head.regions(raters.means(boot_b[:, i:i + CHUNK]))
+    boot = np.hstack([head.regions(defined(raters.means(boot_a[:, i:i + CHUNK]), label))
+                      - head.regions(defined(raters.means(boot_b[:, i:i + CHUNK]), label))
                       for i in range(0, n_bootstrap, CHUNK)])
     return Statistics(importance_a - importance_b, r_a - r_b, importance_a[:, 0], importance_b[:, 0], float(r_a[0]),
                       float(r_b[0]), np.percentile(boot, [2.5, 97.5], axis=1))

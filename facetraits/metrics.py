@@ -104,11 +104,37 @@ def permuted_by_identity(y: np.ndarray, identities: np.ndarray, n_permutations: 
     return permuted
 
 
-def fixed_identities(identities: np.ndarray) -> int:
-    """How many identities no permutation can move (their image count is unique)."""
+def unique_sizes(identities: np.ndarray) -> np.ndarray:
+    """The image counts that only one identity has: those identities no permutation can move."""
     _, counts = np.unique(identities, return_counts=True)
     sizes, how_often = np.unique(counts, return_counts=True)
-    return int(sizes[how_often == 1].size)
+    return sizes[how_often == 1]
+
+
+def fixed_identities(identities: np.ndarray) -> int:
+    """How many identities no permutation can move (their image count is unique)."""
+    return int(unique_sizes(identities).size)
+
+
+def check_exchangeable(identities: np.ndarray, source) -> None:
+    """Warn (one stderr line) when identity permutations leave some identities in place; refuse when they leave all.
+
+    permuted_by_identity swaps an identity only with one of the same image count, so an identity whose count no
+    other identity has keeps its own ratings: with some of them the null is conservative, and the user should know
+    by how much of the data. With all of them no rating ever moves between identities: every permutation only
+    reorders ratings within identities, a null for another question, so its p-value would mean nothing."""
+    sizes = unique_sizes(identities)
+    n_identities = len(np.unique(identities))
+    counts = ", ".join(str(size) for size in sizes)
+    if sizes.size == n_identities:
+        raise DataError(f"{source}: each of the {n_identities} identities has an image count no other identity has "
+                        f"({counts} images), and identity permutations swap only identities with as many images, so "
+                        f"no rating can move between identities and the permutation null is degenerate; give "
+                        f"every image count to at least 2 identities (e.g. as many images to each)")
+    if sizes.size:
+        print(f"warning: {sizes.size} of {n_identities} identities have an image count no other identity has "
+              f"({counts} images), so identity permutations (which swap only identities with as many images) leave "
+              f"their ratings in place: the p-value is conservative (see n_fixed_identities)", file=sys.stderr)
 
 
 def bootstrap_r_ci(y, prediction, identities, n_resamples: int = 2000, seed: int = 0, level: float = 0.95):

@@ -55,6 +55,26 @@ class Solver:
         return self.vt.T @ (self.shrink(alpha)[:, None] * (self.u.T @ y_centred))
 
 
+def single_identity(part: str, source="") -> DataError:
+    """The error for a training part of one identity: the inner CV that picks the ridge's setting splits by identity.
+
+    select sees arrays only, so its error cannot name the ratings file; scripts call check_training_parts up front
+    with the file as `source`."""
+    where = f"{source}: " if source else ""
+    return DataError(f"{where}ridge: {part} holds a single identity, but the inner cross-validation "
+                     f"(ridge.inner_folds) that chooses ridge.feature_sets and ridge.alphas splits by identity and "
+                     f"needs at least 2: use fewer cv.n_folds (at least 2), more identities, or model.head: mlp")
+
+
+def check_training_parts(identities: np.ndarray, folds: np.ndarray, source) -> None:
+    """Every outer training part has 2+ identities for select's inner CV: said before any fit, naming the file."""
+    identities = np.asarray(identities)
+    for fold in np.unique(folds):
+        if len(np.unique(identities[folds != fold])) < 2:
+            raise single_identity(f"with cv.n_folds={int(folds.max()) + 1}, the training part of fold {fold + 1} (the "
+                                  f"other folds' images)", source)
+
+
 def select(xs: list[np.ndarray], y: np.ndarray, identities: np.ndarray, alphas, inner_folds: int,
            seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(candidate index, alpha index) per target column: the lowest inner-CV squared error.
@@ -63,7 +83,7 @@ def select(xs: list[np.ndarray], y: np.ndarray, identities: np.ndarray, alphas, 
     outer training part, the outer test identities never take part in the choice."""
     n_units = len(np.unique(identities))
     if n_units < 2:
-        raise DataError("ridge: the inner cross-validation needs at least 2 identities in each training part")
+        raise single_identity(f"a training part of {len(identities)} image(s)")
     inner = metrics.make_folds(identities, min(inner_folds, n_units), "identity", seed)
     errors = np.zeros((len(xs), len(alphas), y.shape[1]))
     for candidate, x in enumerate(xs):

@@ -36,6 +36,14 @@ def load_study(cfg: Config, base=None, dataset: data.Dataset | None = None) -> S
     return Study(dataset, outer_folds(dataset, cfg), features_module.load_or_extract(dataset, cfg, base))
 
 
+def check_folds(study: Study, cfg: Config) -> None:
+    """Before any fit: warn when test folds are too small for a reliable r, refuse when a training
+    part has a single identity and the ridge's inner CV therefore cannot run (naming the file)."""
+    metrics.warn_unreliable_folds(study.dataset.identities, study.folds)
+    if cfg.model.head == "ridge":
+        ridge.check_training_parts(study.dataset.identities, study.folds, study.dataset.source)
+
+
 def outer_folds(dataset: data.Dataset, cfg: Config) -> np.ndarray:
     """The CV's fold number per image, drawn from cfg.seed (grouped by identity: cv.group_by)."""
     return metrics.make_folds(dataset.identities, cfg.cv.n_folds, cfg.cv.group_by, cfg.seed, str(dataset.source))

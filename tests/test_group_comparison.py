@@ -6,6 +6,7 @@ import pytest
 from facetraits import config, group_comparison, importance, regions, ridge
 from facetraits import features as features_module
 from facetraits.config import FeatureSet
+from facetraits.errors import DataError
 
 SIZE = 32  # model input side; the synthetic maps are 4 x 4, so each position covers an 8 x 8 block
 SET = FeatureSet(("block4_pool",), 2)
@@ -62,12 +63,15 @@ def test_region_importance_of_any_targets_is_one_product_of_the_refitted_weights
     np.testing.assert_allclose(importance.RidgeRegions(inputs, solver, 1.0)(y), inputs.average(signed), rtol=1e-8)
 
 
-def statistics(same_groups=False, seed=0, n_permutations=499):
-    cfg = settings()
-    maps, identities, raters = planted(seed=seed, same_groups=same_groups)
+def planted_head(maps, identities, raters):
     folds = np.repeat(np.arange(4), len(identities) // 4)
     everyone = raters.means(np.ones((raters.n_a + raters.n_b, 1)))[:, 0]
-    head = group_comparison.fixed_head(maps, everyone, identities, folds, half_masks(len(identities)), cfg)
+    return group_comparison.fixed_head(maps, everyone, identities, folds, half_masks(len(identities)), settings())
+
+
+def statistics(same_groups=False, seed=0, n_permutations=499):
+    maps, identities, raters = planted(seed=seed, same_groups=same_groups)
+    head = planted_head(maps, identities, raters)
     stats = group_comparison.permutation_statistics(raters, head, n_permutations, 50, seed, "test")
     return stats, group_comparison.p_values(stats.differences)
 
@@ -112,6 +116,91 @@ def test_rater_table_keeps_raters_within_their_group():
     table = group_comparison.rater_table(pd.DataFrame(rows), ["x", "y"], "warm", "A", "B", "r.csv")
     assert (table.n_a, table.n_b) == (2, 2)  # rater "1" of A and rater "1" of B are two people
     np.testing.assert_allclose(table.means(np.array([[1.0], [1.0], [0.0], [0.0]]))[:, 0], [2.5, 3.5])
+
+
+def long_ratings(images_of: dict) -> pd.DataFrame:
+    """Rows image, group, trait (warm), rater, rating for {(group, rater): the images that rater rated}."""
+    return pd.DataFrame([{"image": image, "group": group, "trait": "warm", "rater": rater, "rating": 4.0}
+                         for (group, rater), images in images_of.items() for image in images])
+
+
+def test_an_image_rated_by_too_few_raters_of_a_group_for_the_bootstrap_is_named():
+    design = {("A", f"a{r}"): "xyz" for r in range(4)} | {("B", f"b{r}"): "xy" if r else "xyz" for r in range(4)}
+    with pytest.raises(DataError) as caught:
+        group_comparison.rater_table(long_ratings(design), ["x", "y", "z"], "warm", "A", "B", "r.csv")
+    assert str(caught.value) == ("r.csv: trait warm: image z is rated by 1 of the 4 B raters; the bootstrap over "
+                                 "raters needs at least 4 (with fewer, a resample of the B raters can leave it "
+                                 "unrated)")
+
+
+def test_an_image_a_small_permuted_group_can_miss_is_named():
+    """2 raters in A: a permuted A of 2 drawn from 42 raters misses image z's 19 raters too often, though each
+    group's bootstrap is safe (B: 17 of 40 rate z, (1 - 17/40)^40 < 1e-9)."""
+    design = {("A", "a0"): "yz", ("A", "a1"): "yz"} | {("B", f"b{r}"): "yz" if r < 17 else "y" for r in range(40)}
+    with pytest.raises(DataError) as caught:
+        group_comparison.rater_table(long_ratings(design), ["y", "z"], "warm", "A", "B", "r.csv")
+    assert str(caught.value) == ("r.csv: trait warm: image z is rated by 19 of the 42 A and B raters; rater "
+                                 "permutations need at least 41 (with fewer, a permuted group of 2 A raters can leave "
+                                 "it unrated)")
+
+
+def test_half_of_200_raters_per_image_is_enough_and_a_resample_missing_an_image_is_an_error_not_a_nan_ci():
+    assert group_comparison.fewest_raters(200, 200, bootstrap=True) <= 100  # 3DSK: 100 of 200 rate each face
+    maps, identities, raters = planted(n_raters=10)
+    head = planted_head(maps, identities, raters)
+    raters.sums[0, raters.n_a + 1:] = raters.counts[0, raters.n_a + 1:] = 0  # image 0: 1 of the 10 b raters
+    # no permuted group of 10 can miss all 11 raters of image 0, but a third of the b resamples do
+    with pytest.raises(DataError, match="^warm A vs B: a random draw of raters left an image without a rating"):
+        group_comparison.permutation_statistics(raters, head, 9, 50, 0, "warm A vs B")
+
+
+def test_a_failing_second_trait_is_refused_before_anything_is_computed_or_written(tiny_demo, tmp_path, capsys):
+    import compare_groups
+    from conftest import write_config
+    ratings = pd.read_csv(tiny_demo / "ratings.csv", dtype=str, keep_default_na=False)
+    image = ratings.image.iloc[0]
+    sparse = ((ratings.trait == "strong") & (ratings.group == "NT") & (ratings.image == image)
+              & (ratings.rater != "NT01"))  # the second trait: one image rated by 1 of the 30 NT raters
+    damaged = tmp_path / "ratings.csv"
+    ratings[~sparse].to_csv(damaged, index=False)
+    path = write_config(tmp_path / "c.yaml", tiny_demo, tmp_path, data={"ratings": str(damaged)},
+                        compare={"n_permutations": 9, "n_bootstrap": 9})
+    earlier = {tmp_path / "fig" / "group_comparison_warm.png": b"an earlier run's figure",
+               tmp_path / "results" / "group_comparison.csv": b"an earlier run's table",
+               tmp_path / "results" / "group_comparison_accuracy.csv": b"an earlier run's accuracy"}
+    for file, content in earlier.items():
+        file.parent.mkdir(exist_ok=True)
+        file.write_bytes(content)
+    with pytest.raises(SystemExit) as caught:
+        compare_groups.main(["--config", str(path)])
+    assert caught.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: {damaged}: trait strong: image {image} is rated by 1 of the 30 NT raters; the bootstrap over raters "
+        f"needs at least 15 (with fewer, a resample of the NT raters can leave it unrated)")
+    assert all(file.read_bytes() == content for file, content in earlier.items())
+    assert not (tmp_path / "cache").exists()  # refused before the features and the first trait's permutations
+
+
+def test_figures_are_saved_only_once_every_comparison_succeeded(tiny_demo, tmp_path, capsys, monkeypatch):
+    import compare_groups
+    from conftest import write_config
+    path = write_config(tmp_path / "c.yaml", tiny_demo, tmp_path, compare={"n_permutations": 9, "n_bootstrap": 9})
+    earlier = tmp_path / "fig" / "group_comparison_warm.png"
+    earlier.parent.mkdir()
+    earlier.write_bytes(b"an earlier run's figure")
+    compare = group_comparison.compare
+
+    def second_fails(dataset, features, folds, masks, group_a, group_b, trait, cfg):
+        if trait == "strong":  # a failure no up-front check can see
+            raise DataError("strong ASD vs NT: failed")
+        return compare(dataset, features, folds, masks, group_a, group_b, trait, cfg)
+
+    monkeypatch.setattr(group_comparison, "compare", second_fails)
+    with pytest.raises(SystemExit):
+        compare_groups.main(["--config", str(path)])
+    assert capsys.readouterr().err.splitlines()[-1] == "error: strong ASD vs NT: failed"
+    assert earlier.read_bytes() == b"an earlier run's figure"
+    assert not (tmp_path / "results" / "group_comparison.csv").exists()
 
 
 @pytest.mark.slow

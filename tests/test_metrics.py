@@ -62,6 +62,19 @@ def test_identities_swap_only_with_identities_of_the_same_size():
     assert metrics.fixed_identities(identities) == 2
 
 
+def test_fixed_identities_are_announced_and_all_fixed_is_refused(capsys):
+    metrics.check_exchangeable(np.repeat(["a", "b", "c"], 2), "r.csv")  # none fixed: nothing said
+    assert capsys.readouterr().err == ""
+    metrics.check_exchangeable(np.array(["a", "a", "b", "b", "c", "c", "c", "d"]), "r.csv")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("warning: 2 of 4 identities have an image count no other identity "
+                                                    "has (1, 3 images), so identity permutations")
+    with pytest.raises(DataError) as caught:  # a and b can only keep their own ratings: nothing is permuted
+        metrics.check_exchangeable(np.array(["a", "b", "b"]), "r.csv")
+    assert str(caught.value).startswith("r.csv: each of the 2 identities has an image count no other identity has "
+                                        "(1, 2 images)")
+
+
 def test_one_image_per_identity_is_a_plain_shuffle():
     y = np.arange(40.0)
     permuted = metrics.permuted_by_identity(y, np.arange(40), 200, seed=2)
@@ -119,6 +132,18 @@ def test_inner_selection_picks_the_informative_feature_set_and_never_sees_the_te
     again, again_candidates, _ = ridge.cv_predict([noise, signal], wrecked[:, None], identities, folds, alphas, 4, 0)
     np.testing.assert_array_equal(again[folds == 0, 0], predictions[folds == 0, 0])
     assert again_candidates[0, 0] == candidates[0, 0]
+
+
+def test_a_training_part_of_one_identity_names_the_keys_and_up_front_the_file():
+    identities, folds = np.repeat(["a", "b"], 3), np.repeat([0, 1], 3)  # 2 identities in 2 folds
+    with pytest.raises(DataError) as caught:
+        ridge.check_training_parts(identities, folds, "r.csv")
+    assert str(caught.value).startswith("r.csv: ridge: with cv.n_folds=2, the training part of fold 1 (the other "
+                                        "folds' images) holds a single identity")
+    with pytest.raises(DataError) as caught:  # what the CV itself says, from arrays only
+        ridge.cv_predict([np.eye(6)], np.arange(6.0)[:, None], identities, folds, [1.0], 5, seed=0)
+    assert all(key in str(caught.value) for key in ("ridge.inner_folds", "cv.n_folds"))
+    ridge.check_training_parts(np.repeat(["a", "b", "c"], 2), np.repeat([0, 1, 2], 2), "r.csv")  # 2 in each part
 
 
 def test_many_columns_at_once_equal_one_column_at_a_time():
