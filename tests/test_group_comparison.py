@@ -181,6 +181,23 @@ def test_a_failing_second_trait_is_refused_before_anything_is_computed_or_writte
     assert not (tmp_path / "cache").exists()  # refused before the features and the first trait's permutations
 
 
+def test_no_usable_landmarks_is_refused_not_a_table_of_zeros(tiny_demo, tmp_path, capsys):
+    """Landmarks given as fractions of the image are unusable; without any, every region importance is 0."""
+    import compare_groups
+    from conftest import write_config
+    points = pd.read_csv(tiny_demo / "landmarks.csv")
+    fractions = tmp_path / "landmarks.csv"
+    points.assign(x=points.x / 48, y=points.y / 48).to_csv(fractions, index=False)
+    path = write_config(tmp_path / "c.yaml", tiny_demo, tmp_path, data={"landmarks": str(fractions)},
+                        compare={"n_permutations": 9, "n_bootstrap": 9})
+    with pytest.raises(SystemExit) as caught:
+        compare_groups.main(["--config", str(path)])
+    assert caught.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].startswith(
+        f"error: {fractions}: none of the 18 images has usable landmarks (first reason: landmarks for image ")
+    assert not (tmp_path / "results" / "group_comparison.csv").exists() and not (tmp_path / "cache").exists()
+
+
 def test_figures_are_saved_only_once_every_comparison_succeeded(tiny_demo, tmp_path, capsys, monkeypatch):
     import compare_groups
     from conftest import write_config
