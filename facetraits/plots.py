@@ -372,6 +372,9 @@ def short_name(analyzer: str) -> str:
         .replace("sequential_preset_b_flat", "preset B flat")
 
 
+FAITHFULNESS_COLUMNS = 4  # panels per row: a study of 10 models stays readable as 3 rows
+
+
 def faithfulness(curves: pd.DataFrame, summary: pd.DataFrame):
     """Prediction drop as patches are replaced by the reference, per model: per method most
     relevant first (solid) and least relevant first (dotted), and one random-order baseline
@@ -379,11 +382,16 @@ def faithfulness(curves: pd.DataFrame, summary: pd.DataFrame):
     below; each panel's title lists the AOPCs (mean drop), the Holm-corrected ps of MoRF vs random
     and of MoRF vs LeRF, and n."""
     models = curves[["group", "trait"]].drop_duplicates().to_records(index=False).tolist()
-    fig, axes = plt.subplots(1, len(models), figsize=(5.4 * len(models), 4.4), squeeze=False, sharey=True)
+    n_columns = min(len(models), FAITHFULNESS_COLUMNS)
+    n_rows = -(-len(models) // n_columns)
+    fig, axes = plt.subplots(n_rows, n_columns, figsize=(5.4 * n_columns, 5.6 * n_rows), squeeze=False, sharey=True,
+                             layout="constrained")
+    for ax in axes.flat[len(models):]:
+        ax.set_visible(False)
     methods = [m for m in curves.analyzer.unique() if m != "random"]
     colours = dict(zip(methods, plt.get_cmap("tab10").colors))
     styles = {"morf": ("-", "most relevant first"), "lerf": (":", "least relevant first")}
-    for ax, (group, trait) in zip(axes[0], models):
+    for ax, (group, trait) in zip(axes.flat, models):
         rows = curves[(curves.group == group) & (curves.trait == trait)]
         for (analyzer, order), line in rows.groupby(["analyzer", "order"], sort=False):
             if analyzer == "random":
@@ -400,10 +408,10 @@ def faithfulness(curves: pd.DataFrame, summary: pd.DataFrame):
                      f"   p_holm: MoRF > random {row.p_holm:.2g}, MoRF > LeRF {row.p_holm_morf_lerf:.2g}"]
         ax.set_title("\n".join([f"{group} {trait}"] + text), fontsize=8, loc="left")
         ax.set_xlabel(f"share of image replaced by {REFERENCE_LABELS.get(table.reference.iloc[0], 'the reference')}")
-    axes[0, 0].set_ylabel("prediction drop (original - perturbed)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("prediction drop (original - perturbed)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(3, len(labels)),
-               fontsize=9, frameon=False)
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(3, len(labels)), fontsize=9, frameon=False)
     return fig
 
 

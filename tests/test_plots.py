@@ -132,3 +132,22 @@ def test_region_plot_linear_plain_ticks_regions_in_order(tmp_path):
     assert "95% CI over identities" in fig._suptitle.get_text()
     assert_no_text_overlaps(fig)
     outputs.save_figure(fig, tmp_path / "regions.png")
+
+
+@pytest.mark.parametrize("n_models, shape", [(2, (1, 2)), (10, (3, 4))])
+def test_faithfulness_panels_wrap_into_rows_of_four(n_models, shape):
+    """Ten models in one row made a figure 5,000 px wide; each model keeps one visible panel."""
+    models = [("A" if k % 2 else "B", f"trait{k}") for k in range(n_models)]
+    fractions = [0.0, 0.5, 1.0]
+    curves = pd.DataFrame([{"group": g, "trait": t, "analyzer": a, "order": o, "fraction_removed": f, "mean_change": f}
+                           for g, t in models for a, o in (("gradient", "morf"), ("gradient", "lerf"), ("random", "random"))
+                           for f in fractions])
+    summary = pd.DataFrame([{"group": g, "trait": t, "analyzer": "gradient", "aopc_random": 0.1, "aopc_morf": 0.2,
+                             "aopc_lerf": 0.0, "p_holm": 0.01, "p_holm_morf_lerf": 0.01, "n_images": 4,
+                             "n_identities": 4, "reference": "blur"} for g, t in models])
+    fig = plots.faithfulness(curves, summary)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == n_models
+    assert fig.axes[0].get_subplotspec().get_gridspec().get_geometry() == shape
+    assert [ax.get_title(loc="left").splitlines()[0] for ax in visible] == [f"{g} {t}" for g, t in models]
+    assert_no_text_overlaps(fig)
