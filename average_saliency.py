@@ -24,7 +24,6 @@ import sys
 
 from facetraits import cli, config, data, model_comparison, outputs, plots, saliency
 from facetraits import landmarks as landmarks_module
-from facetraits.errors import FacetraitsError
 
 
 @cli.script(writes=("results_dir", "fig_dir"))
@@ -37,9 +36,7 @@ def main(run):
                  for g, t in run.models}
     points, missing = landmarks_module.dataset_landmarks(cfg, dataset, (size, size))
     landmarks_module.report_missing(missing, run.results("landmarks_missing.csv"), len(dataset), run.id)
-    if not points:
-        raise FacetraitsError(f"none of the {len(dataset)} images has usable landmarks (first reason: "
-                              f"{missing[0][1]}); see {run.results('landmarks_missing.csv')}")
+    landmarks_module.require_some(cfg, missing, len(dataset), "average_saliency.py (alignment and regions)")
     faces = saliency.faces(dataset, points, cfg.explain.align, size)
     averages = {model: faces.average(maps) for model, maps in relevance.items()}
     for model, average in averages.items():

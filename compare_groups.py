@@ -22,7 +22,7 @@ import sys
 import pandas as pd
 
 from facetraits import cli, data, group_comparison, importance, landmarks, plots, training
-from facetraits.errors import DataError, FacetraitsError
+from facetraits.errors import FacetraitsError
 
 
 def figure_name(trait: str, group_a: str, group_b: str, n_groups: int) -> str:
@@ -43,15 +43,14 @@ def main(run):
     if not pairs:
         raise FacetraitsError("compare_groups.py needs at least two groups rating the same trait (--group/--trait)")
     for trait, group_a, group_b in pairs:  # every pair's raters checked before the features and the permutations
-        group_comparison.rater_table(dataset.raters, dataset.images, trait, group_a, group_b, dataset.source)
+        group_comparison.rater_table(dataset.raters, dataset.images, trait, group_a, group_b, dataset.source,
+                                     cfg.compare)
     masks, missing = importance.dataset_masks(cfg, dataset)
-    if len(missing) == len(dataset):  # every region importance would be 0: nothing to compare
-        raise DataError(f"{cfg.data.landmarks or 'dlib landmark detection'}: none of the {len(dataset)} images has "
-                        f"usable landmarks (first reason: {missing[0][1]}); region importance needs them")
-    landmarks.report_missing(missing, run.results("landmarks_missing.csv"), len(dataset), run.id)
+    landmarks.require_some(cfg, missing, len(dataset), "region importance")
     study = training.load_study(cfg, dataset=dataset)
     results = [group_comparison.compare(study.dataset, study.features, study.folds, masks, group_a, group_b, trait, cfg)
                for trait, group_a, group_b in pairs]
+    landmarks.report_missing(missing, run.results("landmarks_missing.csv"), len(dataset), run.id)
     for (trait, group_a, group_b), result in zip(pairs, results):  # only once every comparison has succeeded
         run.save_figure(plots.group_comparison(result.table, result.null),
                         figure_name(trait, group_a, group_b, len(by_trait[trait])))

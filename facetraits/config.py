@@ -83,14 +83,13 @@ def bounded(default, low=None, high=None, above_low=False):
 def number(value):
     """A finite number from YAML, or None. PyYAML reads 1e-3 (no dot) as text, so text that is a
     number counts; NaN and infinity never make sense as a setting here."""
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return None
-    return value
+    try:
+        value = float(value)
+    except (ValueError, OverflowError):  # text that is no number; an integer too large for a float
+        return None
+    return value if math.isfinite(value) else None
 
 
 @dataclass(frozen=True)
@@ -364,9 +363,10 @@ def _check(kind, value, f, source: str, key: str):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
     elif kind is float:
-        if number(value) is None:
+        parsed = number(value)
+        if parsed is None:
             raise ConfigError(f"{where}: expected a finite number, got {value!r}")
-        value = float(number(value))
+        value = parsed
     elif kind is str:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
@@ -376,9 +376,10 @@ def _check(kind, value, f, source: str, key: str):
             raise ConfigError(f"{where}: expected a non-empty list of {{layers: [...], grid: k}} entries")
         return tuple(_build(FeatureSet, item, source, f"{key}[{i}].") for i, item in enumerate(value))
     elif kind == tuple[float, ...]:
-        if not isinstance(value, list) or not value or not all(number(v) is not None and number(v) > 0 for v in value):
+        parsed = [number(v) for v in value] if isinstance(value, list) else []
+        if not parsed or not all(v is not None and v > 0 for v in parsed):
             raise ConfigError(f"{where}: expected a non-empty list of positive numbers, got {value!r}")
-        return tuple(float(number(v)) for v in value)
+        return tuple(parsed)
     elif kind == tuple[str, ...]:
         if isinstance(value, str):
             value = [value]

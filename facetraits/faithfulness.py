@@ -69,7 +69,6 @@ import sys
 from facetraits import cli, data, explanations, landmarks, metrics, model, regions
 from facetraits.backend import keras, reset_graph
 from facetraits.config import VGG16_LAYERS
-from facetraits.errors import FacetraitsError
 
 PATCHES_PER_SIDE = 16
 FEATHER_PER_PATCH = 0.25  # soft patch border: Gaussian sigma as a share of the patch side (3.5 px at 224 px)
@@ -280,12 +279,8 @@ class Test:
         usable = np.arange(len(dataset))
         if settings.faithfulness_reference == "mean_face":
             points, missing = landmarks.dataset_landmarks(cfg, dataset, (size, size))
-            if not points:  # with data.landmarks given, "give data.landmarks" would mislead: say what is wrong
-                why = ("no image has landmarks; give data.landmarks" if cfg.data.landmarks is None else
-                       f"none of the {len(dataset)} images has usable landmarks in {cfg.data.landmarks} "
-                       f"(first reason: {missing[0][1]}); fix them")
-                raise FacetraitsError(f"{cfg.source}: explain.faithfulness_reference is mean_face but {why}, "
-                                      f"or set explain.faithfulness_reference=blur")
+            landmarks.require_some(cfg, missing, len(dataset), "the mean_face faithfulness reference "
+                                   "(explain.faithfulness_reference=blur needs none)")
             if missing:
                 print(f"faithfulness: {len(missing)} image(s) without landmarks left out of the sample "
                       f"(mean_face reference)", file=sys.stderr)

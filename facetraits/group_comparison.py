@@ -20,6 +20,7 @@ import pandas as pd
 from scipy import stats
 
 from facetraits import importance, metrics, outputs, regions, ridge, training
+from facetraits.config import CompareConfig
 from facetraits.errors import DataError
 
 COLUMNS = ("trait", "region", "group_a", "group_b", "importance_a", "importance_b", "difference", "ci_low", "ci_high",
@@ -60,8 +61,10 @@ def rating_matrices(part: pd.DataFrame, images, groups) -> tuple[np.ndarray, np.
     return sums, counts, keys.group.reset_index(drop=True)
 
 
-def rater_table(raters: pd.DataFrame, images, trait: str, group_a: str, group_b: str, source) -> Raters:
-    """One trait's Raters for two groups, refused (DataError naming `source`) when too few raters for resampling."""
+def rater_table(raters: pd.DataFrame, images, trait: str, group_a: str, group_b: str, source,
+                compare: CompareConfig) -> Raters:
+    """One trait's Raters for two groups, refused (DataError naming `source`) when the run's draws of
+    raters (`compare`: permutations and bootstrap resamples) could leave an image unrated."""
     part = raters[(raters.trait == trait) & raters.group.isin([group_a, group_b])]
     sums, counts, group_of = rating_matrices(part, images, [group_a, group_b])
     n_a = int((group_of == group_a).sum())
@@ -69,48 +72,40 @@ def rater_table(raters: pd.DataFrame, images, trait: str, group_a: str, group_b:
         raise DataError(f"{source}: trait {trait} has {n_a} rater(s) in {group_a} and {len(group_of) - n_a} in "
                         f"{group_b}; a rater-level comparison needs at least 2 per group")
     table = Raters(sums, counts, n_a, len(group_of) - n_a)
-    check_coverage(table, images, f"{source}: trait {trait}", group_a, group_b)
+    check_coverage(table, images, f"{source}: trait {trait}", group_a, group_b, compare)
     return table
 
 
-# Largest accepted chance that one draw of raters (a permutation or a bootstrap resample) leaves an image unrated
-# in a group. A run draws up to about 10^4 permutations and bootstrap resamples of up to about 10^3 images, so
-# even with every image at the limit a whole run hits an unrated image with a chance of about 1%.
-UNRATED_CHANCE = 1e-9
+RUN_UNRATED_CHANCE = 0.01  # largest accepted chance that some draw of a run leaves some image unrated
 
 
-def fewest_raters(drawn: int, pool: int, bootstrap: bool) -> int:
-    """Fewest raters of an image among `pool` raters for a draw of `drawn` of them to miss all with chance <=
-    UNRATED_CHANCE: (1 - k/pool)^drawn with replacement (bootstrap), hypergeometric without (a permuted group)."""
-    k = np.arange(pool + 1)
-    miss = (1 - k / pool) ** drawn if bootstrap else stats.hypergeom.pmf(0, pool, k, drawn)
-    return int(np.argmax(miss <= UNRATED_CHANCE))
-
-
-def check_coverage(table: Raters, images, where: str, group_a: str, group_b: str) -> None:
-    """Refuse a rating design in which a draw of raters could leave an image without a rating in one group.
-
-    Such an image has no mean rating in that draw, so its statistic is undefined (a NaN CI, or a run stopped
-    after the permutations). The minimum is not a fixed count but the share of a group that must rate each
-    image: a bootstrap resample draws n of a group's n raters with replacement and misses the image's k of them
-    with chance (1 - k/n)^n; a permuted group of n raters, drawn from the N raters of both groups, misses the
-    image's raters of both groups with a hypergeometric chance. Both must stay below UNRATED_CHANCE: for 30 raters
-    per group that is 15 per group (22 of both groups), for 200 it is 20 (29); when every rater rates every image
-    (the demo, London faces) or half of them do (3DSK) nothing is refused."""
+def unrated_chance(table: Raters, compare: CompareConfig) -> np.ndarray:
+    """Per image, an upper bound on the chance that one of the run's draws leaves it without a rating
+    in a group (the union bound over draws): a bootstrap resample of a group's n raters (with
+    replacement) misses the image's k of them with chance (1 - k/n)^n; a permuted group of n raters,
+    drawn from both groups' N, misses all its raters with a hypergeometric chance."""
     rated = table.counts > 0
     k_a, k_b = rated[:, :table.n_a].sum(axis=1), rated[:, table.n_a:].sum(axis=1)
-    smaller, n_small = (group_a, table.n_a) if table.n_a <= table.n_b else (group_b, table.n_b)  # misses more easily
     n_all = table.n_a + table.n_b
-    checks = [(k, f"{n} {group}", fewest_raters(n, n, bootstrap=True), "the bootstrap over raters needs",
-               f"a resample of the {group} raters")
-              for k, n, group in ((k_a, table.n_a, group_a), (k_b, table.n_b, group_b))]
-    checks.append((k_a + k_b, f"{n_all} {group_a} and {group_b}", fewest_raters(n_small, n_all, bootstrap=False),
-                   "rater permutations need", f"a permuted group of {n_small} {smaller} raters"))
-    for rated_by, raters, need, what, draw in checks:
-        short = np.flatnonzero(rated_by < need)
-        if short.size:
-            raise DataError(f"{where}: image {images[short[0]]} is rated by {rated_by[short[0]]} of the {raters} "
-                            f"raters; {what} at least {need} (with fewer, {draw} can leave it unrated)")
+    bootstrap = (1 - k_a / table.n_a) ** table.n_a + (1 - k_b / table.n_b) ** table.n_b
+    permuted = stats.hypergeom.pmf(0, n_all, k_a + k_b, table.n_a) + stats.hypergeom.pmf(0, n_all, k_a + k_b, table.n_b)
+    return np.minimum(1.0, compare.n_bootstrap * bootstrap + compare.n_permutations * permuted)
+
+
+def check_coverage(table: Raters, images, where: str, group_a: str, group_b: str, compare: CompareConfig) -> None:
+    """Refuse a design whose run could leave an image unrated in some draw (its mean rating, and so
+    the statistic, would be undefined), naming the worst image: sparse designs pass as long as the
+    whole run stays below RUN_UNRATED_CHANCE."""
+    chance = unrated_chance(table, compare)
+    if chance.sum() > RUN_UNRATED_CHANCE:
+        worst = int(np.argmax(chance))
+        rated = table.counts[worst] > 0
+        raise DataError(f"{where}: image {images[worst]} is rated by {rated[:table.n_a].sum()} of the {table.n_a} "
+                        f"{group_a} raters and {rated[table.n_a:].sum()} of the {table.n_b} {group_b} raters; with "
+                        f"compare.n_permutations={compare.n_permutations} and compare.n_bootstrap="
+                        f"{compare.n_bootstrap}, some draw of raters would leave an image unrated with chance "
+                        f"{min(chance.sum(), 1.0):.2g} (accepted: {RUN_UNRATED_CHANCE:g}); more raters per image, "
+                        f"or fewer draws")
 
 
 def label_permutations(n_a: int, n_b: int, n: int, seed: int) -> np.ndarray:
@@ -188,7 +183,7 @@ def fixed_head(features: dict, y_all: np.ndarray, identities, folds, masks: list
 def common_head(raters: pd.DataFrame, images, identities, features: dict, folds, masks: list, trait: str,
                 group_a: str, group_b: str, cfg, source) -> tuple[Raters, FixedHead]:
     """The two groups' rater table for one trait and the head setting both share (chosen on all their raters)."""
-    table = rater_table(raters, images, trait, group_a, group_b, source)
+    table = rater_table(raters, images, trait, group_a, group_b, source, cfg.compare)
     everyone = table.means(np.ones((table.n_a + table.n_b, 1)))[:, 0]
     return table, fixed_head(features, everyone, identities, folds, masks, cfg)
 
@@ -204,9 +199,9 @@ class Statistics:
     ci: np.ndarray  # (2, face regions): 95% bootstrap CI of the difference (raters resampled within group)
 
 
-def defined(means: np.ndarray, label: str) -> np.ndarray:
-    """`means` unchanged, or a DataError if a draw of raters left an image unrated (NaN): check_coverage makes that
-    very unlikely, but a NaN must never reach a p-value or a CI silently."""
+def require_rated(means: np.ndarray, label: str) -> np.ndarray:
+    """`means` unchanged, or a DataError if a draw of raters left an image unrated (NaN): rare after
+    check_coverage, but a NaN must never reach a p-value or a CI silently."""
     if not np.isfinite(means).all():
         raise DataError(f"{label}: a random draw of raters left an image without a rating in one group, so its mean "
                         f"rating is undefined; another seed (--set seed=...) draws again")
@@ -221,13 +216,13 @@ def permutation_statistics(raters: Raters, head: FixedHead, n_permutations: int,
     progress = outputs.Progress(labels.shape[1], f"{label} rater permutations", "permutations")
     for start in range(0, labels.shape[1], CHUNK):
         a = labels[:, start:start + CHUNK]
-        y_a, y_b = defined(raters.means(a), label), defined(raters.means(1 - a), label)
+        y_a, y_b = require_rated(raters.means(a), label), require_rated(raters.means(1 - a), label)
         columns.append((head.regions(y_a), head.regions(y_b), head.cv_r(y_a), head.cv_r(y_b)))
         progress.update(a.shape[1])
     importance_a, importance_b, r_a, r_b = (np.concatenate(part, axis=-1) for part in zip(*columns))
     boot_a, boot_b = bootstrap_counts(raters.n_a, raters.n_b, n_bootstrap, seed + 1)
-    boot = np.hstack([head.regions(defined(raters.means(boot_a[:, i:i + CHUNK]), label))
-                      - head.regions(defined(raters.means(boot_b[:, i:i + CHUNK]), label))
+    boot = np.hstack([head.regions(require_rated(raters.means(boot_a[:, i:i + CHUNK]), label))
+                      - head.regions(require_rated(raters.means(boot_b[:, i:i + CHUNK]), label))
                       for i in range(0, n_bootstrap, CHUNK)])
     return Statistics(importance_a - importance_b, r_a - r_b, importance_a[:, 0], importance_b[:, 0], float(r_a[0]),
                       float(r_b[0]), np.percentile(boot, [2.5, 97.5], axis=1))

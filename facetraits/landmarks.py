@@ -296,6 +296,16 @@ def dataset_landmarks(cfg, dataset: data.Dataset, map_shape: tuple[int, int]):
     return scaled, missing
 
 
+def require_some(cfg, missing: Sequence[tuple[str, str]], n_images: int, needed_by: str) -> None:
+    """A DataError when no image has usable landmarks (every region statistic would be empty or 0),
+    naming where the landmarks came from and the first image's reason."""
+    if len(missing) == n_images:
+        source = cfg.data.landmarks or "dlib landmark detection"
+        instead = "" if cfg.data.landmarks else " (or give data.landmarks: 68 points per image)"
+        raise DataError(f"{source}: none of the {n_images} images has usable landmarks (first reason: {missing[0][1]}); "
+                        f"{needed_by} needs them{instead}")
+
+
 def report_missing(missing: Sequence[tuple[str, str]], path, n_images: int, run_id: str) -> Path:
     """Write ``image,reason,run`` for every image without landmarks (header only when none) and say so on stderr."""
     outputs.write_table(path, pd.DataFrame(list(missing), columns=list(MISSING_COLUMNS)), run_id)

@@ -50,6 +50,8 @@ def atomic_path(path: str | Path):
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~umask())
         os.replace(tmp, path)
+    except OSError as err:  # name the output the user asked for, not our temporary file (or no file: disk full)
+        raise type(err)(err.errno, err.strerror or str(err), str(path)) from err
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

@@ -71,6 +71,7 @@ def test_hash_changes_with_settings():
     ("training:\n  learning_rate: 0\n", "training.learning_rate: 0.0 is out of range (0.0, any]"),
     ("model:\n  dropout: .nan\n", "model.dropout: expected a finite number"),
     ("training:\n  validation_split: nan\n", "training.validation_split: expected a finite number, got 'nan'"),
+    ("training:\n  learning_rate: 1" + "0" * 400 + "\n", "training.learning_rate: expected a finite number"),
     ("- a\n- b\n", "expected a mapping of settings"),
     ("data: [\n", "not valid YAML"),
 ])

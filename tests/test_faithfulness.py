@@ -208,8 +208,8 @@ def test_mean_face_reference_without_any_landmarks_names_both_ways_out(blob_conf
     from facetraits import data
     from facetraits.errors import FacetraitsError
     cfg = config.load(blob_config)  # blobs: dlib finds no face
-    with pytest.raises(FacetraitsError, match="faithfulness_reference is mean_face but no image has landmarks.*"
-                                              "data.landmarks.*faithfulness_reference=blur"):
+    with pytest.raises(FacetraitsError, match="^dlib landmark detection: none of the 12 images has usable landmarks.*"
+                                              "faithfulness_reference=blur.*give data.landmarks"):
         faithfulness.Test.for_dataset(cfg, data.load(cfg))
     blurred_test = faithfulness.Test.for_dataset(config.load(blob_config, ["explain.faithfulness_reference=blur"]),
                                                  data.load(cfg))
@@ -227,6 +227,6 @@ def test_mean_face_reference_with_no_usable_landmarks_in_the_given_file_says_why
     cfg = config.load(write_config(tmp_path / "c.yaml", root, tmp_path, explain={"faithfulness_reference": "mean_face"}))
     with pytest.raises(FacetraitsError) as caught:
         faithfulness.Test.for_dataset(cfg, data.load(cfg))
-    assert str(caught.value) == (f"{cfg.source}: explain.faithfulness_reference is mean_face but none of the 4 images "
-                                 f"has usable landmarks in {root / 'landmarks.csv'} (first reason: no landmarks in "
-                                 f"{root / 'landmarks.csv'}); fix them, or set explain.faithfulness_reference=blur")
+    assert str(caught.value) == (f"{root / 'landmarks.csv'}: none of the 4 images has usable landmarks (first reason: "
+                                 f"no landmarks in {root / 'landmarks.csv'}); the mean_face faithfulness reference "
+                                 f"(explain.faithfulness_reference=blur needs none) needs them")

@@ -287,3 +287,16 @@ def test_import_into_a_file_gives_one_line_naming_it(tmp_path, capsys):
     code = import_dataset.main(["london", str(source), str(target)])
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and lines[-1].startswith(f"error: {target}: ") and "file-system problem" in lines[-1]
+
+
+def test_a_failed_write_names_the_output_not_the_temporary_file(tmp_path):
+    """A folder where the table should go, or a full disk (no file name at all): the error names the output."""
+    (tmp_path / "table.csv").mkdir()
+    with pytest.raises(OSError) as caught:
+        outputs.write_table(tmp_path / "table.csv", pd.DataFrame({"a": [1]}), "run-1")
+    assert caught.value.filename == str(tmp_path / "table.csv")
+    with pytest.raises(OSError) as caught:
+        with outputs.atomic_path(tmp_path / "other.csv"):
+            raise OSError(28, "No space left on device")
+    assert (caught.value.errno, caught.value.filename) == (28, str(tmp_path / "other.csv"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["table.csv"]  # no temporary file left

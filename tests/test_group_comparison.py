@@ -113,7 +113,7 @@ def test_rater_table_keeps_raters_within_their_group():
     rows = [{"image": i, "group": g, "trait": "warm", "rater": "1", "rating": v}
             for i, g, v in (("x", "A", 1.0), ("y", "A", 3.0), ("x", "B", 5.0), ("y", "B", 7.0))]
     rows += [{"image": i, "group": g, "trait": "warm", "rater": "2", "rating": 4.0} for i in "xy" for g in "AB"]
-    table = group_comparison.rater_table(pd.DataFrame(rows), ["x", "y"], "warm", "A", "B", "r.csv")
+    table = group_comparison.rater_table(pd.DataFrame(rows), ["x", "y"], "warm", "A", "B", "r.csv", DRAWS)
     assert (table.n_a, table.n_b) == (2, 2)  # rater "1" of A and rater "1" of B are two people
     np.testing.assert_allclose(table.means(np.array([[1.0], [1.0], [0.0], [0.0]]))[:, 0], [2.5, 3.5])
 
@@ -124,28 +124,46 @@ def long_ratings(images_of: dict) -> pd.DataFrame:
                          for (group, rater), images in images_of.items() for image in images])
 
 
-def test_an_image_rated_by_too_few_raters_of_a_group_for_the_bootstrap_is_named():
+DRAWS = config.CompareConfig()  # the shipped 10,000 permutations and 2,000 bootstrap resamples
+
+
+def test_an_image_a_bootstrap_resample_can_miss_is_named():
+    """B: 1 of 4 raters rates z, so a quarter-sized chance per resample ((3/4)^4) that z goes unrated."""
     design = {("A", f"a{r}"): "xyz" for r in range(4)} | {("B", f"b{r}"): "xy" if r else "xyz" for r in range(4)}
     with pytest.raises(DataError) as caught:
-        group_comparison.rater_table(long_ratings(design), ["x", "y", "z"], "warm", "A", "B", "r.csv")
-    assert str(caught.value) == ("r.csv: trait warm: image z is rated by 1 of the 4 B raters; the bootstrap over "
-                                 "raters needs at least 4 (with fewer, a resample of the B raters can leave it "
-                                 "unrated)")
+        group_comparison.rater_table(long_ratings(design), ["x", "y", "z"], "warm", "A", "B", "r.csv", DRAWS)
+    assert str(caught.value) == ("r.csv: trait warm: image z is rated by 4 of the 4 A raters and 1 of the 4 B raters; "
+                                 "with compare.n_permutations=10000 and compare.n_bootstrap=2000, some draw of raters "
+                                 "would leave an image unrated with chance 1 (accepted: 0.01); more raters per "
+                                 "image, or fewer draws")
 
 
 def test_an_image_a_small_permuted_group_can_miss_is_named():
-    """2 raters in A: a permuted A of 2 drawn from 42 raters misses image z's 19 raters too often, though each
-    group's bootstrap is safe (B: 17 of 40 rate z, (1 - 17/40)^40 < 1e-9)."""
+    """2 raters in A: a permuted A of 2 drawn from 42 raters misses image z's 19 raters with chance
+    (23/42)(22/41) ~ .29, though each group's bootstrap is safe (B: (1 - 17/40)^40 ~ 3e-10)."""
     design = {("A", "a0"): "yz", ("A", "a1"): "yz"} | {("B", f"b{r}"): "yz" if r < 17 else "y" for r in range(40)}
-    with pytest.raises(DataError) as caught:
-        group_comparison.rater_table(long_ratings(design), ["y", "z"], "warm", "A", "B", "r.csv")
-    assert str(caught.value) == ("r.csv: trait warm: image z is rated by 19 of the 42 A and B raters; rater "
-                                 "permutations need at least 41 (with fewer, a permuted group of 2 A raters can leave "
-                                 "it unrated)")
+    with pytest.raises(DataError, match="^r.csv: trait warm: image z is rated by 2 of the 2 A raters and 17 of the 40 "):
+        group_comparison.rater_table(long_ratings(design), ["y", "z"], "warm", "A", "B", "r.csv", DRAWS)
+    fewer = config.CompareConfig(n_permutations=1, n_bootstrap=1)  # one draw each: .29 + tiny, still > .01
+    with pytest.raises(DataError):
+        group_comparison.rater_table(long_ratings(design), ["y", "z"], "warm", "A", "B", "r.csv", fewer)
 
 
-def test_half_of_200_raters_per_image_is_enough_and_a_resample_missing_an_image_is_an_error_not_a_nan_ci():
-    assert group_comparison.fewest_raters(200, 200, bootstrap=True) <= 100  # 3DSK: 100 of 200 rate each face
+@pytest.mark.parametrize("n_raters, share", [(30, 0.7), (100, 0.3), (200, 0.5)])
+def test_realistic_sparse_designs_pass(n_raters, share):
+    """Each rater rates a random share of 100 faces (3DSK: 100 of 200 per face); the run's draws stay
+    safe, so nothing is refused (a rule of 15 of 30 raters per image refused 30 at 70% half the time)."""
+    rng = np.random.default_rng(0)
+    images = [f"f{i:03d}" for i in range(100)]
+    design = {(group, f"{group}{r}"): [im for im in images if rng.random() < share]
+              for group in "AB" for r in range(n_raters)}
+    table = group_comparison.rater_table(long_ratings(design), images, "warm", "A", "B", "r.csv", DRAWS)
+    assert group_comparison.unrated_chance(table, DRAWS).sum() <= group_comparison.RUN_UNRATED_CHANCE
+
+
+def test_one_missing_rating_among_10_raters_passes_and_a_resample_missing_an_image_is_an_error_not_a_nan_ci():
+    design = {(g, f"{g}{r}"): "xyz" if (g, r) != ("B", 0) else "xy" for g in "AB" for r in range(10)}
+    group_comparison.rater_table(long_ratings(design), ["x", "y", "z"], "warm", "A", "B", "r.csv", DRAWS)
     maps, identities, raters = planted(n_raters=10)
     head = planted_head(maps, identities, raters)
     raters.sums[0, raters.n_a + 1:] = raters.counts[0, raters.n_a + 1:] = 0  # image 0: 1 of the 10 b raters
@@ -175,8 +193,9 @@ def test_a_failing_second_trait_is_refused_before_anything_is_computed_or_writte
         compare_groups.main(["--config", str(path)])
     assert caught.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1] == (
-        f"error: {damaged}: trait strong: image {image} is rated by 1 of the 30 NT raters; the bootstrap over raters "
-        f"needs at least 15 (with fewer, a resample of the NT raters can leave it unrated)")
+        f"error: {damaged}: trait strong: image {image} is rated by 30 of the 30 ASD raters and 1 of the 30 NT raters; "
+        f"with compare.n_permutations=9 and compare.n_bootstrap=9, some draw of raters would leave an image unrated "
+        f"with chance 1 (accepted: 0.01); more raters per image, or fewer draws")
     assert all(file.read_bytes() == content for file, content in earlier.items())
     assert not (tmp_path / "cache").exists()  # refused before the features and the first trait's permutations
 
