@@ -37,7 +37,7 @@ def main(run):
     study = training.load_study(cfg)
     dataset, folds = study.dataset, study.folds
     training.check_folds(study, cfg)
-    fold_rows, summary_rows, repeat_rows, predictions = [], [], [], {}
+    fold_rows, summary_rows, repeat_rows, predictions, figures = [], [], [], {}, []
     for group, trait in run.models:
         name = cli.model_name(group, trait)
         y = dataset.target(group, trait)
@@ -51,7 +51,7 @@ def main(run):
         rows[-1].update(metrics.repeat_columns(repeats))
         summary_rows += rows
         repeat_rows += [{"group": group, "trait": trait, **row} for row in repeats]
-        run.save_figure(plots.cv_scatter(y, predicted, folds, name, rows[-1]["pearson_r"]), f"cv_scatter_{name}.png")
+        figures.append((plots.cv_scatter(y, predicted, folds, name, rows[-1]["pearson_r"]), f"cv_scatter_{name}.png"))
         pooled = rows[-1]
         print(f"{name}: pooled r = {pooled['pearson_r']:.3f} [95% CI {pooled['r_ci_low']:.3f}, {pooled['r_ci_high']:.3f}], "
               f"mean fold r = {pooled['mean_fold_r']:.3f}, MAE = {pooled['mae']:.3f} "
@@ -60,6 +60,8 @@ def main(run):
             print(f"  over {len(repeats)} splits: r = {pooled['r_repeats_mean']:.3f} (sd {pooled['r_repeats_sd']:.3f}, "
                   f"{pooled['r_repeats_min']:.3f} to {pooled['r_repeats_max']:.3f})")
     summary = pd.DataFrame(summary_rows)
+    for figure, name in figures:  # only once every model is done: no figures beside an older run's tables
+        run.save_figure(figure, name)
     run.write_csv("cv_folds.csv", pd.concat(fold_rows, ignore_index=True))
     run.write_csv("cv_summary.csv", summary)
     run.write_csv("cv_repeats.csv", pd.DataFrame(repeat_rows))

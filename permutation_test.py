@@ -26,7 +26,7 @@ def main(run):
     study = training.load_study(cfg, dataset=dataset)
     identities = study.dataset.identities
     training.check_folds(study, cfg)
-    null_rows, summary_rows = [], []
+    null_rows, summary_rows, figures = [], [], []
     for group, trait in run.models:
         name = cli.model_name(group, trait)
         y = study.dataset.target(group, trait)
@@ -44,10 +44,12 @@ def main(run):
                              "n_permutations": len(null), "permutation_unit": "identity",
                              "n_identities": len(np.unique(identities)),
                              "n_fixed_identities": metrics.fixed_identities(identities), "seed": cfg.seed})
-        run.save_figure(plots.permutation_null(null, observed, p_value, f"{name} ({cfg.model.head} head)"),
-                        f"permutation_{name}.png")
+        figures.append((plots.permutation_null(null, observed, p_value, f"{name} ({cfg.model.head} head)"),
+                        f"permutation_{name}.png"))
         print(f"{name}: observed r = {observed:.3f} ({cfg.model.head} head), null mean = {np.mean(null):+.3f}, "
               f"sd = {np.std(null):.3f}, p = {p_value:.4g} ({len(null)} identity permutations)")
+    for figure, name in figures:  # only once every model's null exists: no figures beside an older run's tables
+        run.save_figure(figure, name)
     run.write_csv("permutation_null.csv", pd.concat(null_rows, ignore_index=True))
     run.write_csv("permutation_summary.csv", pd.DataFrame(summary_rows))
     print(f"wrote {run.results('permutation_summary.csv')}", file=sys.stderr)

@@ -300,3 +300,25 @@ def test_a_failed_write_names_the_output_not_the_temporary_file(tmp_path):
             raise OSError(28, "No space left on device")
     assert (caught.value.errno, caught.value.filename) == (28, str(tmp_path / "other.csv"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["table.csv"]  # no temporary file left
+
+
+@pytest.mark.parametrize("script, figure, target", [
+    (cross_validate, "cv_scatter_ASD__warm.png", "cached_cross_val_predict"),
+    (permutation_test, "permutation_ASD__warm.png", "permutation_null")])
+def test_a_run_stopped_at_the_second_model_replaces_no_figure(blob_data, tmp_path, monkeypatch, script, figure, target):
+    """Figures are saved after every model is done, with the tables: never beside an older run's tables."""
+    from facetraits import training
+    path = write_config(tmp_path / "c.yaml", blob_data, tmp_path)
+    (tmp_path / "fig").mkdir()
+    (tmp_path / "fig" / figure).write_bytes(b"an earlier run's figure")
+    real, calls = getattr(training, target), []
+
+    def second_fails(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("stopped at the second model")
+        return real(*args, **kwargs)
+    monkeypatch.setattr(training, target, second_fails)
+    with pytest.raises(RuntimeError, match="second model"):
+        script.main(["--config", str(path)])
+    assert (tmp_path / "fig" / figure).read_bytes() == b"an earlier run's figure"
