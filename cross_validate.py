@@ -6,9 +6,8 @@ feature set and penalty, for the mlp head the identities held out for early stop
 results/cv_folds.csv, results/cv_summary.csv (per fold and pooled, with the chosen settings and a
 95% bootstrap CI of the pooled r over identities), results/cv_repeats.csv (pooled r and MAE per
 split: the configured one, and more when cv.repeats > 1 repeats the whole CV on new splits; their
-spread also in cv_summary.csv),
-results/cross_group.csv, fig/cv_pearson.png and fig/cv_scatter_<group>__<trait>.png. Finished
-models are cached and skipped on a re-run.
+spread also in cv_summary.csv), results/cross_group.csv, fig/cv_pearson.png and
+fig/cv_scatter_<group>__<trait>.png. Finished models are cached and skipped on a re-run.
 
     python cross_validate.py --set cv.n_folds=5 --set cv.repeats=10
 """
