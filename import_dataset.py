@@ -49,13 +49,11 @@ def main(argv=None) -> int:
     try:
         run_import(args.dataset, args.source, args.out_dir, images=args.images, per_rater=not args.no_per_rater,
                    traits=traits, noise_ceiling=args.noise_ceiling, n_splits=args.n_splits, seed=args.seed)
-    except FacetraitsError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:
-        if err.filename is None:
+    except (FacetraitsError, OSError) as err:
+        error = cli.user_error(err)
+        if error is None:
             raise
-        print(f"error: {cli.file_error(err)}", file=sys.stderr)
+        print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
 

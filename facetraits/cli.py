@@ -141,6 +141,15 @@ def file_error(err: OSError) -> FacetraitsError:
                            f"or a file where a folder should be)")
 
 
+def user_error(err: BaseException) -> FacetraitsError | None:
+    """The error as the user's to fix (ours, or a file-system error about a path), or None for a bug."""
+    if isinstance(err, FacetraitsError):
+        return err
+    if isinstance(err, OSError) and err.filename is not None:
+        return file_error(err)
+    return None
+
+
 def fail(err: FacetraitsError):
     """One line on stderr and exit code 2 (no traceback): the error is the user's to fix, not a bug."""
     print(f"error: {err}", file=sys.stderr)
@@ -173,19 +182,13 @@ def script(main=None, *, add_arguments=None, writes=OUTPUT_KEYS):
             result = main(run)
             status = "ok"
             return result
-        except FacetraitsError as err:
-            status, message = "error", str(err)
-            fail(err)
-        except OSError as err:
-            if err.filename is None:  # not about a path the user controls: a bug, keep the traceback
+        except BaseException as err:
+            error = user_error(err)
+            if error is None:  # a bug (or an interrupt): keep the traceback
                 message = f"{type(err).__name__}: {err}"
                 raise
-            error = file_error(err)
             status, message = "error", str(error)
             fail(error)
-        except BaseException as err:
-            message = f"{type(err).__name__}: {err}"
-            raise
         finally:
             try:
                 run.write_record(status, message)

@@ -44,6 +44,11 @@ class Raters:
         with np.errstate(invalid="ignore", divide="ignore"):
             return (self.sums @ weights) / (self.counts @ weights)
 
+    def rated_by(self) -> tuple[np.ndarray, np.ndarray]:
+        """(images,) how many raters of group a, and of group b, rated each image."""
+        rated = self.counts > 0
+        return rated[:, :self.n_a].sum(axis=1), rated[:, self.n_a:].sum(axis=1)
+
 
 def rating_matrices(part: pd.DataFrame, images, groups) -> tuple[np.ndarray, np.ndarray, pd.Series]:
     """(sums, counts) as (images, raters) and each rater's group, raters ordered by `groups`, then name."""
@@ -84,8 +89,7 @@ def unrated_chance(table: Raters, compare: CompareConfig) -> np.ndarray:
     in a group (the union bound over draws): a bootstrap resample of a group's n raters (with
     replacement) misses the image's k of them with chance (1 - k/n)^n; a permuted group of n raters,
     drawn from both groups' N, misses all its raters with a hypergeometric chance."""
-    rated = table.counts > 0
-    k_a, k_b = rated[:, :table.n_a].sum(axis=1), rated[:, table.n_a:].sum(axis=1)
+    k_a, k_b = table.rated_by()
     n_all = table.n_a + table.n_b
     bootstrap = (1 - k_a / table.n_a) ** table.n_a + (1 - k_b / table.n_b) ** table.n_b
     permuted = stats.hypergeom.pmf(0, n_all, k_a + k_b, table.n_a) + stats.hypergeom.pmf(0, n_all, k_a + k_b, table.n_b)
@@ -99,9 +103,9 @@ def check_coverage(table: Raters, images, where: str, group_a: str, group_b: str
     chance = unrated_chance(table, compare)
     if chance.sum() > RUN_UNRATED_CHANCE:
         worst = int(np.argmax(chance))
-        rated = table.counts[worst] > 0
-        raise DataError(f"{where}: image {images[worst]} is rated by {rated[:table.n_a].sum()} of the {table.n_a} "
-                        f"{group_a} raters and {rated[table.n_a:].sum()} of the {table.n_b} {group_b} raters; with "
+        k_a, k_b = table.rated_by()
+        raise DataError(f"{where}: image {images[worst]} is rated by {k_a[worst]} of the {table.n_a} "
+                        f"{group_a} raters and {k_b[worst]} of the {table.n_b} {group_b} raters; with "
                         f"compare.n_permutations={compare.n_permutations} and compare.n_bootstrap="
                         f"{compare.n_bootstrap}, some draw of raters would leave an image unrated with chance "
                         f"{min(chance.sum(), 1.0):.2g} (accepted: {RUN_UNRATED_CHANCE:g}); more raters per image, "
