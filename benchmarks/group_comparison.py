@@ -68,15 +68,15 @@ def planted_parameters(cfg):
     return path
 
 
-def noise_free(cfg, study, masks, table: pd.DataFrame) -> tuple[list[dict], list[dict]]:
+def noise_free(cfg, dataset, table: pd.DataFrame, trait_head) -> tuple[list[dict], list[dict]]:
     """What the importance reports for the planted rating functions themselves: no rater spread, no noise.
 
     Each group's planted function (facetraits/demo.py WEIGHTS on the drawn parameters' z-scores: the mean
     rating of infinitely many raters, before rounding and clipping) goes through the trait's common head.
     A region that differs here differs because of how far the importance localises (conv blocks, receptive
     fields, where a driver's pixels lie), not because of the raters. Second table: each planted term
-    alone, at the ratings' gain, i.e. how one driver's importance spreads over the regions."""
-    dataset = study.dataset
+    alone, at the ratings' gain, i.e. how one driver's importance spreads over the regions.
+    ``trait_head(trait, group_a, group_b)`` gives the trait's common head (FixedHead)."""
     params = pd.read_csv(planted_parameters(cfg)).set_index("image").loc[list(dataset.images)]
     terms = {"smile_z": params.smile_z, "eye_openness_z": params.eye_openness_z, "jaw_width_z": params.jaw_width_z,
              "brow_lowering_z": -params.brow_angle_z}
@@ -84,8 +84,7 @@ def noise_free(cfg, study, masks, table: pd.DataFrame) -> tuple[list[dict], list
     for trait in cfg.traits:
         observed = table[table.trait == trait].set_index("region")
         group_a, group_b = observed.group_a.iloc[0], observed.group_b.iloc[0]  # the comparison's order and sign
-        _, head = group_comparison.common_head(dataset.raters, dataset.images, dataset.identities, study.features,
-                                               study.folds, masks, trait, group_a, group_b, cfg, dataset.source)
+        head = trait_head(trait, group_a, group_b)
         planted = [sum(w * terms[k].to_numpy() for k, w in demo.WEIGHTS[(g, trait)].items()) * demo.RATING_GAIN
                    for g in (group_a, group_b)]
         values = head.regions(np.column_stack(planted))
@@ -101,9 +100,9 @@ def noise_free(cfg, study, masks, table: pd.DataFrame) -> tuple[list[dict], list
     return differences, spreads
 
 
-def calibration(cfg, args, study, masks) -> tuple[list[dict], list[dict]]:
-    """False-positive rates of half-against-half comparisons within each group."""
-    dataset = study.dataset
+def calibration(cfg, args, dataset, make_head) -> tuple[list[dict], list[dict]]:
+    """False-positive rates of half-against-half comparisons within each group; ``make_head(y_all)``
+    gives the head setting chosen on one group's mean rating (FixedHead)."""
     rng = np.random.default_rng([cfg.seed, 1])  # not cfg.seed: the label permutations of split 0 use that stream
     summary, detail = [], []
     for trait in cfg.traits:
@@ -112,7 +111,7 @@ def calibration(cfg, args, study, masks) -> tuple[list[dict], list[dict]]:
             sums, counts, _ = group_comparison.rating_matrices(part, dataset.images, [group])
             n = sums.shape[1]
             everyone = group_comparison.Raters(sums, counts, n, 0).means(np.ones((n, 1)))[:, 0]
-            head = group_comparison.fixed_head(study.features, everyone, dataset.identities, study.folds, masks, cfg)
+            head = make_head(everyone)
             p_all, fwer_all, r_p = [], [], []
             start = time.perf_counter()
             for split in range(args.splits):
@@ -133,6 +132,14 @@ def calibration(cfg, args, study, masks) -> tuple[list[dict], list[dict]]:
             detail.append({"trait": trait, "group split": group,
                            **dict(zip(regions.FACE_REGIONS, (p_all < 0.05).mean(axis=0).astype(float)))})
     return summary, detail
+
+
+def calibration_sections(cfg, args, dataset, make_head) -> list[tuple[str, str]]:
+    """The report's two calibration tables (see calibration)."""
+    summary, detail = calibration(cfg, args, dataset, make_head)
+    return [(f"Calibration: half against half of one group ({args.split_permutations} rater permutations per split); "
+             f"target FPR in [.02, .08]", _common.table(summary)),
+            ("Calibration: false-positive rate (p < .05) per region", _common.table(detail))]
 
 
 def main(argv=None) -> int:
@@ -158,21 +165,26 @@ def main(argv=None) -> int:
                  _common.table(accuracy.drop(columns=["run"]).to_dict("records")))]
     if args.planted or args.splits:
         study = training.load_study(cfg, dataset=data.load(cfg))
-        masks, _ = importance.dataset_masks(cfg, study.dataset)
+        dataset = study.dataset
+        masks, _ = importance.dataset_masks(cfg, dataset)
+
+        def make_head(y_all):
+            return group_comparison.fixed_head(study.features, y_all, dataset.identities, study.folds, masks, cfg)
+
+        def trait_head(trait, group_a, group_b):
+            return group_comparison.common_head(dataset.raters, dataset.images, dataset.identities, study.features,
+                                                study.folds, masks, trait, group_a, group_b, cfg, dataset.source)[1]
     if args.planted:
         rows = planted_rows(table)
         verdict = "all hold" if all(r["holds"] == "yes" for r in rows) else "NOT all hold (rows marked NO)"
-        differences, spreads = noise_free(cfg, study, masks, table)
+        differences, spreads = noise_free(cfg, dataset, table, trait_head)
         sections[1:1] = [(f"Planted truth: {verdict}", _common.table(rows)),
                          ("The same importance without raters: the planted rating functions themselves",
                           NOISE_FREE_NOTE + _common.table(differences)),
                          ("One planted term alone (rating gain x its z-score), through the same head",
                           _common.table(spreads))]
     if args.splits:
-        summary, detail = calibration(cfg, args, study, masks)
-        sections.append((f"Calibration: half against half of one group ({args.split_permutations} rater "
-                         f"permutations per split); target FPR in [.02, .08]", _common.table(summary)))
-        sections.append(("Calibration: false-positive rate (p < .05) per region", _common.table(detail)))
+        sections += calibration_sections(cfg, args, dataset, make_head)
     _common.write_pipeline_report(args, "Rater-level group comparison", machine, sections)
     return 0
 

@@ -306,6 +306,11 @@ def landmarks_canonical(ident, img) -> np.ndarray:
     return P
 
 
+def image_landmarks(ident, img, size: int) -> np.ndarray:
+    """The 68 points in output pixel coordinates of an image `size` pixels square (as landmarks.csv has them)."""
+    return _Pose(img, size).out(landmarks_canonical(ident, img))
+
+
 # --------------------------------------------------------------------------------------------
 # drawing
 
@@ -645,7 +650,7 @@ def generate(out_dir, seed: int = 0, n_identities: int = 50, images_per_identity
     for im in images:
         ident = identities[im["id_index"]]
         render(ident, im, size).save(img_dir / im["image"], format="PNG", compress_level=6, compress_type=1)
-        pts = _Pose(im, size).out(landmarks_canonical(ident, im))
+        pts = image_landmarks(ident, im, size)
         for p, (x, y) in enumerate(pts):
             lm_lines.append(f"{im['image']},{p},{_fmt(x, 2)},{_fmt(y, 2)}")
 

@@ -244,6 +244,12 @@ def compare(dataset, features: dict, folds: np.ndarray, masks: list, group_a: st
     """Rater-level comparison of two groups on one trait (see the module docstring)."""
     raters, head = common_head(dataset.raters, dataset.images, dataset.identities, features, folds, masks, trait,
                                group_a, group_b, cfg, dataset.source)
+    return compare_with_head(dataset, raters, head, group_a, group_b, trait, cfg)
+
+
+def compare_with_head(dataset, raters: Raters, head: FixedHead, group_a: str, group_b: str, trait: str,
+                      cfg) -> TraitComparison:
+    """compare() for a given rater table and head: the permutation test, CIs, tables and accuracy."""
     label = f"{trait} {group_a} vs {group_b}"
     stats = permutation_statistics(raters, head, cfg.compare.n_permutations, cfg.compare.n_bootstrap, cfg.seed, label)
     p, p_fwer = p_values(stats.differences)
