@@ -66,8 +66,8 @@ def moved(ident: dict, img: dict, driver: str) -> tuple[dict, dict]:
     return ident, img
 
 
-def driver_pixels(cfg, every: int) -> list[dict]:
-    """Share of each driver's |pixel change| per region (and per unit of face area), over every k-th demo image."""
+def demo_faces(cfg) -> tuple[list[dict], list[dict], int]:
+    """The demo's drawn parameters (identities, images) and image side, re-drawn as `python -m facetraits.demo` did."""
     parameters = pd.read_csv(group_benchmark.planted_parameters(cfg)).set_index("image")
     side = data.image_size(cfg.data.images / parameters.index[0])[0]
     identities, images = demo.sample_parameters(np.random.default_rng(0), parameters.identity.nunique(),
@@ -75,6 +75,29 @@ def driver_pixels(cfg, every: int) -> list[dict]:
     drawn = parameters.loc[[im["image"] for im in images], "smile"].to_numpy()
     if not np.allclose(drawn, [im["smile"] for im in images], atol=1e-4):
         raise SystemExit(f"{_common.relative(cfg.data.ratings.parent)} is not `python -m facetraits.demo` with seed 0")
+    return identities, images, side
+
+
+def identity_confounds(identities: list[dict]) -> list[dict]:
+    """Correlation over identities of the jaw width (the one identity-level driver) with each other identity-level
+    property: what a head fitted on this many identities cannot tell apart from the jaw."""
+    jaw = [ident["jaw_width"] for ident in identities]
+    properties = ("W", "Hu", "Hl", "eye_sep", "eye_a", "mouth_w", "nose_w", "nose_len", "skin_tone", "hair_style")
+    return [{"identity property": name, "r with jaw width": float(np.corrcoef(jaw, [i[name] for i in identities])[0, 1])}
+            for name in properties]
+
+
+def extent_correlations(masks: list, parameters: pd.DataFrame) -> list[dict]:
+    """Correlation over images of each region's share of the face with each driver's z-score: a region whose extent
+    follows a driver (its landmarks move with it) carries that driver in its outline and in the per-area scaling."""
+    face_area, _ = importance.area_and_weights(masks, np.zeros(len(masks)))
+    return [{"region": name, **{term: float(np.corrcoef(face_area[:, r], parameters[term])[0, 1])
+                                for term in ("smile_z", "eye_openness_z", "brow_angle_z", "jaw_width_z")}}
+            for r, name in enumerate(regions.FACE_REGIONS)]
+
+
+def driver_pixels(identities: list[dict], images: list[dict], side: int, every: int) -> list[dict]:
+    """Share of each driver's |pixel change| per region (and per unit of face area), over every k-th demo image."""
     change = {driver: np.zeros(len(regions.REGIONS)) for driver in demo.DRIVERS}
     area = np.zeros(len(regions.REGIONS))
     for img in images[::every]:
@@ -150,11 +173,13 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     cfg = config.load(args.config, [f"model.weights={args.weights}", *args.overrides])
     machine = _common.machine()
-    pixels = driver_pixels(cfg, args.pixel_every)
+    faces = demo_faces(cfg)
+    pixels = driver_pixels(*faces, args.pixel_every)
     dataset = data.load(cfg)
     identities = np.asarray(dataset.identities)
     folds = training.outer_folds(dataset, cfg)
     masks, _ = importance.dataset_masks(cfg, dataset)
+    parameters = pd.read_csv(group_benchmark.planted_parameters(cfg)).set_index("image").loc[list(dataset.images)]
     start = time.perf_counter()
     xs = region_only_features(cfg, dataset, masks)
     extraction = time.perf_counter() - start
@@ -185,6 +210,14 @@ def main(argv=None) -> int:
          f"Share of the |pixel change| when one driver moves by {DRIVER_STEP_SD} SD (every {args.pixel_every}th "
          f"image re-drawn), per region; in brackets per unit of face area (1 = as much as the region's size "
          f"predicts). Background: outside every face region.\n\n" + _common.table(pixels)),
+        ("Region extents that follow a driver",
+         "Correlation over images of each region's share of the face's pixels with each driver's z-score.\n\n"
+         + _common.table(extent_correlations(masks, parameters))),
+        ("The jaw width's identity-level confounds",
+         f"The jaw width is drawn once per identity, so a head sees {len(faces[0])} values of it; correlation over "
+         f"identities with the other identity-level properties (facetraits/demo.py: face width W, upper and lower "
+         f"face height Hu, Hl, eye separation and size, mouth width, nose width and length, skin tone, hair "
+         f"style).\n\n" + _common.table(identity_confounds(faces[0]))),
         ("2. Region-only features: the planted truth " + verdict,
          f"Features of {len(dataset)} images x {len(regions.FACE_REGIONS)} regions extracted in "
          f"{_common.seconds(extraction)}; both traits' comparisons ({cfg.compare.n_permutations} rater permutations "
