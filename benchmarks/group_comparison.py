@@ -100,31 +100,31 @@ def noise_free(cfg, dataset, table: pd.DataFrame, trait_head) -> tuple[list[dict
     return differences, spreads
 
 
-def calibration(cfg, args, dataset, make_head) -> tuple[list[dict], list[dict]]:
-    """False-positive rates of half-against-half comparisons within each group; ``make_head(y_all)``
-    gives the head setting chosen on one group's mean rating (FixedHead)."""
+def calibration(cfg, dataset, make_head, splits: int, permutations: int, groups=None) -> tuple[list[dict], list[dict]]:
+    """False-positive rates of half-against-half comparisons within each group (`groups`, default all), `splits`
+    splits each with `permutations` rater permutations; ``make_head(y_all)`` gives the head setting chosen on one
+    group's mean rating (FixedHead)."""
     rng = np.random.default_rng([cfg.seed, 1])  # not cfg.seed: the label permutations of split 0 use that stream
     summary, detail = [], []
     for trait in cfg.traits:
-        for group in args.calibration_groups or cfg.groups:
+        for group in groups or cfg.groups:
             part = dataset.raters[(dataset.raters.trait == trait) & (dataset.raters.group == group)]
             sums, counts, _ = group_comparison.rating_matrices(part, dataset.images, [group])
             n = sums.shape[1]
-            everyone = group_comparison.Raters(sums, counts, n, 0).means(np.ones((n, 1)))[:, 0]
-            head = make_head(everyone)
+            head = make_head(group_comparison.Raters(sums, counts, n, 0).everyone())
             p_all, fwer_all, r_p = [], [], []
             start = time.perf_counter()
-            for split in range(args.splits):
+            for split in range(splits):
                 order = rng.permutation(n)
                 halves = group_comparison.Raters(sums[:, order], counts[:, order], n // 2, n - n // 2)
-                stats = group_comparison.permutation_statistics(halves, head, args.split_permutations, 1,
+                stats = group_comparison.permutation_statistics(halves, head, permutations, 1,
                                                                 cfg.seed + split, "")
                 p, p_fwer = group_comparison.p_values(stats.differences)
                 p_all.append(p)
                 fwer_all.append(p_fwer)
                 r_p.append(group_comparison.p_values(stats.r_differences[None, :])[0][0])
             p_all, fwer_all = np.array(p_all), np.array(fwer_all)
-            summary.append({"trait": trait, "group split": f"{group} ({n} raters)", "splits": args.splits,
+            summary.append({"trait": trait, "group split": f"{group} ({n} raters)", "splits": splits,
                             "FPR per region (p < .05)": float((p_all < 0.05).mean()),
                             "FPR family-wise (any p_fwer < .05)": float((fwer_all < 0.05).any(axis=1).mean()),
                             "FPR CV r difference": float((np.array(r_p) < 0.05).mean()),
@@ -134,10 +134,10 @@ def calibration(cfg, args, dataset, make_head) -> tuple[list[dict], list[dict]]:
     return summary, detail
 
 
-def calibration_sections(cfg, args, dataset, make_head) -> list[tuple[str, str]]:
+def calibration_sections(cfg, dataset, make_head, splits: int, permutations: int, groups=None) -> list[tuple[str, str]]:
     """The report's two calibration tables (see calibration)."""
-    summary, detail = calibration(cfg, args, dataset, make_head)
-    return [(f"Calibration: half against half of one group ({args.split_permutations} rater permutations per split); "
+    summary, detail = calibration(cfg, dataset, make_head, splits, permutations, groups)
+    return [(f"Calibration: half against half of one group ({permutations} rater permutations per split); "
              f"target FPR in [.02, .08]", _common.table(summary)),
             ("Calibration: false-positive rate (p < .05) per region", _common.table(detail))]
 
@@ -184,7 +184,8 @@ def main(argv=None) -> int:
                          ("One planted term alone (rating gain x its z-score), through the same head",
                           _common.table(spreads))]
     if args.splits:
-        sections += calibration_sections(cfg, args, dataset, make_head)
+        sections += calibration_sections(cfg, dataset, make_head, args.splits, args.split_permutations,
+                                         args.calibration_groups)
     _common.write_pipeline_report(args, "Rater-level group comparison", machine, sections)
     return 0
 

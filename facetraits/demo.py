@@ -73,6 +73,7 @@ GLASSES_PROB = 0.25
 SMILE_PER_SD, SMILE_MAX = 0.30, 0.9  # mouth sag / mouth half-width
 EYE_OPENNESS_MEAN, EYE_OPENNESS_PER_SD, EYE_OPENNESS_RANGE = 0.36, 0.11, (0.08, 0.72)  # eye height / width
 BROW_DEG_PER_SD, BROW_MAX_DEG = 10.0, 25.0  # brow tilt
+JAW_N_MEDIAN, JAW_N_LOG_PER_SD, JAW_N_RANGE = 2.5, 0.28, (1.4, 5.0)  # lower-face superellipse exponent (log-normal)
 MOUTH_LINE_WIDTH = 0.011  # canonical units (fraction of the image side)
 BROW_WIDTH = 0.030
 FACE_CENTRE = (0.5, 0.49)  # canonical origin, as a fraction of the image side
@@ -141,7 +142,7 @@ def sample_parameters(rng: np.random.Generator, n_identities: int, images_per_id
     identities, images = [], []
     for i in range(n_id):
         s = shape[i]
-        jaw_n = min(5.0, max(1.4, 2.5 * math.exp(0.28 * float(id_lat[i, 3]))))
+        jaw_n = min(JAW_N_RANGE[1], max(JAW_N_RANGE[0], JAW_N_MEDIAN * math.exp(JAW_N_LOG_PER_SD * float(id_lat[i, 3]))))
         skin = np.clip(_lerp(SKIN_LIGHT, SKIN_DARK, float(skin_t[i])) + skin_jit[i], 0, 255)
         ident = {
             "identity": f"id{i:0{max(2, len(str(n_id - 1)))}d}",

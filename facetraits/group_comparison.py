@@ -44,6 +44,11 @@ class Raters:
         with np.errstate(invalid="ignore", divide="ignore"):
             return (self.sums @ weights) / (self.counts @ weights)
 
+    def everyone(self) -> np.ndarray:
+        """(images,) the mean rating of all raters of both groups: what the common head setting is chosen on,
+        so that the choice does not depend on the group labels."""
+        return self.means(np.ones((self.n_a + self.n_b, 1)))[:, 0]
+
     def rated_by(self) -> tuple[np.ndarray, np.ndarray]:
         """(images,) how many raters of group a, and of group b, rated each image."""
         rated = self.counts > 0
@@ -188,8 +193,7 @@ def common_head(raters: pd.DataFrame, images, identities, features: dict, folds,
                 group_a: str, group_b: str, cfg, source) -> tuple[Raters, FixedHead]:
     """The two groups' rater table for one trait and the head setting both share (chosen on all their raters)."""
     table = rater_table(raters, images, trait, group_a, group_b, source, cfg.compare)
-    everyone = table.means(np.ones((table.n_a + table.n_b, 1)))[:, 0]
-    return table, fixed_head(features, everyone, identities, folds, masks, cfg)
+    return table, fixed_head(features, table.everyone(), identities, folds, masks, cfg)
 
 
 @dataclass
@@ -249,7 +253,8 @@ def compare(dataset, features: dict, folds: np.ndarray, masks: list, group_a: st
 
 def compare_with_head(dataset, raters: Raters, head: FixedHead, group_a: str, group_b: str, trait: str,
                       cfg) -> TraitComparison:
-    """compare() for a given rater table and head: the permutation test, CIs, tables and accuracy."""
+    """compare() with the rater table and head given, so another head (e.g. a benchmark's probe) goes through
+    exactly the same permutations, CIs, tables and accuracy."""
     label = f"{trait} {group_a} vs {group_b}"
     stats = permutation_statistics(raters, head, cfg.compare.n_permutations, cfg.compare.n_bootstrap, cfg.seed, label)
     p, p_fwer = p_values(stats.differences)

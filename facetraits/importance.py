@@ -123,20 +123,20 @@ def region_inputs(maps: dict, feature_set: FeatureSet, sd: np.ndarray, masks: li
     empty = {layer: np.zeros((n_regions, *shape)) for layer, shape in layer_shapes.items()}
     shares = {layer: np.stack([block_shares(m, shape) if m is not None else empty[layer] for m in masks])
               for layer, shape in layer_shapes.items()}
-    face_area, image_weights = area_and_weights(masks, identities)
-    return RegionInputs(region_matrices(maps, feature_set, sd, shares), face_area, image_weights, scale)
-
-
-def area_and_weights(masks: list, identities) -> tuple[np.ndarray, np.ndarray]:
-    """RegionInputs' face_area and image_weights: each face region's share of the face's pixels, and
-    the identity-first averaging weights (0 for an image without landmarks)."""
     usable = np.array([m is not None for m in masks])
-    face_area = np.zeros((len(masks), len(regions.FACE_REGIONS)))
+    return RegionInputs(region_matrices(maps, feature_set, sd, shares), face_area(masks),
+                        identity_weights(np.asarray(identities), usable), scale)
+
+
+def face_area(masks: list) -> np.ndarray:
+    """(images, face regions): each face region's share of the face's pixels (0 without landmarks), the
+    per-area scaling: a region's relevance is judged against how much of the face it covers."""
+    area = np.zeros((len(masks), len(regions.FACE_REGIONS)))
     for i, m in enumerate(masks):
         if m is not None:
             pixels = np.array([m[name].sum() for name in regions.FACE_REGIONS], dtype=np.float64)
-            face_area[i] = pixels / max(pixels.sum(), 1.0)
-    return face_area, identity_weights(np.asarray(identities), usable)
+            area[i] = pixels / max(pixels.sum(), 1.0)
+    return area
 
 
 def dataset_masks(cfg, dataset) -> tuple[list, list]:
