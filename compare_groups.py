@@ -42,14 +42,14 @@ def main(run):
     pairs = [(trait, a, b) for trait, groups in by_trait.items() for a, b in itertools.combinations(groups, 2)]
     if not pairs:
         raise FacetraitsError("compare_groups.py needs at least two groups rating the same trait (--group/--trait)")
-    for trait, group_a, group_b in pairs:  # every pair's raters checked before the features and the permutations
-        group_comparison.rater_table(dataset.raters, dataset.images, trait, group_a, group_b, dataset.source,
-                                     cfg.compare)
+    tables = [group_comparison.rater_table(dataset.raters, dataset.images, trait, group_a, group_b, dataset.source,
+                                           cfg.compare)  # every pair's raters checked before the features
+              for trait, group_a, group_b in pairs]
     masks, missing = importance.dataset_masks(cfg, dataset)
     landmarks.require_some(cfg, missing, len(dataset), "region importance")
     study = training.load_study(cfg, dataset=dataset)
-    results = [group_comparison.compare(study.dataset, study.features, study.folds, masks, group_a, group_b, trait, cfg)
-               for trait, group_a, group_b in pairs]
+    results = [group_comparison.compare(study.dataset, table, study.features, study.folds, masks, group_a, group_b,
+                                        trait, cfg) for (trait, group_a, group_b), table in zip(pairs, tables)]
     landmarks.report_missing(missing, run.results("landmarks_missing.csv"), len(dataset), run.id)
     for (trait, group_a, group_b), result in zip(pairs, results):  # only once every comparison has succeeded
         run.save_figure(plots.group_comparison(result.table, result.null),

@@ -243,11 +243,11 @@ class TraitComparison:
     null: np.ndarray  # (regions, permutations) differences under the null, for the figure
 
 
-def compare(dataset, features: dict, folds: np.ndarray, masks: list, group_a: str, group_b: str, trait: str,
-            cfg) -> TraitComparison:
-    """Rater-level comparison of two groups on one trait (see the module docstring)."""
-    raters, head = common_head(dataset.raters, dataset.images, dataset.identities, features, folds, masks, trait,
-                               group_a, group_b, cfg, dataset.source)
+def compare(dataset, raters: Raters, features: dict, folds: np.ndarray, masks: list, group_a: str, group_b: str,
+            trait: str, cfg) -> TraitComparison:
+    """Rater-level comparison of two groups on one trait (see the module docstring); `raters` is their
+    rater_table, built (and so checked) before the features are loaded."""
+    head = fixed_head(features, raters.everyone(), dataset.identities, folds, masks, cfg)
     return compare_with_head(dataset, raters, head, group_a, group_b, trait, cfg)
 
 

@@ -226,10 +226,10 @@ def test_figures_are_saved_only_once_every_comparison_succeeded(tiny_demo, tmp_p
     earlier.write_bytes(b"an earlier run's figure")
     compare = group_comparison.compare
 
-    def second_fails(dataset, features, folds, masks, group_a, group_b, trait, cfg):
+    def second_fails(dataset, raters, features, folds, masks, group_a, group_b, trait, cfg):
         if trait == "strong":  # a failure no up-front check can see
             raise DataError("strong ASD vs NT: failed")
-        return compare(dataset, features, folds, masks, group_a, group_b, trait, cfg)
+        return compare(dataset, raters, features, folds, masks, group_a, group_b, trait, cfg)
 
     monkeypatch.setattr(group_comparison, "compare", second_fails)
     with pytest.raises(SystemExit):
