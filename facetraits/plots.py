@@ -375,6 +375,14 @@ def short_name(analyzer: str) -> str:
 FAITHFULNESS_COLUMNS = 4  # panels per row: a study of 10 models stays readable as 3 rows
 
 
+def random_order_label(summary: pd.DataFrame) -> str:
+    """The baseline's legend entry names how its orders were drawn: the two baselines give different verdicts."""
+    row = summary.iloc[0]
+    if row.random_baseline == "smooth":
+        return f"random order (smoothed noise, sigma {row.random_sigma_patches:.2g} patches)"
+    return "random order (shuffled patches)"
+
+
 def faithfulness(curves: pd.DataFrame, summary: pd.DataFrame):
     """Prediction drop as patches are replaced by the reference, per model: per method most
     relevant first (solid) and least relevant first (dotted), and one random-order baseline
@@ -391,11 +399,12 @@ def faithfulness(curves: pd.DataFrame, summary: pd.DataFrame):
     methods = [m for m in curves.analyzer.unique() if m != "random"]
     colours = dict(zip(methods, plt.get_cmap("tab10").colors))
     styles = {"morf": ("-", "most relevant first"), "lerf": (":", "least relevant first")}
+    random_label = random_order_label(summary)
     for ax, (group, trait) in zip(axes.flat, models):
         rows = curves[(curves.group == group) & (curves.trait == trait)]
         for (analyzer, order), line in rows.groupby(["analyzer", "order"], sort=False):
             if analyzer == "random":
-                ax.plot(line.fraction_removed, line.mean_change, color="black", ls="--", lw=1.4, label="random order")
+                ax.plot(line.fraction_removed, line.mean_change, color="black", ls="--", lw=1.4, label=random_label)
             else:
                 ax.plot(line.fraction_removed, line.mean_change, color=colours[analyzer], ls=styles[order][0],
                         label=f"{short_name(analyzer)}, {styles[order][1]}")

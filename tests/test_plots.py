@@ -144,8 +144,10 @@ def test_faithfulness_panels_wrap_into_rows_of_four(n_models, shape):
                            for f in fractions])
     summary = pd.DataFrame([{"group": g, "trait": t, "analyzer": "gradient", "aopc_random": 0.1, "aopc_morf": 0.2,
                              "aopc_lerf": 0.0, "p_holm": 0.01, "p_holm_morf_lerf": 0.01, "n_images": 4,
-                             "n_identities": 4, "reference": "blur"} for g, t in models])
+                             "n_identities": 4, "reference": "blur", "random_baseline": "smooth",
+                             "random_sigma_patches": 0.85} for g, t in models])
     fig = plots.faithfulness(curves, summary)
+    assert "random order (smoothed noise, sigma 0.85 patches)" in [t.get_text() for t in fig.legends[0].get_texts()]
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert len(visible) == n_models
     assert fig.axes[0].get_subplotspec().get_gridspec().get_geometry() == shape
