@@ -136,6 +136,11 @@ def save_figure(fig, path, stamp: str = "") -> Path:
     kind = Path(path).suffix.lstrip(".") or "png"
     if stamp:  # just below everything drawn (tick and axis labels can hang below the axes)
         fig.draw_without_rendering()
+        if fig.legends:  # savefig's tight crop would move a legend anchored to the figure's edge onto the stamp:
+            fig.set_layout_engine("none")  # keep the layout just drawn,
+            for legend in fig.legends:  # and pin each figure legend where it was drawn
+                legend.set_bbox_to_anchor(legend.get_window_extent().transformed(fig.transFigure.inverted()),
+                                          transform=fig.transFigure)
         box = fig.get_tightbbox()
         if box.width < 6:  # inches: a narrow figure gets the stamp on two lines rather than widened
             stamp = stamp.replace(" | ", "\n", 1)

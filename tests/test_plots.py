@@ -134,18 +134,24 @@ def test_region_plot_linear_plain_ticks_regions_in_order(tmp_path):
     outputs.save_figure(fig, tmp_path / "regions.png")
 
 
+def faithfulness_tables(n_models: int, analyzers=("gradient",)) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Curves and summary as lrp_analysis.py's faithfulness test writes them, for n_models models."""
+    models = [("A" if k % 2 else "B", f"trait{k}") for k in range(n_models)]
+    orders = [(a, o) for a in analyzers for o in ("morf", "lerf")] + [("random", "random")]
+    curves = pd.DataFrame([{"group": g, "trait": t, "analyzer": a, "order": o, "fraction_removed": f, "mean_change": f}
+                           for g, t in models for a, o in orders for f in (0.0, 0.5, 1.0)])
+    summary = pd.DataFrame([{"group": g, "trait": t, "analyzer": a, "aopc_random": 0.1, "aopc_morf": 0.2,
+                             "aopc_lerf": 0.0, "p_holm": 0.01, "p_holm_morf_lerf": 0.01, "n_images": 4,
+                             "n_identities": 4, "reference": "blur", "random_baseline": "smooth",
+                             "random_sigma_patches": 0.85} for g, t in models for a in analyzers])
+    return curves, summary
+
+
 @pytest.mark.parametrize("n_models, shape", [(2, (1, 2)), (10, (3, 4))])
 def test_faithfulness_panels_wrap_into_rows_of_four(n_models, shape):
     """Ten models in one row made a figure 5,000 px wide; each model keeps one visible panel."""
-    models = [("A" if k % 2 else "B", f"trait{k}") for k in range(n_models)]
-    fractions = [0.0, 0.5, 1.0]
-    curves = pd.DataFrame([{"group": g, "trait": t, "analyzer": a, "order": o, "fraction_removed": f, "mean_change": f}
-                           for g, t in models for a, o in (("gradient", "morf"), ("gradient", "lerf"), ("random", "random"))
-                           for f in fractions])
-    summary = pd.DataFrame([{"group": g, "trait": t, "analyzer": "gradient", "aopc_random": 0.1, "aopc_morf": 0.2,
-                             "aopc_lerf": 0.0, "p_holm": 0.01, "p_holm_morf_lerf": 0.01, "n_images": 4,
-                             "n_identities": 4, "reference": "blur", "random_baseline": "smooth",
-                             "random_sigma_patches": 0.85} for g, t in models])
+    curves, summary = faithfulness_tables(n_models)
+    models = list(summary[["group", "trait"]].itertuples(index=False, name=None))
     fig = plots.faithfulness(curves, summary)
     assert "random order (smoothed noise, sigma 0.85 patches)" in [t.get_text() for t in fig.legends[0].get_texts()]
     visible = [ax for ax in fig.axes if ax.get_visible()]
@@ -153,3 +159,19 @@ def test_faithfulness_panels_wrap_into_rows_of_four(n_models, shape):
     assert fig.axes[0].get_subplotspec().get_gridspec().get_geometry() == shape
     assert [ax.get_title(loc="left").splitlines()[0] for ax in visible] == [f"{g} {t}" for g, t in models]
     assert_no_text_overlaps(fig)
+
+
+def test_stamp_stays_below_a_legend_under_the_panels(tmp_path):
+    """The tight crop that makes room for the stamp used to move a figure legend anchored to the figure's bottom
+    edge down onto the stamp (London's faithfulness figure). The stamp is grey (0.45); so the lowest rows with ink
+    must hold no dark pixel of the legend's black text."""
+    from PIL import Image
+
+    curves, summary = faithfulness_tables(2, ("lrp.sequential_preset_a_flat", "lrp.epsilon", "gradient"))
+    path = outputs.save_figure(plots.faithfulness(curves, summary), tmp_path / "f.png",
+                               "lrp_analysis-20261207-103514-f1a04f | commit fb76560 | config 1af82375540f")
+    grey = np.asarray(Image.open(path).convert("L"), dtype=int)
+    inked = np.flatnonzero((grey < 250).any(axis=1))
+    gaps = np.flatnonzero(np.diff(inked) > 1)
+    lowest_block = grey[inked[gaps[-1] + 1]:inked[-1] + 1] if gaps.size else grey[inked]
+    assert lowest_block.min() > 80  # only the stamp's grey ink, no legend text
