@@ -154,6 +154,7 @@ def test_faithfulness_panels_wrap_into_rows_of_four(n_models, shape):
     models = list(summary[["group", "trait"]].itertuples(index=False, name=None))
     fig = plots.faithfulness(curves, summary)
     assert "random order (smoothed noise, sigma 0.85 patches)" in [t.get_text() for t in fig.legends[0].get_texts()]
+    assert plots.random_order_label(summary.assign(random_baseline="patches")) == "random order (shuffled patches)"
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert len(visible) == n_models
     assert fig.axes[0].get_subplotspec().get_gridspec().get_geometry() == shape
