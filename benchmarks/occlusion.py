@@ -129,8 +129,7 @@ def main(argv=None) -> int:
     identities = dataset.identities[chosen]
     images = data.load_images([dataset.paths[i] for i in chosen], size).astype(np.float32)
     chosen_masks = [masks[i] for i in chosen]
-    face_area = np.array([[m[r].sum() for r in regions.FACE_REGIONS] for m in chosen_masks], dtype=float)
-    area_share = face_area / face_area.sum(axis=1, keepdims=True)
+    area_share = importance.face_area(chosen_masks)
     references = {"blur": faithfulness.blurred(images),
                   "mean_face": faithfulness.mean_face_references(
                       [dataset.paths[i] for i in usable], [points[dataset.images[i]] for i in usable],

@@ -35,7 +35,6 @@ import pandas as pd
 
 from facetraits import (config, data, demo, features, group_comparison, importance, model, outputs, regions, ridge,
                         training)
-from facetraits.backend import keras
 
 DRIVER_STEP_SD = 0.5  # how far each driver's latent variable moves when its pixels are located
 # Where facetraits/demo.py keeps each driver's drawn value, its log-scale (jaw) or linear step per latent SD, and
@@ -146,7 +145,7 @@ def region_only_features(cfg, dataset, masks: list) -> list[np.ndarray]:
     as training.candidate_features gives the shipped head's."""
     base = model.build_base(cfg.model, cfg.seed)
     layers = features.needed_layers(cfg)  # the ridge's candidates' layers (main requires model.head: ridge)
-    tapped = keras.Model(base.input, [base.get_layer(layer).output for layer in layers])
+    read = features.layer_reader(base, layers)
     images = data.load_images(dataset.paths, cfg.model.input_size).astype(np.float32)
     mean_image = images.mean(axis=0)
     candidates = cfg.ridge.feature_sets
@@ -158,8 +157,7 @@ def region_only_features(cfg, dataset, masks: list) -> list[np.ndarray]:
             chunk = slice(first, first + features.EXTRACTION_BATCH)
             keep = np.stack([m[name] for m in masks[chunk]]).astype(np.float32)[..., None]
             composite = images[chunk] * keep + mean_image * (1 - keep)
-            maps = tapped.predict(model.preprocess(composite), batch_size=features.EXTRACTION_BATCH, verbose=0)
-            maps = dict(zip(layers, maps if len(layers) > 1 else [maps]))
+            maps = read(composite)
             for k, feature_set in enumerate(candidates):
                 per_candidate[k].append(features.pooled(maps, feature_set))
             progress.update(len(composite))
