@@ -1,0 +1,103 @@
+"""How far is a missed accuracy target from what ANY fixed ridge setting reaches on the same folds?
+
+For each group x trait: the configured procedure's pooled CV r (feature set and penalty chosen by
+inner CV, as cross_validate.py), and, for every feature set of a wider list and every penalty of a
+fine grid, the pooled r of that one fixed setting on the configured outer folds. The best of
+those is chosen with hindsight on the test folds: an upper bound that no honest procedure reaches.
+When even it stays below a target, the miss is a limit of the features (these VGG16 layers,
+pooled, with these weights) and of the split, not of the inner selection.
+
+    python benchmarks/ridge_ceiling.py --config $DATA/omi/config.yaml --set "traits=[smart]" \
+        --set output.cache_dir=$DATA/omi/cache --out benchmarks/results/ridge_ceiling_omi.md
+"""
+from __future__ import annotations
+
+import _common  # first: puts the repository root on sys.path
+import numpy as np
+import yaml
+
+from facetraits import config, features, metrics, ridge, training
+
+# Beyond the configured candidates: coarser and finer cells of block4, both pooled layers in cells,
+# and block3 (finer, more local features).
+EXTRA_FEATURE_SETS = ("[{layers: [block4_pool], grid: 2}, {layers: [block4_pool], grid: 4}, "
+                      "{layers: [block4_pool, block5_pool], grid: 3}, {layers: [block5_pool], grid: 3}, "
+                      "{layers: [block3_pool], grid: 3}, {layers: [block3_pool], grid: 4}, "
+                      "{layers: [block3_pool, block4_pool], grid: 3}, "
+                      "{layers: [block3_pool, block4_pool, block5_pool], grid: 1}]")
+
+
+def parse_args(argv=None):
+    parser = _common.argument_parser(__doc__, "ridge_ceiling")
+    parser.add_argument("--extra-feature-sets", default=EXTRA_FEATURE_SETS,
+                        help="YAML list of feature sets tried beside the configured ridge.feature_sets")
+    parser.add_argument("--alphas", type=int, default=25,
+                        help="penalties per feature set, log-spaced from 0.001 to 1000 (default: %(default)s)")
+    return parser.parse_args(argv)
+
+
+def fixed_setting_r(x: np.ndarray, ys: np.ndarray, folds: np.ndarray, alphas: np.ndarray) -> np.ndarray:
+    """(len(alphas), targets): pooled out-of-fold r of the ridge with each penalty, the feature set fixed
+    (no inner selection); one SVD per training part serves every target column."""
+    predicted = np.empty((len(alphas), *ys.shape))
+    for fold in np.unique(folds):
+        test = folds == fold
+        y_mean = ys[~test].mean(axis=0)
+        predicted[:, test] = ridge.Solver(x[~test]).predictions(x[test], ys[~test] - y_mean, alphas) + y_mean
+    return np.array([[metrics.pearson_r(ys[:, k], p[:, k]) for k in range(ys.shape[1])] for p in predicted])
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    machine = _common.machine()
+    cfg = config.load(args.config, [f"model.weights={args.weights}", *args.overrides])
+    if cfg.model.head != "ridge":
+        raise SystemExit(f"{args.config}: model.head is {cfg.model.head}; this benchmark bounds the ridge head")
+    configured = [{"layers": list(s.layers), "grid": s.grid} for s in cfg.ridge.feature_sets]
+    candidates = yaml.safe_dump(configured + yaml.safe_load(args.extra_feature_sets), default_flow_style=True)
+    # loaded as config, so every extra set is checked like a configured one (layer names, grid fits the map)
+    wide = config.load(args.config, [f"model.weights={args.weights}", *args.overrides,
+                                     f"ridge.feature_sets={candidates.strip()}"])
+    tried = tuple(dict.fromkeys(wide.ridge.feature_sets))
+    study = training.load_study(wide)  # features of every layer tried, from the same cache
+    dataset, folds = study.dataset, study.folds
+    alphas = np.logspace(-3, 3, args.alphas)
+    summary, detail = [], []
+    models = [(group, trait) for group in cfg.groups for trait in cfg.traits]
+    ys = np.stack([dataset.target(group, trait) for group, trait in models], axis=1)
+    nested, _, _ = ridge.cv_predict(training.candidate_features(study.features, cfg), ys, dataset.identities, folds,
+                                    cfg.ridge.alphas, cfg.ridge.inner_folds, cfg.seed)
+    fixed = {}
+    for feature_set in tried:
+        x = features.pooled(study.features, feature_set).astype(np.float64)
+        fixed[feature_set] = x.shape[1], fixed_setting_r(x, ys, folds, alphas)
+        print(f"{feature_set.label()}: best r per model", np.round(fixed[feature_set][1].max(axis=0), 3), flush=True)
+    summary, detail = [], []
+    for k, (group, trait) in enumerate(models):
+        rows = []
+        for feature_set, (n_features, r) in fixed.items():
+            top = int(np.argmax(r[:, k]))
+            rows.append({"group": group, "trait": trait, "feature set": feature_set.label(),
+                         "configured candidate": "yes" if feature_set in cfg.ridge.feature_sets else "no",
+                         "n features": n_features,
+                         "best alpha (hindsight)": float(alphas[top]), "r": float(r[top, k])})
+        best = max(rows, key=lambda row: row["r"])
+        detail += rows
+        summary.append({"group": group, "trait": trait, "n images": len(ys),
+                        "configured procedure (nested CV)": metrics.pearson_r(ys[:, k], nested[:, k]),
+                        "best fixed setting (hindsight)": best["r"],
+                        "its feature set": best["feature set"], "its alpha": best["best alpha (hindsight)"]})
+    grid = f"{args.alphas} penalties per feature, log-spaced 0.001-1000"
+    _common.write_pipeline_report(args, "Ridge ceiling: the best fixed setting on the configured folds", machine, [
+        ("What this is", f"Outer folds: the configured ones (cv.n_folds {cfg.cv.n_folds}, grouped by "
+                         f"{cfg.cv.group_by}, seed {cfg.seed}). Fixed settings: {len(tried)} feature sets x {grid}, "
+                         "each fitted on the training folds and scored on the pooled test folds; the best is chosen "
+                         "**on the test folds**, so it is an upper bound for this head family on this split, not a "
+                         "result."),
+        ("Per model", _common.table(summary)),
+        ("Every feature set (best penalty each, hindsight)", _common.table(detail)),
+    ])
+
+
+if __name__ == "__main__":
+    main()
