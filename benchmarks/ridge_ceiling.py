@@ -116,7 +116,9 @@ def main(argv=None):
                          "settings would give on this split, not a result. Hindsight gain = that best minus the "
                          "configured procedure's r; the same gain on ratings permuted over identities shows what "
                          f"choosing on the test folds buys without signal. {edge} of {len(detail)} per-set best "
-                         "penalties sit at an edge of the grid (the search is cut off there)."),
+                         "penalties sit at an edge of the grid: at the high end the search is cut off; at the low "
+                         "end, with more features than training faces, the fit already nears the minimum-norm "
+                         "solution that smaller penalties converge to."),
         ("Per model", _common.table(summary)),
         ("Every feature set (best penalty each, hindsight)", _common.table(detail)),
     ])
