@@ -82,8 +82,24 @@ def _columns(table: pd.DataFrame, path, wanted) -> None:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(map(str, table.columns))})")
 
 
+def _whole_numbers(values: pd.Series, where: str, column: str) -> pd.Series:
+    """A numeric ID column (OMI's stimulus) as integers; a blank, text or fractional ID is named with its line
+    (the file's header is line 1), never truncated or turned into a traceback."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = numbers.isna() | (numbers != numbers.round())
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        value = values.iloc[row]
+        what = "is empty" if pd.isna(value) or str(value).strip() == "" else f"{value!r} is not a whole number"
+        raise DataError(f"{where} line {row + 2}: {column} {what}")
+    return numbers.astype(int)
+
+
 def mean_ratings(per_rater: pd.DataFrame) -> pd.DataFrame:
-    """Single ratings -> one mean rating per image x group x trait (rows keep first-seen order)."""
+    """Single ratings -> one mean rating per image x group x trait (rows keep first-seen order).
+
+    A rating that is not a number is left out of the mean here; _finish drops its row with a warning."""
+    per_rater = per_rater.assign(rating=pd.to_numeric(per_rater.rating, errors="coerce"))
     means = per_rater.groupby(KEY, sort=False, observed=True).rating.mean().reset_index()
     return means[RATING_COLUMNS]
 
@@ -178,8 +194,9 @@ def import_omi(source: str | Path, images: str | Path | None = None, per_rater: 
     names = {a: trait_name(a) for a in attributes}
     if len(set(names.values())) != len(names):
         raise DataError(f"{means_path}: attribute names collide after normalising: {sorted(names)}")
-    wide["image"] = wide.stimulus.astype(int).astype(str) + ".jpg"
-    wide["identity"] = wide.stimulus.astype(int).astype(str)
+    wide["stimulus"] = _whole_numbers(wide.stimulus, str(means_path), "stimulus")
+    wide["image"] = wide.stimulus.astype(str) + ".jpg"
+    wide["identity"] = wide.stimulus.astype(str)
     ratings = wide.melt(id_vars=["image", "identity"], value_vars=attributes, var_name="trait", value_name="rating")
     ratings["trait"] = ratings.trait.map(names)
     ratings["group"] = "all"
@@ -193,6 +210,8 @@ def import_omi(source: str | Path, images: str | Path | None = None, per_rater: 
     if per_rater and zip_path.is_file():
         raw = _read_omi_zip(zip_path)
         raw = raw[raw.stimulus.isin(wide.stimulus)]
+        if raw.empty:
+            raise DataError(f"{zip_path}: none of its stimulus values is a face of {means_path.name}")
         unknown = sorted(set(raw.attribute) - set(attributes))
         if unknown:
             warn(f"{zip_path}: ignoring ratings of attribute(s) not in attribute_means.csv: {', '.join(unknown)}")
@@ -228,7 +247,7 @@ def _read_omi_zip(zip_path: Path) -> pd.DataFrame:
     except zipfile.BadZipFile as err:
         raise DataError(f"{zip_path}: not a readable zip ({err})") from None
     _columns(raw, f"{zip_path}:{members[0]}", ["rating", "attribute", "rating_type", "stimulus"])
-    return raw
+    return raw.assign(stimulus=_whole_numbers(raw.stimulus, f"{zip_path}:{members[0]}", "stimulus"))
 
 
 # ----------------------------------------------------------------------------- London face set
@@ -282,9 +301,13 @@ def import_london(source: str | Path, images: str | Path | None = None, per_rate
 
 
 def _london_summary(path: Path) -> pd.DataFrame:
-    table = _read_csv(path, dtype={"identity": str})
+    table = _read_csv(path, dtype={"face_id": str})
     wanted = ["face_id"] + [f"mean_{g}" for g in RATER_SEX_GROUPS.values()]
     _columns(table, path, wanted)
+    bad = ~table.face_id.fillna("").str.fullmatch(r"X\d+")
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(f"{path} line {row + 2}: face_id {table.face_id.iloc[row]!r} is not of the form X001")
     person = table.face_id.str[1:]
     frames = [pd.DataFrame({"image": person + "_03.jpg", "identity": person, "group": group,
                             "trait": "attractive", "rating": table[f"mean_{group}"]})
@@ -350,7 +373,7 @@ def import_3dsk(source: str | Path, images: str | Path | None = None, per_rater:
 
 
 def _3dsk_summary(path: Path) -> pd.DataFrame:
-    table = _read_csv(path)
+    table = _read_csv(path, dtype={"face_id": str})
     _columns(table, path, ["face_id"])
     frames = []
     for code in ("att", "dom", "health", "sexdim", "trust"):

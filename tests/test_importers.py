@@ -260,3 +260,53 @@ def test_cli_3dsk(tmp_path, capsys):
     assert ratings.query("image == 'adam.jpg' and group == 'female_raters'").rating.item() == 2.0
     singles = pd.read_csv(tmp_path / "out" / "ratings_per_rater.csv")
     assert len(singles) == 3 * 4 and singles.rater.str.match(r"(men_att|women_fem)_\d{3}$").all()
+
+
+def edit_csv(path: Path, row: int, column: str, value) -> None:
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    table.loc[row, column] = value
+    table.to_csv(path, index=False)
+
+
+@pytest.mark.parametrize("value, expected", [("", "line 3: stimulus is empty"),
+                                             ("abc", "line 3: stimulus 'abc' is not a whole number"),
+                                             ("2.5", "line 3: stimulus 2.5 is not a whole number")])
+def test_omi_stimulus_must_be_a_whole_number(tmp_path, capsys, value, expected):
+    source = fake_omi(tmp_path / "omi")
+    edit_csv(source / "attribute_means.csv", 1, "stimulus", value)
+    assert import_dataset.main(["omi", str(source), str(tmp_path / "out")]) == 2
+    assert f"attribute_means.csv {expected}" in error_line(capsys.readouterr().err)
+    assert not (tmp_path / "out" / "ratings.csv").exists()
+
+
+def test_omi_zip_matching_no_face_is_an_error(tmp_path, capsys):
+    source = fake_omi(tmp_path / "omi")
+    means = pd.read_csv(source / "attribute_means.csv")
+    means.assign(stimulus=means.stimulus + 100).to_csv(source / "attribute_means.csv", index=False)
+    assert import_dataset.main(["omi", str(source), str(tmp_path / "out")]) == 2
+    assert "none of its stimulus values" in error_line(capsys.readouterr().err)
+    assert not (tmp_path / "out" / "ratings_per_rater.csv").exists()
+
+
+def test_london_text_rating_is_dropped_with_a_warning(tmp_path, capsys):
+    source = fake_london(tmp_path / "london")
+    lines = (source / "london_faces_ratings.csv").read_bytes().decode().split("\r")
+    lines[1] = "female,men,20,x,2,3"  # X001 by the first female rater
+    (source / "london_faces_ratings.csv").write_bytes("\r".join(lines).encode())
+    assert import_dataset.main(["london", str(source), str(tmp_path / "out")]) == 0
+    assert "dropping 1 per-rater row(s) with no numeric rating" in capsys.readouterr().err
+    ratings = pd.read_csv(tmp_path / "out" / "ratings.csv", dtype={"identity": str})
+    assert ratings.query("identity == '001' and group == 'female_raters'").rating.item() == 3.0  # the other rater
+
+
+def test_summary_face_ids_read_as_text(tmp_path, capsys):
+    london = fake_london(tmp_path / "london", with_raw=False)
+    edit_csv(london / "attractiveness_by_rater_group.csv", 0, "face_id", "1")
+    assert import_dataset.main(["london", str(london), str(tmp_path / "out")]) == 2
+    assert "line 2: face_id '1' is not of the form X001" in error_line(capsys.readouterr().err)
+    threedsk = tmp_path / "3dsk"
+    touch_images(threedsk / "images", ["1.jpg", "2.jpg"])
+    pd.DataFrame({"face_id": [1, 2], "att_female_raters": [1.0, 2.0], "att_male_raters": [2.0, 3.0]}
+                 ).to_csv(threedsk / "ratings_by_rater_group.csv", index=False)
+    imported = import_3dsk(threedsk)
+    assert sorted(imported.ratings.image.unique()) == ["1.jpg", "2.jpg"]
