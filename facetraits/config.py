@@ -231,6 +231,36 @@ def as_dict(cfg) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(cfg), default=plain))
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key, line: int, first: int):
+        super().__init__(key)
+        self.key, self.line, self.first = key, line, first
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping: PyYAML keeps the last one silently,
+    so a second `compare:` block further down would quietly replace the first."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                if key in seen:
+                    raise _DuplicateKey(key, key_node.start_mark.line + 1, seen[key])
+            except TypeError:  # an unhashable key: SafeLoader's own error says so
+                continue
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_error(err: yaml.YAMLError) -> str:
+    """'line N: problem' from PyYAML's multi-line message."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    return f"line {mark.line + 1}: {problem}" if mark is not None else problem
+
+
 def load(path: str | Path | None, overrides: list[str] = ()) -> Config:
     """Read config.yaml (or only defaults when path is None), apply `key=value` overrides, validate.
 
@@ -244,9 +274,12 @@ def load(path: str | Path | None, overrides: list[str] = ()) -> Config:
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
         try:
-            raw = yaml.safe_load(path.read_text())
+            raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
         except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+            raise ConfigError(f"{path}: not valid YAML ({_yaml_error(err)})") from None
+        except _DuplicateKey as err:
+            raise ConfigError(f"{path} line {err.line}: key {err.key!r} appears twice in one section (first at "
+                              f"line {err.first}); the second would silently replace the first") from None
         if raw is None:  # an empty file is a lost config, not a wish for the demo defaults
             raise ConfigError(f"{path}: config file is empty (no settings); copy the shipped config.yaml")
         if not isinstance(raw, dict):
@@ -288,9 +321,13 @@ def _parse_override(item: str, source: str):
         raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set training.epochs=20")
     key, text = item.split("=", 1)
     try:
-        value = yaml.safe_load(text) if text != "" else ""
-    except yaml.YAMLError:
-        value = text
+        value = yaml.load(text, Loader=_UniqueKeyLoader) if text != "" else ""
+    except _DuplicateKey as err:
+        raise ConfigError(f"--set {item!r}: key {err.key!r} appears twice") from None
+    except yaml.YAMLError as err:
+        if text.lstrip().startswith(("[", "{")):  # meant as a list or section, not as a name
+            raise ConfigError(f"--set {item!r}: not valid YAML ({_yaml_error(err)})") from None
+        value = text  # e.g. a name with characters YAML reserves
     return key.strip(), value
 
 

@@ -73,7 +73,10 @@ def test_hash_changes_with_settings():
     ("training:\n  validation_split: nan\n", "training.validation_split: expected a finite number, got 'nan'"),
     ("training:\n  learning_rate: 1" + "0" * 400 + "\n", "training.learning_rate: expected a finite number"),
     ("- a\n- b\n", "expected a mapping of settings"),
-    ("data: [\n", "not valid YAML"),
+    ("data: [\n", "not valid YAML (line 2:"),
+    ("seed: 1\nseed: 2\n", "line 2: key 'seed' appears twice in one section (first at line 1)"),
+    ("compare:\n  n_bootstrap: 10\nseed: 1\ncompare:\n  n_permutations: 5\n", "line 4: key 'compare' appears twice"),
+    ("ridge:\n  feature_sets: [{layers: [block4_pool], grid: 1, grid: 3}]\n", "key 'grid' appears twice"),
 ])
 def test_bad_config_gives_one_line_error_naming_file_and_key(tmp_path, text, message):
     path = tmp_path / "bad.yaml"
@@ -96,6 +99,10 @@ def test_bad_override_is_rejected():
         config.load(None, ["training.epochs"])
     with pytest.raises(ConfigError, match="unknown key training.epoch "):
         config.load(None, ["training.epoch=3"])
+    with pytest.raises(ConfigError, match=r"--set 'groups=\[ASD, NT': not valid YAML"):
+        config.load(None, ["groups=[ASD, NT"])  # was taken as the group name "[ASD, NT"
+    with pytest.raises(ConfigError, match="key 'n_bootstrap' appears twice"):
+        config.load(None, ["compare={n_bootstrap: 10, n_bootstrap: 20}"])
 
 
 def test_missing_config_file(tmp_path):
