@@ -49,6 +49,7 @@ def load(cfg: Config) -> Dataset:
     table = first_identities(read_ratings(cfg.data, cfg.groups, cfg.traits), cfg)
     check_names(table, cfg, "group", cfg.groups)
     check_names(table, cfg, "trait", cfg.traits)
+    report_left_out(table, cfg)
     table = table[table.group.isin(cfg.groups) & table.trait.isin(cfg.traits)]
     identities = identity_per_image(table, cfg.data.ratings)
     ratings = table.pivot_table(index="image", columns=["group", "trait"], values="rating", aggfunc="mean")
@@ -165,6 +166,28 @@ def check_names(table: pd.DataFrame, cfg: Config, column: str, wanted) -> None:
         if name not in present:
             raise DataError(f"{cfg.source}: {column}s: {name!r} is not in {cfg.data.ratings} "
                             f"(found: {', '.join(present)})")
+
+
+def report_left_out(table: pd.DataFrame, cfg: Config) -> None:
+    """Rows of groups or traits the config does not list are left out on purpose (one ratings file may
+    serve several studies), but said. A name that differs from a listed one only in case or spaces is a
+    typo in the data and refused: its rows would otherwise be missing from that group without a word."""
+    def plain(name: str) -> str:
+        return "".join(name.split()).casefold()
+
+    for column, wanted in (("group", cfg.groups), ("trait", cfg.traits)):
+        extra = sorted(set(table[column]) - set(wanted))
+        for name in extra:
+            near = [w for w in wanted if plain(w) == plain(name)]
+            if near:
+                line = table.line[table[column] == name].iloc[0]
+                raise DataError(f"{cfg.data.ratings} line {line}: {column} {name!r} differs from {near[0]!r} of "
+                                f"{cfg.source} only in case or spaces; write it the same way in both")
+        if extra:
+            rows = int(table[column].isin(extra).sum())
+            shown = ", ".join(extra[:5]) + (", ..." if len(extra) > 5 else "")
+            print(f"note: {cfg.data.ratings}: {rows} row(s) of {column}(s) not listed in {cfg.source} left out "
+                  f"({shown})", file=sys.stderr)
 
 
 def identity_per_image(table: pd.DataFrame, path) -> pd.Series:

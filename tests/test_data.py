@@ -229,3 +229,21 @@ def test_two_images_with_the_same_stem_name_both_files(dataset_dir, tmp_path):
     edit_ratings(dataset_dir, jpg_twin)
     expect_error(dataset_dir, tmp_path, "ratings.csv line 14: image p01_1.png has the same name stem 'p01_1' as "
                  "image p01_1.jpg (line 26)")
+
+
+def test_rows_of_unlisted_groups_and_traits_are_left_out_and_said(dataset_dir, tmp_path, capsys):
+    edit_ratings(dataset_dir, lambda t: pd.concat([t, t[t.trait == "warm"].assign(trait="kind")]))
+    dataset = load(dataset_dir, tmp_path)
+    assert [trait for _, trait in dataset.ratings.columns] == ["warm", "strong", "warm", "strong"]
+    assert "12 row(s) of trait(s) not listed in" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("column, typo", [("group", "nt"), ("trait", "Warm"), ("group", "N T")])
+def test_name_differing_only_in_case_or_spaces_is_refused(dataset_dir, tmp_path, column, typo):
+    right = {"group": "NT", "trait": "warm"}[column]
+
+    def relabel(table):  # one rater's rows (of image p01_0) written another way
+        table.loc[(table[column] == right) & (table.image == "p01_0.png"), column] = typo
+        return table
+    edit_ratings(dataset_dir, relabel)
+    expect_error(dataset_dir, tmp_path, f"{column} '{typo}' differs from '{right}' of", "only in case or spaces")
