@@ -30,6 +30,16 @@ def figure_name(trait: str, group_a: str, group_b: str, n_groups: int) -> str:
     return f"group_comparison_{trait}.png" if n_groups == 2 else f"group_comparison_{trait}__{group_a}_vs_{group_b}.png"
 
 
+def comparisons(cfg, dataset, models) -> tuple[list, list]:
+    """Every (trait, group a, group b) of the selected models and its checked rater table: refused (one line)
+    before any feature is extracted. run_all.py calls it before its first step."""
+    by_trait = {trait: [group for group, t in models if t == trait] for _, trait in models}
+    pairs = [(trait, a, b) for trait, groups in by_trait.items() for a, b in itertools.combinations(groups, 2)]
+    tables = [group_comparison.rater_table(dataset.raters, dataset.images, trait, group_a, group_b, dataset.source,
+                                           cfg.compare) for trait, group_a, group_b in pairs]
+    return pairs, tables
+
+
 @cli.script(writes=("results_dir", "fig_dir", "cache_dir"))
 def main(run):
     cfg = run.config
@@ -38,13 +48,10 @@ def main(run):
         print(f"{cfg.data.ratings}: no rater column, so rater-level inference is impossible; nothing written. "
               f"average_saliency.py compares the groups' models over identities instead", file=sys.stderr)
         return
-    by_trait = {trait: [group for group, t in run.models if t == trait] for _, trait in run.models}
-    pairs = [(trait, a, b) for trait, groups in by_trait.items() for a, b in itertools.combinations(groups, 2)]
+    pairs, tables = comparisons(cfg, dataset, run.models)
     if not pairs:
         raise FacetraitsError("compare_groups.py needs at least two groups rating the same trait (--group/--trait)")
-    tables = [group_comparison.rater_table(dataset.raters, dataset.images, trait, group_a, group_b, dataset.source,
-                                           cfg.compare)  # every pair's raters checked before the features
-              for trait, group_a, group_b in pairs]
+    n_groups = {trait: len({g for t, a, b in pairs if t == trait for g in (a, b)}) for trait, _, _ in pairs}
     masks, missing = importance.dataset_masks(cfg, dataset)
     landmarks.require_some(cfg, missing, len(dataset), "region importance")
     study = training.load_study(cfg, dataset=dataset)
@@ -53,7 +60,7 @@ def main(run):
     landmarks.report_missing(missing, run.results("landmarks_missing.csv"), len(dataset), run.id)
     for (trait, group_a, group_b), result in zip(pairs, results):  # only once every comparison has succeeded
         run.save_figure(plots.group_comparison(result.table, result.null),
-                        figure_name(trait, group_a, group_b, len(by_trait[trait])))
+                        figure_name(trait, group_a, group_b, n_groups[trait]))
     run.write_csv("group_comparison.csv", pd.concat([result.table for result in results], ignore_index=True))
     run.write_csv("group_comparison_accuracy.csv", pd.DataFrame([result.accuracy for result in results]))
 

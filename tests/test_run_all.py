@@ -10,22 +10,51 @@ from facetraits.errors import ConfigError
 from conftest import ROOT, write_config
 
 
-def test_steps_run_in_order_with_the_same_arguments_and_a_failure_stops_the_chain(monkeypatch):
+@pytest.fixture
+def recorded_steps(monkeypatch) -> list:
+    """The steps' main() replaced by a recorder: (script, argv) per call."""
     calls = []
     for step in run_all.STEPS:
         monkeypatch.setattr(step, "main", lambda argv, name=step.__name__: calls.append((name, argv)))
-    run_all.main(["--config", "c.yaml", "--trait", "warm"])
-    assert calls == [(name, ["--config", "c.yaml", "--trait", "warm"]) for name in
-                     ("train_regression", "cross_validate", "permutation_test", "lrp_analysis", "average_saliency",
-                      "compare_groups")]
+    return calls
+
+
+def test_steps_run_in_order_with_the_same_arguments_and_a_failure_stops_the_chain(recorded_steps, tiny_demo,
+                                                                                   tmp_path, monkeypatch):
+    argv = ["--config", str(write_config(tmp_path / "c.yaml", tiny_demo, tmp_path)), "--trait", "warm"]
+    run_all.main(argv)
+    assert recorded_steps == [(name, argv) for name in ("train_regression", "cross_validate", "permutation_test",
+                                                        "lrp_analysis", "average_saliency", "compare_groups")]
 
     def fail(argv):
         raise SystemExit(2)
-    calls.clear()
+    recorded_steps.clear()
     monkeypatch.setattr(run_all.STEPS[2], "main", fail)
     with pytest.raises(SystemExit):
-        run_all.main([])
-    assert [name for name, _ in calls] == ["train_regression", "cross_validate"]
+        run_all.main(argv)
+    assert [name for name, _ in recorded_steps] == ["train_regression", "cross_validate"]
+
+
+def test_inputs_a_later_step_would_refuse_stop_the_chain_before_the_first(recorded_steps, tiny_demo, blob_config,
+                                                                         tmp_path, capsys):
+    raters = pd.read_csv(tiny_demo / "ratings.csv")
+    one_nt_rater = raters[(raters.group != "NT") | (raters.rater == raters[raters.group == "NT"].rater.iloc[0])]
+    (tmp_path / "d").mkdir()
+    one_nt_rater.to_csv(tmp_path / "d" / "ratings.csv", index=False)
+    path = write_config(tmp_path / "c.yaml", tiny_demo, tmp_path, data={"ratings": str(tmp_path / "d" / "ratings.csv")})
+    with pytest.raises(SystemExit) as caught:
+        run_all.main(["--config", str(path)])
+    assert caught.value.code == 2 and recorded_steps == []
+    assert "1 in NT; a rater-level comparison needs at least 2 per group" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # blobs: no face, so no landmarks for the region statistics
+        run_all.main(["--config", str(blob_config)])
+    assert recorded_steps == [] and "has usable landmarks" in capsys.readouterr().err
+
+
+def test_one_rater_group_leaves_compare_groups_out(recorded_steps, tiny_demo, tmp_path, capsys):
+    run_all.main(["--config", str(write_config(tmp_path / "c.yaml", tiny_demo, tmp_path)), "--group", "ASD"])
+    assert [name for name, _ in recorded_steps][-1] == "average_saliency"
+    assert "compare_groups.py is left out" in capsys.readouterr().err
 
 
 def test_quick_preset_keeps_the_first_identities_of_the_demo():
