@@ -12,6 +12,7 @@ the permutation test stays exact, and both groups' importances live on one scale
 """
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
 
@@ -83,7 +84,21 @@ def rater_table(raters: pd.DataFrame, images, trait: str, group_a: str, group_b:
                         f"{group_b}; a rater-level comparison needs at least 2 per group")
     table = Raters(sums, counts, n_a, len(group_of) - n_a)
     check_coverage(table, images, f"{source}: trait {trait}", group_a, group_b, compare)
+    warn_few_raters(table, f"{source}: trait {trait}", group_a, group_b, compare)
     return table
+
+
+FEW_RATERS = 5  # fewer in a group: its bootstrap CI rests on resampling a handful of people
+
+
+def warn_few_raters(table: Raters, where: str, group_a: str, group_b: str, compare: CompareConfig) -> None:
+    """Allowed (2 per group suffice to run), but said: with few raters the bootstrap CIs are not worth much,
+    and with few distinct ways to split them the p-value cannot get small."""
+    splits = math.comb(table.n_a + table.n_b, table.n_a)
+    if min(table.n_a, table.n_b) < FEW_RATERS or splits <= compare.n_permutations:
+        print(f"warning: {where}: only {table.n_a} rater(s) in {group_a} and {table.n_b} in {group_b}: the bootstrap "
+              f"CIs rest on resampling so few people, and {splits} distinct splits of the raters exist (smallest "
+              f"possible p about {1 / splits:.2g})", file=sys.stderr)
 
 
 RUN_UNRATED_CHANCE = 0.01  # largest accepted chance that some draw of a run leaves some image unrated

@@ -118,6 +118,17 @@ def test_rater_table_keeps_raters_within_their_group():
     np.testing.assert_allclose(table.means(np.array([[1.0], [1.0], [0.0], [0.0]]))[:, 0], [2.5, 3.5])
 
 
+def test_few_raters_are_allowed_but_said(capsys):
+    few = {("A", "a0"): "xy", ("A", "a1"): "xy"} | {("B", f"b{r}"): "xy" for r in range(3)}
+    group_comparison.rater_table(long_ratings(few), ["x", "y"], "warm", "A", "B", "r.csv", DRAWS)
+    err = capsys.readouterr().err
+    assert "r.csv: trait warm: only 2 rater(s) in A and 3 in B" in err
+    assert "10 distinct splits of the raters exist (smallest possible p about 0.1)" in err
+    enough = {(g, f"{g}{r}"): "xy" for g in "AB" for r in range(group_comparison.FEW_RATERS + 5)}
+    group_comparison.rater_table(long_ratings(enough), ["x", "y"], "warm", "A", "B", "r.csv", DRAWS)
+    assert "warning" not in capsys.readouterr().err
+
+
 def long_ratings(images_of: dict) -> pd.DataFrame:
     """Rows image, group, trait (warm), rater, rating for {(group, rater): the images that rater rated}."""
     return pd.DataFrame([{"image": image, "group": group, "trait": "warm", "rater": rater, "rating": 4.0}
