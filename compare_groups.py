@@ -21,7 +21,7 @@ import sys
 
 import pandas as pd
 
-from facetraits import cli, data, group_comparison, importance, landmarks, plots, training
+from facetraits import cli, data, group_comparison, importance, landmarks, metrics, plots, training
 from facetraits.errors import FacetraitsError
 
 
@@ -55,6 +55,7 @@ def main(run):
     masks, missing = importance.dataset_masks(cfg, dataset)
     landmarks.require_some(cfg, missing, len(dataset), "region importance")
     study = training.load_study(cfg, dataset=dataset)
+    metrics.warn_unreliable_folds(dataset.identities, study.folds)  # the groups' CV r is reported too
     results = [group_comparison.compare(study.dataset, table, study.features, study.folds, masks, group_a, group_b,
                                         trait, cfg) for (trait, group_a, group_b), table in zip(pairs, tables)]
     landmarks.report_missing(missing, run.results("landmarks_missing.csv"), len(dataset), run.id)

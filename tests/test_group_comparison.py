@@ -245,7 +245,9 @@ def test_figures_are_saved_only_once_every_comparison_succeeded(tiny_demo, tmp_p
     monkeypatch.setattr(group_comparison, "compare", second_fails)
     with pytest.raises(SystemExit):
         compare_groups.main(["--config", str(path)])
-    assert capsys.readouterr().err.splitlines()[-1] == "error: strong ASD vs NT: failed"
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == "error: strong ASD vs NT: failed"
+    assert "warning: 18 images in 3 folds" in err  # the CV r of 6 identities: said, as cross_validate.py says it
     assert earlier.read_bytes() == b"an earlier run's figure"
     assert not (tmp_path / "results" / "group_comparison.csv").exists()
 
