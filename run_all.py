@@ -4,11 +4,12 @@
     python run_all.py                                                # the full study (config.yaml)
 
 The arguments (--config, --set, --group, --trait) go to each of the six scripts in turn, which
-reuse one another's finished work as when run one by one; each writes its own run record. What a
-later step would refuse (ratings and images, the landmarks of the region statistics, the raters of
-compare_groups.py) is checked before the first step, so a bad input stops the chain at once, not
-after hours; any other failure stops it at the failing step. Either way: one line, exit code 2.
-With one rater group per trait compare_groups.py has nothing to compare and is left out.
+reuse one another's finished work as when run one by one; each writes its own run record. Inputs
+are checked before the first step, so a bad one is found at once, not after hours: bad ratings,
+images or landmarks stop the chain there; raters compare_groups.py would refuse leave only that
+step out (the others run, then the chain ends with its error). Any other failure stops the chain at
+the failing step. Errors: one line, exit code 2. With one rater group per trait compare_groups.py
+has nothing to compare and is left out; without a rater column it runs and says why it cannot.
 """
 import sys
 
@@ -24,19 +25,24 @@ from facetraits.errors import FacetraitsError
 STEPS = (train_regression, cross_validate, permutation_test, lrp_analysis, average_saliency, compare_groups)
 
 
-def steps_after_checking_inputs(argv) -> tuple:
-    """The steps to run, once the inputs every step reads have passed the checks those steps make."""
+def plan(argv) -> tuple[tuple, str]:
+    """(the steps to run, why compare_groups.py cannot run or ""), from the checks the steps would make."""
     run = cli.setup_run(__doc__, "run_all", argv)  # parses and validates only: no run record
     cfg = run.config
     dataset = data.load(cfg)
     _, missing = landmarks.dataset_landmarks(cfg, dataset, (cfg.model.input_size,) * 2)
-    landmarks.require_some(cfg, missing, len(dataset), "average_saliency.py and compare_groups.py (face regions)")
-    if dataset.raters is not None:
+    landmarks.require_some(cfg, missing, len(dataset), "run_all.py (for lrp_analysis.py's mean_face faithfulness "
+                                                       "reference, average_saliency.py and compare_groups.py)")
+    if dataset.raters is None:
+        return STEPS, ""
+    try:
         pairs, _ = compare_groups.comparisons(cfg, dataset, run.models)
-        if not pairs:
-            print("run_all: every trait has one rater group here, so compare_groups.py is left out", file=sys.stderr)
-            return STEPS[:-1]
-    return STEPS
+    except FacetraitsError as err:
+        return STEPS[:-1], f"compare_groups.py: {err}"
+    if not pairs:
+        print("run_all: every trait has one rater group here, so compare_groups.py is left out", file=sys.stderr)
+        return STEPS[:-1], ""
+    return STEPS, ""
 
 
 def main(argv=None):
@@ -45,13 +51,19 @@ def main(argv=None):
         print(__doc__)
         return
     try:
-        steps = steps_after_checking_inputs(argv)
-    except FacetraitsError as err:
-        cli.fail(err)
+        steps, refused = plan(argv)
+    except BaseException as err:
+        error = cli.user_error(err)  # ours, or a file-system error about a path; anything else is a bug
+        if error is None:
+            raise
+        cli.fail(error)
+    if refused:
+        print(f"warning: {refused} (the other steps run first)", file=sys.stderr)
     for step in steps:
         print(f"== {step.__name__}.py {' '.join(argv)}", file=sys.stderr, flush=True)
         step.main(argv)
-
+    if refused:
+        cli.fail(FacetraitsError(refused))
 
 if __name__ == "__main__":
     main()

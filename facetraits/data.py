@@ -182,12 +182,13 @@ def report_left_out(table: pd.DataFrame, cfg: Config) -> None:
             if near:
                 line = table.line[table[column] == name].iloc[0]
                 raise DataError(f"{cfg.data.ratings} line {line}: {column} {name!r} differs from {near[0]!r} of "
-                                f"{cfg.source} only in case or spaces; write it the same way in both")
+                                f"{cfg.source} only in case or spaces; write it the same way in both (or, if it is "
+                                f"another {column}, list it too and leave it out with --{column})")
         if extra:
             rows = int(table[column].isin(extra).sum())
             shown = ", ".join(extra[:5]) + (", ..." if len(extra) > 5 else "")
             print(f"note: {cfg.data.ratings}: {rows} row(s) of {column}(s) not listed in {cfg.source} left out "
-                  f"({shown})", file=sys.stderr)
+                  f"({len(extra)} {column}(s): {shown})", file=sys.stderr)
 
 
 def identity_per_image(table: pd.DataFrame, path) -> pd.Series:

@@ -94,11 +94,16 @@ FEW_RATERS = 5  # fewer in a group: its bootstrap CI rests on resampling a handf
 def warn_few_raters(table: Raters, where: str, group_a: str, group_b: str, compare: CompareConfig) -> None:
     """Allowed (2 per group suffice to run), but said: with few raters the bootstrap CIs are not worth much,
     and with few distinct ways to split them the p-value cannot get small."""
-    splits = math.comb(table.n_a + table.n_b, table.n_a)
-    if min(table.n_a, table.n_b) < FEW_RATERS or splits <= compare.n_permutations:
+    if min(table.n_a, table.n_b) < FEW_RATERS:
         print(f"warning: {where}: only {table.n_a} rater(s) in {group_a} and {table.n_b} in {group_b}: the bootstrap "
-              f"CIs rest on resampling so few people, and {splits} distinct splits of the raters exist (smallest "
-              f"possible p about {1 / splits:.2g})", file=sys.stderr)
+              f"CIs rest on resampling so few people", file=sys.stderr)
+    # comb(n, k) >= comb(2k, k) > 1e17 for k >= 30: more splits than any run draws, and no slow big-number product
+    splits = math.comb(table.n_a + table.n_b, table.n_a) if min(table.n_a, table.n_b) < 30 else math.inf
+    if splits <= compare.n_permutations:
+        mirrored = 2 if table.n_a == table.n_b else 1  # equal sizes: a split and its mirror give the same |difference|
+        print(f"warning: {where}: {table.n_a} + {table.n_b} raters can be split into only {splits} distinct groups "
+              f"(compare.n_permutations={compare.n_permutations}), so no p-value can be below about "
+              f"{mirrored / splits:.2g}", file=sys.stderr)
 
 
 RUN_UNRATED_CHANCE = 0.01  # largest accepted chance that some draw of a run leaves some image unrated

@@ -86,7 +86,7 @@ def _whole_numbers(values: pd.Series, where: str, column: str) -> pd.Series:
     """A numeric ID column (OMI's stimulus) as integers; a blank, text or fractional ID is named with its line
     (the file's header is line 1), never truncated or turned into a traceback."""
     numbers = pd.to_numeric(values, errors="coerce")
-    bad = numbers.isna() | (numbers != numbers.round())
+    bad = ~np.isfinite(numbers) | (numbers != numbers.round()) | (numbers.abs() > 2 ** 53)  # beyond: not exact
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         value = values.iloc[row]
@@ -391,7 +391,8 @@ def _3dsk_summary(path: Path) -> pd.DataFrame:
 def _sort_3dsk(table: pd.DataFrame, source: Path) -> pd.DataFrame:
     """Faces in the published order (female then male, alphabetical), then group, trait."""
     order_path = source / "avg_3dsk_info.csv"
-    faces = list(_read_csv(order_path).face_id) if order_path.is_file() else sorted(table.identity.unique())
+    faces = list(_read_csv(order_path, dtype={"face_id": str}).face_id) if order_path.is_file() else \
+        sorted(table.identity.unique())
     rank = {face: i for i, face in enumerate(faces)}
     key = table.identity.map(rank).fillna(len(rank))
     return table.assign(_k=key).sort_values(["_k", "group", "trait"], kind="stable").drop(columns="_k")

@@ -88,6 +88,13 @@ def test_bad_config_gives_one_line_error_naming_file_and_key(tmp_path, text, mes
     assert "\n" not in str(caught.value)
 
 
+def test_merge_keys_still_work_beside_the_duplicate_key_check(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("ridge:\n  feature_sets:\n    - &gap {layers: [block4_pool], grid: 1}\n"
+                    "    - <<: *gap\n      grid: 2\n")
+    assert [s.grid for s in config.load(path).ridge.feature_sets] == [1, 2]
+
+
 def test_numbers_written_without_a_dot_are_numbers():
     """YAML 1.1 (PyYAML) reads 1e-3 as text; a researcher means 0.001."""
     cfg = config.load(None, ["training.learning_rate=1e-3", "ridge.alphas=[1e-3, 1e2]"])

@@ -235,7 +235,8 @@ def test_rows_of_unlisted_groups_and_traits_are_left_out_and_said(dataset_dir, t
     edit_ratings(dataset_dir, lambda t: pd.concat([t, t[t.trait == "warm"].assign(trait="kind")]))
     dataset = load(dataset_dir, tmp_path)
     assert [trait for _, trait in dataset.ratings.columns] == ["warm", "strong", "warm", "strong"]
-    assert "12 row(s) of trait(s) not listed in" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "12 row(s) of trait(s) not listed in" in err and "left out (1 trait(s): kind)" in err
 
 
 @pytest.mark.parametrize("column, typo", [("group", "nt"), ("trait", "Warm"), ("group", "N T")])

@@ -123,7 +123,11 @@ def test_few_raters_are_allowed_but_said(capsys):
     group_comparison.rater_table(long_ratings(few), ["x", "y"], "warm", "A", "B", "r.csv", DRAWS)
     err = capsys.readouterr().err
     assert "r.csv: trait warm: only 2 rater(s) in A and 3 in B" in err
-    assert "10 distinct splits of the raters exist (smallest possible p about 0.1)" in err
+    assert "2 + 3 raters can be split into only 10 distinct groups" in err and "below about 0.1" in err
+    seven = {(g, f"{g}{r}"): "xy" for g in "AB" for r in range(7)}  # enough people, too few splits (3432)
+    group_comparison.rater_table(long_ratings(seven), ["x", "y"], "warm", "A", "B", "r.csv", DRAWS)
+    err = capsys.readouterr().err
+    assert "only 7" not in err and "into only 3432 distinct groups" in err and "below about 0.00058" in err
     enough = {(g, f"{g}{r}"): "xy" for g in "AB" for r in range(group_comparison.FEW_RATERS + 5)}
     group_comparison.rater_table(long_ratings(enough), ["x", "y"], "warm", "A", "B", "r.csv", DRAWS)
     assert "warning" not in capsys.readouterr().err

@@ -270,7 +270,9 @@ def edit_csv(path: Path, row: int, column: str, value) -> None:
 
 @pytest.mark.parametrize("value, expected", [("", "line 3: stimulus is empty"),
                                              ("abc", "line 3: stimulus 'abc' is not a whole number"),
-                                             ("2.5", "line 3: stimulus 2.5 is not a whole number")])
+                                             ("2.5", "line 3: stimulus 2.5 is not a whole number"),
+                                             ("inf", "line 3: stimulus inf is not a whole number"),
+                                             ("1e30", "line 3: stimulus 1e+30 is not a whole number")])
 def test_omi_stimulus_must_be_a_whole_number(tmp_path, capsys, value, expected):
     source = fake_omi(tmp_path / "omi")
     edit_csv(source / "attribute_means.csv", 1, "stimulus", value)
@@ -308,5 +310,6 @@ def test_summary_face_ids_read_as_text(tmp_path, capsys):
     touch_images(threedsk / "images", ["1.jpg", "2.jpg"])
     pd.DataFrame({"face_id": [1, 2], "att_female_raters": [1.0, 2.0], "att_male_raters": [2.0, 3.0]}
                  ).to_csv(threedsk / "ratings_by_rater_group.csv", index=False)
+    pd.DataFrame({"face_id": [2, 1]}).to_csv(threedsk / "avg_3dsk_info.csv", index=False)  # the published order
     imported = import_3dsk(threedsk)
-    assert sorted(imported.ratings.image.unique()) == ["1.jpg", "2.jpg"]
+    assert list(pd.unique(imported.ratings.image)) == ["2.jpg", "1.jpg"]

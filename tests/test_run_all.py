@@ -35,8 +35,8 @@ def test_steps_run_in_order_with_the_same_arguments_and_a_failure_stops_the_chai
     assert [name for name, _ in recorded_steps] == ["train_regression", "cross_validate"]
 
 
-def test_inputs_a_later_step_would_refuse_stop_the_chain_before_the_first(recorded_steps, tiny_demo, blob_config,
-                                                                         tmp_path, capsys):
+def test_raters_compare_groups_would_refuse_leave_only_that_step_out_and_the_chain_fails(recorded_steps, tiny_demo,
+                                                                                         tmp_path, capsys):
     raters = pd.read_csv(tiny_demo / "ratings.csv")
     one_nt_rater = raters[(raters.group != "NT") | (raters.rater == raters[raters.group == "NT"].rater.iloc[0])]
     (tmp_path / "d").mkdir()
@@ -44,11 +44,19 @@ def test_inputs_a_later_step_would_refuse_stop_the_chain_before_the_first(record
     path = write_config(tmp_path / "c.yaml", tiny_demo, tmp_path, data={"ratings": str(tmp_path / "d" / "ratings.csv")})
     with pytest.raises(SystemExit) as caught:
         run_all.main(["--config", str(path)])
-    assert caught.value.code == 2 and recorded_steps == []
-    assert "1 in NT; a rater-level comparison needs at least 2 per group" in capsys.readouterr().err
-    with pytest.raises(SystemExit):  # blobs: no face, so no landmarks for the region statistics
+    assert caught.value.code == 2
+    assert [name for name, _ in recorded_steps] == [step.__name__ for step in run_all.STEPS[:-1]]
+    err = capsys.readouterr().err
+    assert err.index("warning: compare_groups.py: ") < err.index("== train_regression.py")  # said before step 1
+    assert err.splitlines()[-1].startswith("error: compare_groups.py: ")
+    assert "1 in NT; a rater-level comparison needs at least 2 per group" in err.splitlines()[-1]
+
+
+def test_no_usable_landmarks_stop_the_chain_before_the_first_step(recorded_steps, blob_config, capsys):
+    with pytest.raises(SystemExit) as caught:  # blobs: no face, so no landmarks for the face regions
         run_all.main(["--config", str(blob_config)])
-    assert recorded_steps == [] and "has usable landmarks" in capsys.readouterr().err
+    assert caught.value.code == 2 and recorded_steps == []
+    assert "has usable landmarks" in capsys.readouterr().err.splitlines()[-1]
 
 
 def test_one_rater_group_leaves_compare_groups_out(recorded_steps, tiny_demo, tmp_path, capsys):
