@@ -290,6 +290,8 @@ def load(path: str | Path | None, overrides: list[str] = ()) -> Config:
     _resolve_paths(raw, base)
     for item in overrides:
         key, value = _parse_override(item, source)
+        # checked alone first, so that an error in it names the command line, not the file
+        _build(Config, _only(key, value), f"--set {item}", prefix="", extra={"source": source})
         _assign(raw, key, value, source)
         _resolve_paths(_only(key, value), Path.cwd(), into=raw)
     cfg = _build(Config, raw, source, prefix="", extra={"source": source})

@@ -29,7 +29,7 @@ def test_seed_outside_32_bits_stops_the_run_before_anything_is_written(blob_data
     assert caught.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err
-    assert str(path) in err and f"seed: {seed} is out of range [0, 4294967295]" in err
+    assert f"--set seed={seed}: seed: {seed} is out of range [0, 4294967295]" in err  # the command line, not the file
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
 
 

@@ -134,7 +134,7 @@ def test_old_explain_keys_given_with_set_name_the_new_key(override, old):
     with pytest.raises(ConfigError) as caught:
         config.load(ROOT / "config.yaml", [override])
     message = str(caught.value)
-    assert message.startswith(f"{ROOT / 'config.yaml'}: {old} is no longer a setting; use explain")
+    assert message.startswith(f"--set {override}: {old} is no longer a setting; use explain")  # not the file
     assert "explain.significance_level" in message and "\n" not in message
 
 
