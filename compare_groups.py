@@ -30,11 +30,16 @@ def figure_name(trait: str, group_a: str, group_b: str, n_groups: int) -> str:
     return f"group_comparison_{trait}.png" if n_groups == 2 else f"group_comparison_{trait}__{group_a}_vs_{group_b}.png"
 
 
+def groups_by_trait(models) -> dict:
+    """{trait: the selected groups that rate it}, from the (group, trait) models."""
+    return {trait: [group for group, t in models if t == trait] for _, trait in models}
+
+
 def comparisons(cfg, dataset, models) -> tuple[list, list]:
     """Every (trait, group a, group b) of the selected models and its checked rater table: refused (one line)
     before any feature is extracted. run_all.py calls it before its first step."""
-    by_trait = {trait: [group for group, t in models if t == trait] for _, trait in models}
-    pairs = [(trait, a, b) for trait, groups in by_trait.items() for a, b in itertools.combinations(groups, 2)]
+    pairs = [(trait, a, b) for trait, groups in groups_by_trait(models).items()
+             for a, b in itertools.combinations(groups, 2)]
     tables = [group_comparison.rater_table(dataset.raters, dataset.images, trait, group_a, group_b, dataset.source,
                                            cfg.compare) for trait, group_a, group_b in pairs]
     return pairs, tables
@@ -51,7 +56,7 @@ def main(run):
     pairs, tables = comparisons(cfg, dataset, run.models)
     if not pairs:
         raise FacetraitsError("compare_groups.py needs at least two groups rating the same trait (--group/--trait)")
-    n_groups = {trait: len({g for t, a, b in pairs if t == trait for g in (a, b)}) for trait, _, _ in pairs}
+    by_trait = groups_by_trait(run.models)
     masks, missing = importance.dataset_masks(cfg, dataset)
     landmarks.require_some(cfg, missing, len(dataset), "region importance")
     study = training.load_study(cfg, dataset=dataset)
@@ -61,7 +66,7 @@ def main(run):
     landmarks.report_missing(missing, run.results("landmarks_missing.csv"), len(dataset), run.id)
     for (trait, group_a, group_b), result in zip(pairs, results):  # only once every comparison has succeeded
         run.save_figure(plots.group_comparison(result.table, result.null),
-                        figure_name(trait, group_a, group_b, n_groups[trait]))
+                        figure_name(trait, group_a, group_b, len(by_trait[trait])))
     run.write_csv("group_comparison.csv", pd.concat([result.table for result in results], ignore_index=True))
     run.write_csv("group_comparison_accuracy.csv", pd.DataFrame([result.accuracy for result in results]))
 

@@ -65,5 +65,6 @@ def main(argv=None):
     if refused:
         cli.fail(FacetraitsError(refused))
 
+
 if __name__ == "__main__":
     main()

@@ -391,8 +391,10 @@ def _3dsk_summary(path: Path) -> pd.DataFrame:
 def _sort_3dsk(table: pd.DataFrame, source: Path) -> pd.DataFrame:
     """Faces in the published order (female then male, alphabetical), then group, trait."""
     order_path = source / "avg_3dsk_info.csv"
-    faces = list(_read_csv(order_path, dtype={"face_id": str}).face_id) if order_path.is_file() else \
-        sorted(table.identity.unique())
+    if order_path.is_file():
+        faces = list(_read_csv(order_path, dtype={"face_id": str}).face_id)
+    else:
+        faces = sorted(table.identity.unique())
     rank = {face: i for i, face in enumerate(faces)}
     key = table.identity.map(rank).fillna(len(rank))
     return table.assign(_k=key).sort_values(["_k", "group", "trait"], kind="stable").drop(columns="_k")
