@@ -36,18 +36,23 @@ def main(run):
         null = outputs.cached_array(cfg.output.cache_dir / "permutation" / f"{name}-{key}.npy",
                                     lambda: training.permutation_null(study, y, cfg, name))
         p_value = metrics.permutation_p_value(observed, null)
+        defined = null[np.isfinite(null)]  # p counts only these: so do the summary's n, mean and sd
+        if len(defined) < len(null):
+            print(f"warning: {name}: {len(null) - len(defined)} of {len(null)} permuted r undefined (constant "
+                  f"predictions); left out of p, null mean and sd", file=sys.stderr)
         null_rows.append(pd.DataFrame({"group": group, "trait": trait, "permutation": np.arange(1, len(null) + 1),
                                        "pearson_r": null}))
         summary_rows.append({"group": group, "trait": trait, "head": cfg.model.head, "observed_r": observed,
-                             "p_value": p_value, "null_mean": float(np.mean(null)),
-                             "null_sd": float(np.std(null, ddof=1)) if len(null) > 1 else float("nan"),
-                             "n_permutations": len(null), "permutation_unit": "identity",
+                             "p_value": p_value, "null_mean": float(np.mean(defined)) if len(defined) else float("nan"),
+                             "null_sd": float(np.std(defined, ddof=1)) if len(defined) > 1 else float("nan"),
+                             "n_permutations": len(defined), "permutation_unit": "identity",
                              "n_identities": len(np.unique(identities)),
                              "n_fixed_identities": metrics.fixed_identities(identities), "seed": cfg.seed})
         figures.append((plots.permutation_null(null, observed, p_value, f"{name} ({cfg.model.head} head)"),
                         f"permutation_{name}.png"))
-        print(f"{name}: observed r = {observed:.3f} ({cfg.model.head} head), null mean = {np.mean(null):+.3f}, "
-              f"sd = {np.std(null):.3f}, p = {p_value:.4g} ({len(null)} identity permutations)")
+        summary = summary_rows[-1]
+        print(f"{name}: observed r = {observed:.3f} ({cfg.model.head} head), null mean = {summary['null_mean']:+.3f}, "
+              f"sd = {summary['null_sd']:.3f}, p = {p_value:.4g} ({len(defined)} identity permutations)")
     for figure, name in figures:  # only once every model's null exists: no figures beside an older run's tables
         run.save_figure(figure, name)
     run.write_csv("permutation_null.csv", pd.concat(null_rows, ignore_index=True))

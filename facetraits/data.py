@@ -94,7 +94,7 @@ def read_ratings(data_cfg: DataConfig, groups, traits) -> pd.DataFrame:
     if table.empty:
         raise DataError(f"{path}: no data rows")
     table.columns = [c.strip() for c in table.columns]
-    table["line"] = np.arange(len(table)) + 2
+    table["line"] = line_numbers(path, len(table))
     if data_cfg.format == "wide":
         table = wide_to_long(table, path, groups, traits, data_cfg.wide_separator)
     missing = [c for c in LONG_COLUMNS if c not in table.columns]
@@ -132,6 +132,16 @@ def read_ratings(data_cfg: DataConfig, groups, traits) -> pd.DataFrame:
                         f"(same {', '.join(key)}: {', '.join(repeat[key])}"
                         f"{unused_hint(table) if data_cfg.format == 'long' else ''})")
     return table
+
+
+def line_numbers(path, n_rows: int) -> np.ndarray:
+    """Each data row's line in the file as an editor shows it (header = line 1). pandas skips blank
+    lines, so counting rows from 2 would name the wrong line after one."""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        filled = [number for number, text in enumerate(handle, start=1) if text.strip()]
+    if len(filled) == n_rows + 1:
+        return np.array(filled[1:])
+    return np.arange(n_rows) + 2  # a quoted field spans lines: rows are counted, not lines
 
 
 def unused_hint(table: pd.DataFrame) -> str:

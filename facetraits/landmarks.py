@@ -158,7 +158,7 @@ def read_landmark_table(path) -> pd.DataFrame:
         raise DataError(f"{path}: missing column(s) {', '.join(absent)} (expected image,point,x,y; "
                         f"found {', '.join(table.columns)})")
     table["image"] = table["image"].astype(str).str.strip()
-    table["line"] = np.arange(len(table)) + 2
+    table["line"] = data.line_numbers(path, len(table))
     for column in ("x", "y"):
         values = pd.to_numeric(table[column], errors="coerce")
         bad = table[values.isna() & table[column].notna()]

@@ -89,6 +89,16 @@ def test_non_numeric_landmark_coordinate_names_file_and_line(with_landmarks, tmp
     assert one_line(caught) == f"{with_landmarks / 'landmarks.csv'} line 75: y '12,5' is not a number"
 
 
+def test_landmark_line_counts_blank_lines(with_landmarks, tmp_path):
+    edit_landmarks(with_landmarks, 75, y="12,5")
+    path = with_landmarks / "landmarks.csv"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:10] + [""] + lines[10:]) + "\n")
+    with pytest.raises(DataError) as caught:
+        landmarks_of(with_landmarks, tmp_path)
+    assert one_line(caught) == f"{path} line 76: y '12,5' is not a number"
+
+
 def test_landmarks_outside_the_image_name_file_and_line(with_landmarks, tmp_path):
     table = pd.read_csv(with_landmarks / "landmarks.csv")
     table.loc[table.image == "p01_0.png", ["x", "y"]] *= 4  # as if from the 160 px original

@@ -122,6 +122,18 @@ def test_non_numeric_rating_names_the_line(dataset_dir, tmp_path):
     expect_error(dataset_dir, tmp_path, "ratings.csv line 6", "'high' is not a finite number")
 
 
+def test_line_number_counts_blank_lines(dataset_dir, tmp_path):
+    """pandas skips blank lines; the error must still name the line an editor shows."""
+    def bad(table):
+        table.loc[4, "rating"] = "high"
+        return table
+    edit_ratings(dataset_dir, bad)
+    path = dataset_dir / "ratings.csv"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:3] + ["", "  "] + lines[3:]) + "\n\n")  # two blank lines before line 6
+    expect_error(dataset_dir, tmp_path, "ratings.csv line 8", "'high' is not a finite number")
+
+
 @pytest.mark.parametrize("value, what", [("", "rating is empty"), ("nan", "'nan' is not a finite number"),
                                          ("inf", "'inf' is not a finite number")])
 def test_nan_or_empty_rating(dataset_dir, tmp_path, value, what):

@@ -1,4 +1,5 @@
 """permutation_test.py and cross_validate.py on identity designs they cannot handle: one line naming the file."""
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -52,3 +53,16 @@ def test_identities_that_keep_their_ratings_are_announced(tiny_demo, tmp_path, c
                          "in place: the p-value is conservative (see n_fixed_identities)")]
     summary = pd.read_csv(tmp_path / "results" / "permutation_summary.csv")
     assert summary.n_fixed_identities.tolist() == [1]
+
+
+def test_undefined_permuted_r_are_left_out_of_the_summary_as_of_p(tiny_demo, tmp_path, capsys, monkeypatch):
+    """A permuted fit with constant predictions has no r: p leaves it out, so must n, the null mean and sd."""
+    from facetraits import training
+    monkeypatch.setattr(training, "permutation_null", lambda *args: np.array([0.05, np.nan, -0.1, 0.02]))
+    config, _ = keep_images(tiny_demo, tmp_path, [3, 3, 3, 3], cv={"n_folds": 2})
+    permutation_test.main(["--config", str(config), "--trait", "warm", "--group", "ASD"])
+    assert "1 of 4 permuted r undefined" in capsys.readouterr().err
+    row = pd.read_csv(tmp_path / "results" / "permutation_summary.csv").iloc[0]
+    assert row.n_permutations == 3
+    assert row.null_mean == pytest.approx(np.mean([0.05, -0.1, 0.02]))
+    assert row.null_sd == pytest.approx(np.std([0.05, -0.1, 0.02], ddof=1))
