@@ -62,8 +62,8 @@ def main(run):
     run.write_csv("region_relevance.csv", table)
     run.write_csv("region_summary.csv", summary)
     run.write_csv("region_group_tests.csv", tests)
-    run.save_figure(plots.region_relevance(summary, tests if len(tests) else None, cfg.explain.significance_level,
-                                           table=table.assign(identity=table.image.map(identities))),
+    run.save_figure(plots.region_relevance(table.assign(identity=table.image.map(identities)),
+                                           tests if len(tests) else None, cfg.explain.significance_level),
                     "region_relevance.png")
     run.details.update(aligned=cfg.explain.align, n_images=len(dataset), n_with_landmarks=len(points),
                        n_missing_landmarks=len(missing), n_identities=len(set(faces.identities)))

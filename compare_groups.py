@@ -68,7 +68,8 @@ def main(run):
         run.save_figure(plots.group_comparison(result.table, result.null),
                         figure_name(trait, group_a, group_b, len(by_trait[trait])))
     run.write_csv("group_comparison.csv", pd.concat([result.table for result in results], ignore_index=True))
-    run.write_csv("group_comparison_accuracy.csv", pd.DataFrame([result.accuracy for result in results]))
+    accuracy = pd.DataFrame([result.accuracy for result in results])[list(group_comparison.ACCURACY_COLUMNS)]
+    run.write_csv("group_comparison_accuracy.csv", accuracy)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import time
 
 import pandas as pd
 
-from facetraits import cli, data, explanations, faithfulness, plots, relevance
+from facetraits import cli, data, explanations, faithfulness, heatmaps, plots
 
 
 def add_arguments(parser):
@@ -30,8 +30,10 @@ def add_arguments(parser):
 def main(run):
     cfg = run.config
     explanations.validate_config(cfg)
+    if cfg.data.landmarks is None and not run.args.skip_faithfulness:  # the mean-face reference caches dlib detections
+        cli.check_output_dirs(cfg, ["cache_dir"])
     dataset = data.load(cfg)
-    relevance.check_models(run)
+    heatmaps.check_models(run)
     run.write_csv("relevance/index.csv",
                   pd.DataFrame({"index": range(len(dataset)), "image": dataset.images, "identity": dataset.identities}))
     summary, curves = [], []
@@ -40,8 +42,8 @@ def main(run):
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     for group, trait in run.models:
         name = cli.model_name(group, trait)
-        maps, predictions = relevance.for_model(run, dataset, name)
-        relevance.write_figures(run, dataset, name, maps, predictions, dataset.target(group, trait))
+        maps, predictions = heatmaps.for_model(run, dataset, group, trait)
+        heatmaps.write_figures(run, dataset, name, maps, predictions, dataset.target(group, trait))
         print(f"{name}: heatmaps for {len(dataset)} images -> {run.results('relevance') / (name + '.npy')}")
         if test is not None:
             started, cpu_started = time.perf_counter(), time.process_time()

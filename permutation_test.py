@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from facetraits import cli, config, data, metrics, outputs, plots, training
+from facetraits import cache, cli, config, data, metrics, plots, training
 
 
 @cli.script(writes=("results_dir", "fig_dir", "cache_dir"))
@@ -33,7 +33,7 @@ def main(run):
         observed = metrics.pearson_r(y, np.array(training.cached_cross_val_predict(study, y, cfg, name)["predictions"]))
         key = training.inputs_key(cfg, *study.features.values(), y, study.folds, identities.tolist(),
                                   config.as_dict(cfg.permutation))
-        null = outputs.cached_array(cfg.output.cache_dir / "permutation" / f"{name}-{key}.npy",
+        null = cache.cached_array(cfg.output.cache_dir / "permutation" / f"{name}-{key}.npy",
                                     lambda: training.permutation_null(study, y, cfg, name))
         p_value = metrics.permutation_p_value(observed, null)
         defined = null[np.isfinite(null)]  # p counts only these: so do the summary's n, mean and sd

@@ -13,7 +13,7 @@ Then fig/face_space.png: a t-SNE map per model of the features its head reads, c
 import json
 import sys
 
-from facetraits import cli, config, face_space, metrics, model, outputs, plots, training
+from facetraits import cache, cli, config, face_space, metrics, model, outputs, plots, training
 
 
 def up_to_date(model_path, record_path, inputs: str) -> bool:
@@ -22,7 +22,7 @@ def up_to_date(model_path, record_path, inputs: str) -> bool:
     if not (model_path.is_file() and record_path.is_file()):
         return False
     record = json.loads(record_path.read_text())
-    return record.get("inputs") == inputs and record.get("model_sha256") == outputs.file_digest(model_path)
+    return record.get("inputs") == inputs and record.get("model_sha256") == cache.file_digest(model_path)
 
 
 @cli.script(writes=("models_dir", "cache_dir", "fig_dir"))
@@ -35,7 +35,7 @@ def main(run):
         name = cli.model_name(group, trait)
         y = dataset.target(group, trait)
         inputs = training.inputs_key(cfg, *maps.values(), y, dataset.identities.tolist(), model.HEAD_LAYOUT)
-        model_path = cfg.output.models_dir / f"{name}.h5"
+        model_path = cli.model_path(cfg, group, trait)
         record_path = model_path.with_suffix(".json")
         if up_to_date(model_path, record_path, inputs):
             print(f"{name}: up to date ({model_path})", file=sys.stderr)
@@ -49,7 +49,7 @@ def main(run):
         outputs.write_json(record_path, outputs.run_record(
             "train_regression.py", run.argv, config.as_dict(cfg), run=run.id, group=group, trait=trait, inputs=inputs,
             config_hash=cfg.hash(), seed=cfg.seed, settings=trained.settings, metrics=scores,
-            model_sha256=outputs.file_digest(model_path)))
+            model_sha256=cache.file_digest(model_path)))
         chosen = trained.settings
         print(f"{name}: {chosen['head']} head on {chosen['layers']}@{chosen['grid']} (alpha {chosen['alpha']:.3g}) "
               f"fitted in {trained.seconds:.1f} s, train r = {scores['train_pearson_r']:.3f} "

@@ -18,7 +18,6 @@ import sys
 import tempfile
 import threading
 import time
-from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,13 +55,6 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
 def git_commit() -> str:
     """The checkout's commit, marked when files differ from it: what produced a report (as in run records)."""
     from facetraits.outputs import code_version
@@ -75,6 +67,8 @@ def git_commit() -> str:
 def machine() -> dict:
     """What the numbers depend on: CPU, memory, accelerator, library versions, load at start."""
     import tensorflow as tf
+    from facetraits.outputs import package_versions
+    versions = package_versions()
     memory = "unknown"
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -89,10 +83,7 @@ def machine() -> dict:
         "cpu": cpu_model(),
         "memory": memory,
         "accelerator": f"{len(tf.config.list_physical_devices('GPU'))} GPU(s)",
-        "python": platform.python_version(),
-        "tensorflow": version("tensorflow"),
-        "innvestigate": version("innvestigate"),
-        "numpy": version("numpy"),
+        **{name: versions[name] for name in ("python", "tensorflow", "innvestigate", "numpy")},
         "load average at start (1/5/15 min)": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
 
@@ -129,11 +120,9 @@ def write_report(path: Path, title: str, command: str, info: dict, sections: lis
     for heading, body in sections:
         parts += [f"## {heading}\n", body.rstrip() + "\n"]
     text = relative("\n".join(parts))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    from facetraits.outputs import atomic_path
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
     print(text)
     print(f"wrote {path}", file=sys.stderr)
     return path

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from facetraits import cli, config, data, demo, faithfulness, importance, landmarks, model, regions
+from facetraits import cli, config, data, demo, faithfulness, importance, landmarks, model, regions, saliency
 from facetraits.backend import reset_graph
 
 FEATHER_PX = 3.5  # at 224 px: the faithfulness test's soft patch border
@@ -58,7 +58,7 @@ def predictions(models: dict, images_by_case: dict) -> dict:
 
 def identity_bootstrap(values: np.ndarray, identities: np.ndarray, seed: int) -> tuple[float, float, float]:
     """Mean over identities of the per-identity means, and its 95% bootstrap CI (identities resampled)."""
-    per_identity = faithfulness.identity_means(values, identities).to_numpy().ravel()
+    per_identity = saliency.identity_means(values, identities)[1].ravel()
     rng = np.random.default_rng(seed)
     boot = per_identity[rng.integers(0, len(per_identity), (BOOTSTRAP, len(per_identity)))].mean(axis=1)
     return float(per_identity.mean()), *np.percentile(boot, [2.5, 97.5])
@@ -68,7 +68,7 @@ def top_regions(table: pd.DataFrame, measure: str, identities) -> list[dict]:
     """Per reference and model: the regions with the largest mean importance, and the planted region's rank."""
     rows = []
     for (ref_name, group, trait), part in table.groupby(["reference", "group", "trait"], sort=False):
-        means = {row.region: float(faithfulness.identity_means(row[measure], identities).mean().iloc[0])
+        means = {row.region: float(np.nanmean(saliency.identity_means(row[measure], identities)[1]))
                  for _, row in part.iterrows()}
         ranked = sorted(means, key=lambda region: -means[region])
         planted = demo.PLANTED_WINNERS[(group, trait)]
@@ -135,7 +135,7 @@ def main(argv=None) -> int:
                       [dataset.paths[i] for i in usable], [points[dataset.images[i]] for i in usable],
                       np.searchsorted(usable, chosen), size)}
     reset_graph(cfg.seed)
-    models = {cli.model_name(g, t): model.load_full_model(cfg.output.models_dir / f"{cli.model_name(g, t)}.h5")
+    models = {cli.model_name(g, t): model.load_full_model(cli.model_path(cfg, g, t))
               for g in cfg.groups for t in cfg.traits}
     cases = {("original", ""): images}
     for ref_name, reference in references.items():

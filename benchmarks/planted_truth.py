@@ -18,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-import _common  # first: puts the repository root on sys.path
+import _common  # noqa: F401 (first: puts the repository root on sys.path)
 import pandas as pd
 
 from facetraits import demo

@@ -24,7 +24,7 @@ import argparse
 import math
 from pathlib import Path
 
-import _common  # first: puts the repository root on sys.path
+import _common  # noqa: F401 (first: puts the repository root on sys.path)
 import pandas as pd
 
 from facetraits.regions import FACE_REGIONS, REGIONS

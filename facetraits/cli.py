@@ -83,6 +83,11 @@ def model_name(group: str, trait: str) -> str:
     return f"{group}{MODEL_SEPARATOR}{trait}"
 
 
+def model_path(cfg: config_module.Config, group: str, trait: str) -> Path:
+    """The saved model of one group x trait (<models_dir>/ASD__warm.h5); its record has the suffix .json."""
+    return cfg.output.models_dir / f"{model_name(group, trait)}.h5"
+
+
 OUTPUT_KEYS = ("results_dir", "fig_dir", "models_dir", "cache_dir")
 
 

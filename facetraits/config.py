@@ -179,8 +179,8 @@ class ExplainConfig:
     overlays: bool = True  # one overlay PNG per image under fig/lrp/<model>/
     align: bool = True  # average_saliency: align heatmaps to a mean face by landmarks
     map_display: str = choice("smooth", "pixels", "smooth", "conv")  # average and difference maps as drawn
-    significance_level: float = bounded(0.05, 0.0, 1.0)  # model-level group tests (FWER): pixel maps and regions
-    n_sign_flips: int = bounded(10000, 1)  # random sign flips of identities in those tests; smallest p = 1/(n+1)
+    significance_level: float = bounded(0.05, 0.0, 1.0)  # model-level group tests (FWER) and faithfulness (Holm)
+    n_sign_flips: int = bounded(10000, 1)  # sign flips of identities in the group tests (faithfulness: its own 9999)
     faithfulness_analyzers: tuple[str, ...] = field(
         default=("lrp.sequential_preset_a_flat", "lrp.epsilon", "gradient"), metadata={"choices": ANALYZERS})
     faithfulness_steps: int = bounded(4, 1)

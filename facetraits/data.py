@@ -134,6 +134,14 @@ def read_ratings(data_cfg: DataConfig, groups, traits) -> pd.DataFrame:
     return table
 
 
+def extremes(ratings: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the n highest-rated images (highest first) and the n lowest (lowest last); at most
+    half the images each, so no face is both. Ties keep image order, so every figure picks the same faces."""
+    k = min(n, len(ratings) // 2)
+    order = np.argsort(-np.asarray(ratings), kind="stable")
+    return order[:k], order[len(order) - k:]
+
+
 def line_numbers(path, n_rows: int) -> np.ndarray:
     """Each data row's line in the file as an editor shows it (header = line 1). pandas skips blank
     lines, so counting rows from 2 would name the wrong line after one."""

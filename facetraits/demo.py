@@ -11,7 +11,7 @@ The weights are planted so that the group ``ASD`` leans on the lower face (mouth
 group ``NT`` on the upper face (eyes, brows).  THE DATA ARE SYNTHETIC: they say nothing about real
 autistic or non-autistic people or any real rater group.
 
-Only numpy, pillow and pandas are used (no TensorFlow).  Output is byte-identical for the same
+Only numpy and pillow are used (no TensorFlow).  Output is byte-identical for the same
 arguments: every random draw comes from one ``numpy.random.default_rng(seed)`` in a fixed order,
 transcendental functions go through Python's ``math`` module (not SIMD-dispatched numpy ufuncs),
 PNGs carry no metadata and CSVs use fixed float formats and ``\\n`` line endings.
@@ -589,7 +589,8 @@ So warmth goes with smiling and open eyes, strength with a wide jaw and lowered 
 the simulated `ASD` group weights the lower face (mouth, jaw) more and the simulated `NT` group the
 upper face (eyes, brows) more. A model that learned the `ASD` ratings is therefore expected to put
 more relevance on the mouth (warm) and the jaw line (strong), one that learned the `NT` ratings more
-on the eyes (warm) and brows (strong). (The jaw line lies outside the eye/brow/nose/mouth regions.)
+on the eyes (warm) and brows (strong). (The jaw line lies in the `jaw` region, a band along the jaw-line
+landmarks, outside the eye/brow/nose/mouth regions.)
 
 ## Nuisance factors (unrelated to the ratings)
 

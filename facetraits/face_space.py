@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.manifold import TSNE
 from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
-from facetraits import cli, config, features, ridge
+from facetraits import cli, config, data, features, ridge
 from facetraits.data import Dataset
 
 MAX_PERPLEXITY = 30.0  # scikit-learn's default, for large samples
@@ -42,8 +42,8 @@ def embed(x: np.ndarray, seed: int) -> np.ndarray:
 
     One OpenMP thread: Barnes-Hut t-SNE's threads spin-wait for each other, and on a busy shared
     2-core machine 24 faces took 25 s instead of 0.2 s (500 faces: 5 s on one thread)."""
-    mean, sd = ridge.standardisation(np.asarray(x, dtype=np.float64))
-    z = (x - mean) / np.where(sd > 0, sd, 1.0)
+    mean, sd = ridge.standardisation(np.asarray(x, dtype=np.float64))  # as the head sees them; no zero sd
+    z = (x - mean) / sd
     tsne = TSNE(n_components=2, perplexity=perplexity_for(len(z)), init="pca", learning_rate="auto",
                 random_state=seed)
     with threadpool_limits(1):
@@ -54,16 +54,14 @@ def model_space(maps: dict, dataset: Dataset, group: str, trait: str, settings: 
     """The map of one model: its feature set (settings: layers joined by '+', grid) pooled as its head pools."""
     feature_set = config.FeatureSet(tuple(settings["layers"].split("+")), int(settings["grid"]))
     y = dataset.target(group, trait)
-    k = min(cfg.explain.n_extremes, len(y) // 2)
-    order = np.argsort(-y, kind="stable")
     return FaceSpace(f"{cli.model_name(group, trait)}: {feature_set.label()}", embed(features.pooled(maps, feature_set),
-                     cfg.seed), y, order[:k], order[len(y) - k:], perplexity_for(len(y)))
+                     cfg.seed), y, *data.extremes(y, cfg.explain.n_extremes), perplexity_for(len(y)))
 
 
 def trained_spaces(maps: dict, dataset: Dataset, models, cfg: config.Config) -> list[FaceSpace]:
     """Every trained model's map, each with the feature set recorded beside its saved model."""
     spaces = []
     for group, trait in models:
-        record = cfg.output.models_dir / f"{cli.model_name(group, trait)}.json"
+        record = cli.model_path(cfg, group, trait).with_suffix(".json")
         spaces.append(model_space(maps, dataset, group, trait, json.loads(record.read_text())["settings"], cfg))
     return spaces

@@ -19,11 +19,11 @@ image replaced (benchmarks/results/faithfulness.md), so "MoRF beats random" mixe
 faithfulness with how clustered it is. Patches are therefore blended in over a soft border
 (perturb), which weakens the new edges but cannot remove them; explain.faithfulness_random:
 smooth goes further and draws the random orders from smoothed noise whose neighbour
-autocorrelation matches the maps' (the configured analyzer's maps of the first model, so every
-model shares one set of orders): random orders then leave as few borders as a map's order does.
-MoRF against LeRF has
-no such confound: after k of n steps MoRF has replaced exactly the patches LeRF keeps after n - k,
-so both curves together cross the same borders. Both are tested: beats_random (MoRF - random,
+autocorrelation matches the maps' (the first model's maps of the configured analyzer, or of the
+first faithfulness analyzer when that is not among them; every model shares one set of orders):
+random orders then leave as few borders as a map's order does. MoRF against LeRF has no such
+confound: after k of n steps MoRF has replaced exactly the patches LeRF keeps after n - k, so
+both curves together cross the same borders. Both are tested: beats_random (MoRF - random,
 the issue's criterion) and separates (AOPC_MoRF - AOPC_LeRF, the "area between the perturbation
 curves" of Schulz et al. 2020).
 
@@ -66,7 +66,7 @@ from scipy import ndimage
 import hashlib
 import sys
 
-from facetraits import cli, data, explanations, landmarks, metrics, model, regions
+from facetraits import alignment, cli, data, explanations, landmarks, metrics, model, saliency
 from facetraits.backend import keras, reset_graph
 from facetraits.config import VGG16_LAYERS
 
@@ -153,27 +153,27 @@ def perturb(x: np.ndarray, reference: np.ndarray, orders: np.ndarray, removed: i
 
 
 def warp_rgb(image: np.ndarray, source_points, target_points, size: int) -> np.ndarray:
-    """An (H, W, 3) image moved so that source_points land on target_points (regions.warp_to_template per channel)."""
-    return np.stack([regions.warp_to_template(image[..., c], source_points, target_points, (size, size))
+    """An (H, W, 3) image moved so that source_points land on target_points (alignment.warp_to_template per channel)."""
+    return np.stack([alignment.warp_to_template(image[..., c], source_points, target_points, (size, size))
                      for c in range(image.shape[-1])], axis=-1)
 
 
 def mean_face_references(paths, points: list, chosen, size: int, batch: int = 64) -> np.ndarray:
     """The aligned mean face of all images (`points`: their landmarks on the size x size grid),
     warped onto each chosen image's landmarks; where the warp has no data, the plain mean image."""
-    template = regions.mean_face(points)
+    template = alignment.mean_face(points)
     total, cover, plain = np.zeros((size, size, 3)), np.zeros((size, size)), np.zeros((size, size, 3))
     ones = np.ones((size, size))
     for start in range(0, len(paths), batch):
         for image, face in zip(data.load_images(paths[start:start + batch], size), points[start:start + batch]):
             total += warp_rgb(image.astype(float), face, template, size)
-            cover += regions.warp_to_template(ones, face, template, (size, size))
+            cover += alignment.warp_to_template(ones, face, template, (size, size))
             plain += image
     aligned, plain = total / np.maximum(cover, 1e-9)[..., None], plain / len(paths)
     covered = (cover > 0.5 * len(paths)).astype(float)
     references = []
     for k in chosen:
-        inside = regions.warp_to_template(covered, template, points[k], (size, size))[..., None]
+        inside = alignment.warp_to_template(covered, template, points[k], (size, size))[..., None]
         references.append(warp_rgb(aligned * covered[..., None], template, points[k], size) + plain * (1 - inside))
     return np.stack(references).astype(np.float32)
 
@@ -221,16 +221,11 @@ def aopc(drop: np.ndarray) -> np.ndarray:
     return drop[:, 1:].mean(axis=1)
 
 
-def identity_means(values: np.ndarray, identities: np.ndarray) -> pd.DataFrame:
-    """Rows of `values` (one per image) averaged within identity: one row per identity."""
-    return pd.DataFrame(np.asarray(values).reshape(len(values), -1)).groupby(np.asarray(identities)).mean()
-
-
 def compare(morf: np.ndarray, lerf: np.ndarray, random: np.ndarray, identities: np.ndarray, seed: int) -> dict:
     """AOPCs of one method and the random baseline, means over identities, and the one-sided
     sign-flip ps over identities that MoRF removes more of the rating than random order, and than LeRF."""
-    per_identity = identity_means(np.c_[aopc(morf), aopc(lerf), aopc(random)], identities)
-    a_morf, a_lerf, a_random = per_identity.to_numpy().T
+    _, per_identity = saliency.identity_means(np.c_[aopc(morf), aopc(lerf), aopc(random)], identities)
+    a_morf, a_lerf, a_random = per_identity.T
     return {"aopc_morf": a_morf.mean(), "aopc_lerf": a_lerf.mean(), "aopc_random": a_random.mean(),
             "morf_minus_random": (a_morf - a_random).mean(), "random_minus_lerf": (a_random - a_lerf).mean(),
             "p_value": metrics.sign_flip_p(a_morf - a_random, SIGN_FLIPS, seed),
@@ -334,8 +329,10 @@ class Test:
 
         The configured analyzer's maps are the ones this run stored (`stored`, every image), the
         other methods' are computed for the sample."""
+        if self.sample is None:
+            raise ValueError("run_model needs the images' indices in the dataset: build the test with Test.for_dataset")
         cfg, settings = self.cfg, self.settings
-        model_path = cfg.output.models_dir / f"{cli.model_name(group, trait)}.h5"
+        model_path = cli.model_path(cfg, group, trait)
         maps = {}
         for method in settings.faithfulness_analyzers:
             if method == settings.analyzer:
@@ -363,7 +360,7 @@ class Test:
         fractions = np.arange(settings.faithfulness_steps + 1) / settings.faithfulness_steps
         lines = [pd.DataFrame({"group": group, "trait": trait, "analyzer": method, "order": order,
                                "fraction_removed": fractions,
-                               "mean_change": identity_means(drop, self.identities).mean().to_numpy()})
+                               "mean_change": np.nanmean(saliency.identity_means(drop, self.identities)[1], axis=0)})
                  for (method, order), drop in curves.items()]
         return rows, lines
 

@@ -3,7 +3,8 @@
 With a frozen base the conv output is a pure function of (image bytes, weights, input size), so
 every model, fold and permutation trains on the cache instead of re-running VGG16. The cache
 key holds all three: change an image, the weights or the input size and only what changed is
-extracted again. Layout: <cache_dir>/features/<weights+size key>/<layer>/<image sha256>.npy
+extracted again. Layout: <cache_dir>/features/<weights+size key>/<layer>/<image sha256>.<checksum>.npy
+(the checksum, of the array's bytes, finds a damaged entry: cache.checked_name).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facetraits import data, model, outputs
+from facetraits import cache, data, model, outputs
 from facetraits.backend import keras
 from facetraits.config import VGG16_LAYERS, Config, FeatureSet, cell_bounds
 
@@ -60,8 +61,8 @@ def load_cached(files: dict) -> dict:
     """{layer: [conv maps, or None where not cached or corrupt]}; one folder listing per layer."""
     maps = {}
     for layer, paths in files.items():
-        entries = outputs.checked_entries(paths[0].parent) if paths else {}
-        maps[layer] = [outputs.load_checked_npy(path, entries) for path in paths]
+        entries = cache.checked_entries(paths[0].parent) if paths else {}
+        maps[layer] = [cache.load_checked_npy(path, entries) for path in paths]
     return maps
 
 
@@ -90,7 +91,7 @@ def extract(base, layers, paths, files: dict, input_size: int, batch_size: int =
         for layer, conv in read(images, batch_size).items():
             for array, path in zip(conv.astype(np.float32), files[layer][chunk]):
                 if path is not None:
-                    outputs.write_checked(path, outputs.npy_bytes(array))
+                    cache.write_checked(path, cache.npy_bytes(array))
         progress.update(len(images))
     print(f"features: {len(paths)} images in {time.perf_counter() - start:.1f} s", file=sys.stderr)
 

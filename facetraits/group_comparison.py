@@ -178,8 +178,7 @@ class FixedRidgeCV:
         self.parts = []
         for test in self.folds:
             solver = ridge.Solver(x[~test])
-            projected = ((x[test] - solver.mean) / solver.sd) @ solver.vt.T * solver.shrink(alpha)
-            self.parts.append((projected, solver.u.T))
+            self.parts.append((solver.project(x[test]) * solver.shrink(alpha), solver.u.T))
 
     def __call__(self, y: np.ndarray) -> np.ndarray:
         predictions = np.empty_like(y)
@@ -283,7 +282,7 @@ def compare_with_head(dataset, raters: Raters, head: FixedHead, group_a: str, gr
     table = pd.DataFrame({"trait": trait, "region": regions.FACE_REGIONS, "group_a": group_a, "group_b": group_b,
                           "importance_a": stats.importance_a, "importance_b": stats.importance_b,
                           "difference": stats.differences[:, 0], "ci_low": stats.ci[0], "ci_high": stats.ci[1],
-                          "p": p, "p_fwer": p_fwer, "scale": cfg.compare.scale, **head.settings, **common})
+                          "p": p, "p_fwer": p_fwer, "scale": cfg.compare.scale, **head.settings, **common})[list(COLUMNS)]
     ceilings = metrics.split_half_noise_ceiling(dataset.raters[dataset.raters.trait == trait], seed=cfg.seed)
     ceiling = dict(zip(ceilings.group, ceilings.noise_ceiling))
     accuracy = {"trait": trait, "group_a": group_a, "group_b": group_b, "r_a": stats.r_a, "r_b": stats.r_b,

@@ -10,7 +10,7 @@ face regions its image block covers (CAM at the conv map's resolution). Per imag
 signed relevance per region is M @ w, one matrix product.
 
 Importance of a region in one image = |signed relevance of the region| per unit of face area
-(region pixels / face pixels), on one of two scales (`SCALES`):
+(region pixels / face pixels), on one of two scales (`compare.scale`):
 
 * ``rating_per_area``: rating points. Both groups rate on the same scale, so the two groups'
   numbers are directly comparable; a group whose mean ratings are noisier gets a more shrunken
@@ -26,8 +26,6 @@ import numpy as np
 
 from facetraits import landmarks, regions, ridge
 from facetraits.config import FeatureSet, cell_bounds
-
-SCALES = ("rating_per_area", "share_per_area")
 
 
 def block_shares(masks: dict[str, np.ndarray], map_shape: tuple[int, int]) -> np.ndarray:

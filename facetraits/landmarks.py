@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from facetraits import data, outputs
+from facetraits import cache, data, outputs
 from facetraits.errors import DataError, FacetraitsError
 
 N_LANDMARKS = 68
@@ -259,10 +259,10 @@ def image_landmarks(cfg, dataset: data.Dataset) -> tuple[dict[str, np.ndarray], 
             found[name] = points
         return found, missing
 
-    cache = Path(cfg.output.cache_dir) / "landmarks"
+    folder = Path(cfg.output.cache_dir) / "landmarks"
     progress = outputs.Progress(len(dataset.images), "detecting landmarks (dlib)", "images")
     for name, path, digest in zip(dataset.images, dataset.paths, dataset.digests):
-        points = outputs.cached_array(cache / f"{digest}.npy", lambda: _detect(path))
+        points = cache.cached_array(folder / f"{digest}.npy", lambda: _detect(path))
         progress.update()
         if points.shape == (N_LANDMARKS, 2):
             found[name] = points.astype(float)

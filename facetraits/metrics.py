@@ -215,7 +215,7 @@ SETTING_COLUMNS = ("head", "layers", "grid", "alpha")  # cv_summary.csv's settin
 def cv_summary(group: str, trait: str, y, predictions, folds, identities, fold_settings, final_settings, seed=0):
     """cv_summary.csv rows: one per fold (with that fold's chosen settings), then the pooled row
     ("all": pooled r with a bootstrap CI over identities, and the settings of the final model).
-    Settings are put in SETTING_COLUMNS order: CV cache files written before outputs.cached_json
+    Settings are put in SETTING_COLUMNS order: CV cache files written before cache.cached_json
     kept key order hold them key-sorted, and the columns must not move between runs."""
     def ordered(settings: dict) -> dict:
         return {key: settings[key] for key in SETTING_COLUMNS}
@@ -238,9 +238,9 @@ def repeat_columns(repeats: list[dict]) -> dict:
     splits whose r is defined: constant predictions have none; cv_repeats.csv shows each split)."""
     r = np.array([row["pearson_r"] for row in repeats])
     r = r[np.isfinite(r)]
-    stats = (r.mean(), r.std(ddof=1) if len(r) > 1 else np.nan, r.min(), r.max()) if len(r) else (np.nan,) * 4
+    spread = (r.mean(), r.std(ddof=1) if len(r) > 1 else np.nan, r.min(), r.max()) if len(r) else (np.nan,) * 4
     return {"repeats": len(repeats), **{f"r_repeats_{name}": float(value)
-                                        for name, value in zip(("mean", "sd", "min", "max"), stats)}}
+                                        for name, value in zip(("mean", "sd", "min", "max"), spread)}}
 
 
 def split_half_noise_ceiling(per_rater_df: pd.DataFrame, n_splits: int = 100, seed: int = 0) -> pd.DataFrame:

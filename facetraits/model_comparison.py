@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from facetraits import outputs, regions, saliency
+from facetraits import alignment, outputs, saliency
 
 UNIT = "identity"
 TEST_COLUMNS = ("trait", "region", "measure", "group_a", "group_b", "mean_difference", "statistic", "p", "p_fwer",
@@ -133,7 +133,7 @@ def difference_map(maps_a, maps_b, identities, alpha: float, n_flips: int, seed:
     if maps_a.shape != maps_b.shape:
         raise ValueError(f"paired maps must have the same shape, got {maps_a.shape} and {maps_b.shape}")
     if landmarks is not None and template is None:
-        template = regions.mean_face(landmarks)
+        template = alignment.mean_face(landmarks)
     paired = saliency.prepare(maps_a, landmarks, template) - saliency.prepare(maps_b, landmarks, template)
     _, diff = saliency.identity_means(paired, identities)
     test = sign_flip_test(diff.reshape(len(diff), -1), n_flips, seed)

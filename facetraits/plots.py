@@ -219,26 +219,18 @@ def region_means(table: pd.DataFrame, confidence: float = 0.95) -> tuple[pd.Data
     return pd.DataFrame(rows, columns=["group", "trait", "region", "measure", "mean", "ci_low", "ci_high", "n"]), unit
 
 
-def region_relevance(summary: pd.DataFrame, tests: pd.DataFrame | None = None, alpha: float = 0.05,
-                     table: pd.DataFrame | None = None):
+def region_relevance(table: pd.DataFrame, tests: pd.DataFrame | None = None, alpha: float = 0.05):
     """Relevance per unit area of each face region: share of |relevance| (top row) and of positive
     relevance (bottom row) over the region's share of the image area, columns = traits, bars =
     rater groups' models, on a linear axis where 1 (dashed) is what the region's size predicts.
 
     Per unit area, a large region (the background, the rest of the face) cannot dwarf the eyes
-    merely by its size. With ``table`` (the per-image region table, ideally with an identity
-    column) bars are means over identities with 95% t CIs (`region_means`); without it, the
-    means over images in ``summary`` (saliency.region_summary), without CIs. ``*`` marks a region
-    whose model-level group test in ``tests`` (columns trait, region, measure, p_fwer; sign flips
-    over identities) has p_fwer < alpha.
+    merely by its size. Bars are means over the units of ``table`` (the per-image region table:
+    identities when it has an identity column, else images) with 95% t CIs (`region_means`).
+    ``*`` marks a region whose model-level group test in ``tests`` (columns trait, region,
+    measure, p_fwer; sign flips over identities) has p_fwer < alpha.
     """
-    if table is not None:
-        means, unit = region_means(table)
-    else:
-        columns = {"abs_per_area": "mean_abs_per_area", "pos_per_area": "mean_pos_per_area"}
-        means = pd.concat([summary.assign(measure=m, mean=summary[c], ci_low=np.nan, ci_high=np.nan, n=summary.n_images)
-                           for m, c in columns.items()], ignore_index=True)
-        unit = "image"
+    means, unit = region_means(table)
     groups = list(dict.fromkeys(means["group"]))
     traits = list(dict.fromkeys(means["trait"]))
     region_names = region_order(means["region"])
@@ -275,7 +267,7 @@ def region_relevance(summary: pd.DataFrame, tests: pd.DataFrame | None = None, a
             ax.set_xticks(x, region_names, rotation=35, ha="right", rotation_mode="anchor")
         axes[row, 0].set_ylabel(f"share of {label}\n/ share of area")
     axes[0, -1].legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    over = f"mean and 95% CI over {units}" if table is not None else "mean over images (no CI: per-image table not given)"
+    over = f"mean and 95% CI over {units}"
     star = f"; * models differ, p_fwer < {alpha:g} over identities" if tests is not None else ""
     fig.suptitle(f"Relevance per unit area of each face region\n{over}{star}\n"
                  "(above the dashed line = more relevance than the region's size predicts)", fontsize=9)

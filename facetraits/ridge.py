@@ -44,9 +44,13 @@ class Solver:
     def shrink(self, alpha: float) -> np.ndarray:
         return self.s / (self.s ** 2 + alpha * self.n_features)
 
+    def project(self, x_test: np.ndarray) -> np.ndarray:
+        """Test rows standardised as the training rows were, in the training matrix's singular basis."""
+        return ((x_test - self.mean) / self.sd) @ self.vt.T
+
     def predictions(self, x_test: np.ndarray, y_centred: np.ndarray, alphas) -> np.ndarray:
         """(len(alphas), n_test, n_targets): test predictions minus the training mean rating."""
-        projected = ((x_test - self.mean) / self.sd) @ self.vt.T
+        projected = self.project(x_test)
         uty = self.u.T @ y_centred
         return np.stack([projected @ (self.shrink(alpha)[:, None] * uty) for alpha in alphas])
 

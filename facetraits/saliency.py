@@ -27,7 +27,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from facetraits import data, metrics, regions
+from facetraits import alignment, data, metrics, regions
 from facetraits.errors import FacetraitsError
 
 RELEVANCE_DIR = "relevance"
@@ -131,20 +131,20 @@ def normalise(maps) -> np.ndarray:
 def align(maps, landmarks: Sequence, template) -> np.ndarray:
     """Warp each map onto ``template`` (all landmarks in heatmap coordinates), conserving relevance.
 
-    :func:`regions.warp_to_template` resamples values; a face enlarged s times would then cover
+    :func:`alignment.warp_to_template` resamples values; a face enlarged s times would then cover
     s^2 times the pixels and carry s^2 times the relevance, so each warped map is divided by
     the Jacobian s^2: a normalised map keeps total 1 (less what is pushed outside the frame).
     """
     maps = np.asarray(maps, dtype=np.float32)
     if len(maps) != len(landmarks):
         raise ValueError(f"{len(maps)} maps but {len(landmarks)} landmark sets")
-    idx = list(regions.ALIGN_POINTS)
+    idx = list(alignment.ALIGN_POINTS)
     template = np.asarray(template, dtype=float)
     out = np.empty_like(maps)
     for i, (heat, points) in enumerate(zip(maps, landmarks)):
         points = np.asarray(points, dtype=float)
-        jacobian = abs(np.linalg.det(regions.similarity_transform(points[idx], template[idx])[:, :2]))
-        out[i] = regions.warp_to_template(heat, points, template) / jacobian
+        jacobian = abs(np.linalg.det(alignment.similarity_transform(points[idx], template[idx])[:, :2]))
+        out[i] = alignment.warp_to_template(heat, points, template) / jacobian
     return out
 
 
@@ -154,7 +154,7 @@ def prepare(maps, landmarks: Sequence | None = None, template=None) -> np.ndarra
     if landmarks is None:
         return maps
     if template is None:
-        template = regions.mean_face(landmarks)
+        template = alignment.mean_face(landmarks)
     return align(maps, landmarks, template)
 
 
@@ -183,7 +183,7 @@ def average_map(maps, identities, landmarks: Sequence | None = None, template=No
 
     ``maps`` is (n, H, W) with ``identities`` its n identities; ``landmarks`` a sequence of n
     (68, 2) arrays in heatmap coordinates (only images that have them); ``template`` defaults to
-    :func:`regions.mean_face` of them.
+    :func:`alignment.mean_face` of them.
     """
     maps = np.asarray(maps)
     if len(maps) == 0:
@@ -199,8 +199,8 @@ def mean_image(images, landmarks: Sequence | None = None, template=None) -> np.n
     grey = grey / 255.0
     if landmarks is not None:
         if template is None:
-            template = regions.mean_face(landmarks)
-        grey = np.stack([regions.warp_to_template(g, p, template) for g, p in zip(grey, landmarks)])
+            template = alignment.mean_face(landmarks)
+        grey = np.stack([alignment.warp_to_template(g, p, template) for g, p in zip(grey, landmarks)])
     return grey.mean(axis=0)
 
 
@@ -225,7 +225,7 @@ def faces(dataset: data.Dataset, landmarks: Mapping[str, np.ndarray], aligned: b
     """:class:`Faces` of ``dataset`` (``landmarks`` in heatmap coordinates, images without are left out when aligned)."""
     keep = np.array([name in landmarks for name in dataset.images]) if aligned else np.ones(len(dataset), bool)
     points = [landmarks[name] for name in np.array(dataset.images)[keep]] if aligned else None
-    template = regions.mean_face(points) if aligned else None
+    template = alignment.mean_face(points) if aligned else None
     images = data.load_images([path for path, kept in zip(dataset.paths, keep) if kept], size)
     return Faces(keep, np.asarray(dataset.identities)[keep], points, template, mean_image(images, points, template))
 

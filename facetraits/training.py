@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facetraits import config, data, metrics, model, outputs, ridge
+from facetraits import cache, config, data, metrics, model, outputs, ridge
 from facetraits import features as features_module
 from facetraits.backend import keras, seed_everything
 from facetraits.config import Config, FeatureSet, TrainingConfig
@@ -193,7 +193,7 @@ def ridge_cross_val_predict(maps, targets: np.ndarray, identities, folds, cfg: C
 
 def inputs_key(cfg: Config, *arrays) -> str:
     """Digest of everything a fitted result depends on (not the output or explanation settings)."""
-    return outputs.digest(*arrays, config.as_dict(cfg.model), config.as_dict(cfg.ridge), config.as_dict(cfg.training),
+    return cache.digest(*arrays, config.as_dict(cfg.model), config.as_dict(cfg.ridge), config.as_dict(cfg.training),
                           cfg.seed, FIT_VERSION)
 
 
@@ -201,7 +201,7 @@ def cached_cross_val_predict(study: Study, y: np.ndarray, cfg: Config, name: str
     """cross_val_predict, computed once per unchanged inputs (features, ratings, identities, folds, settings)."""
     maps, identities = study.features, study.dataset.identities
     key = inputs_key(cfg, *maps.values(), y, study.folds, identities.tolist())
-    return outputs.cached_json(cfg.output.cache_dir / "cv" / f"{name}-{key}.json",
+    return cache.cached_json(cfg.output.cache_dir / "cv" / f"{name}-{key}.json",
                                lambda: cross_val_predict(maps, y, identities, study.folds, cfg, label=label or name))
 
 

@@ -15,7 +15,7 @@ import cross_validate
 import lrp_analysis
 import permutation_test
 import train_regression
-from facetraits import config, data, features, metrics, model, outputs
+from facetraits import cache, config, data, features, metrics, model, outputs
 from conftest import ROOT, write_blob_dataset, write_config
 
 spec = importlib.util.spec_from_file_location("average_saliency", ROOT / "average_saliency.py")
@@ -65,9 +65,9 @@ def test_p_value_is_nan_when_the_observed_r_or_the_whole_null_is_nan():
 
 def test_an_all_nan_result_is_returned_but_never_cached(tmp_path):
     path = tmp_path / "permutation" / "ASD__warm-key.npy"
-    null = outputs.cached_array(path, lambda: np.full(20, np.nan))
+    null = cache.cached_array(path, lambda: np.full(20, np.nan))
     assert np.isnan(null).all() and not path.parent.exists()
-    assert outputs.cached_array(path, lambda: np.arange(3.0)).tolist() == [0.0, 1.0, 2.0]
+    assert cache.cached_array(path, lambda: np.arange(3.0)).tolist() == [0.0, 1.0, 2.0]
     assert len(list(path.parent.iterdir())) == 1
 
 
@@ -129,6 +129,16 @@ def test_fig_dir_below_a_file_stops_lrp_analysis_before_any_work(blob_data, tmp_
                                          f"{tmp_path / 'fig'} is a file, not a folder")
 
 
+def test_cache_below_a_file_stops_lrp_analysis_when_faces_are_detected(blob_data, tmp_path, capsys):
+    """Without a landmarks file the faithfulness test caches dlib detections: an unusable cache is found at start."""
+    (tmp_path / "cache").write_text("")
+    path = write_config(tmp_path / "c.yaml", blob_data, tmp_path, data={"landmarks": None})
+    with pytest.raises(SystemExit) as caught:
+        lrp_analysis.main(["--config", str(path)])
+    assert exit_line(caught, capsys) == (f"error: {path}: output.cache_dir: {tmp_path / 'cache'}: is a file, "
+                                         f"not a folder")
+
+
 # ----------------------------------------------------------------------------- 4. corrupt cache files
 
 
@@ -173,27 +183,27 @@ def test_corrupt_feature_cache_files_are_named_deleted_and_extracted_again(blob_
 def test_corrupt_cv_and_null_cache_files_are_computed_again(tmp_path, capsys, how):
     cv_path, null_path = tmp_path / "cv" / "ASD__warm-key.json", tmp_path / "permutation" / "ASD__warm-key.npy"
     result = {"predictions": [1.0, 2.0, 3.0], "settings": []}
-    outputs.cached_json(cv_path, lambda: result)
-    outputs.cached_array(null_path, lambda: np.arange(5.0))
+    cache.cached_json(cv_path, lambda: result)
+    cache.cached_array(null_path, lambda: np.arange(5.0))
     (cv_file,), (null_file,) = (tmp_path / "cv").iterdir(), (tmp_path / "permutation").iterdir()
     if how == "swapped":
         cv_file.write_text(cv_file.read_text().replace("1.0", "9.0"))
     else:
         corrupt(cv_file, how)
     corrupt(null_file, how)
-    assert outputs.cached_json(cv_path, lambda: result) == result
-    assert outputs.cached_array(null_path, lambda: np.arange(5.0)).tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert cache.cached_json(cv_path, lambda: result) == result
+    assert cache.cached_array(null_path, lambda: np.arange(5.0)).tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
     warnings = capsys.readouterr().err.splitlines()
     assert [line.split(":")[1].strip() for line in warnings] == [str(cv_file), str(null_file)]
-    assert outputs.cached_json(cv_path, lambda: pytest.fail("recomputed")) == result
+    assert cache.cached_json(cv_path, lambda: pytest.fail("recomputed")) == result
 
 
 def test_a_cached_json_result_keeps_the_key_order_it_was_computed_with(tmp_path):
     """cv_summary.csv takes its settings columns from these dicts: cached must equal fresh, order included."""
     result = {"predictions": [1.0], "settings": [{"head": "ridge", "layers": "block4_pool", "grid": 3, "alpha": 0.1}]}
     path = tmp_path / "cv" / "ASD__warm-key.json"
-    assert outputs.cached_json(path, lambda: result) is result
-    cached = outputs.cached_json(path, lambda: pytest.fail("recomputed"))
+    assert cache.cached_json(path, lambda: result) is result
+    cached = cache.cached_json(path, lambda: pytest.fail("recomputed"))
     assert list(cached) == list(result) and list(cached["settings"][0]) == list(result["settings"][0])
 
 

@@ -122,7 +122,7 @@ def test_region_means_are_over_identity_means():
 
 def test_region_plot_linear_plain_ticks_regions_in_order(tmp_path):
     table = region_table()
-    fig = plots.region_relevance(pd.DataFrame(), None, table=table.iloc[::-1])
+    fig = plots.region_relevance(table.iloc[::-1])
     axes = [ax for ax in fig.axes if ax.get_ylabel() or ax.get_xticklabels()]
     assert all(ax.get_yscale() == "linear" for ax in axes)
     fig.canvas.draw()

@@ -4,17 +4,8 @@ import pytest
 
 from conftest import synthetic_face
 from facetraits.landmarks import scale_landmarks
-from facetraits.regions import (
-    ALIGN_POINTS,
-    REGIONS,
-    apply_transform,
-    mean_face,
-    per_unit_area,
-    region_masks,
-    relevance_shares,
-    similarity_transform,
-    warp_to_template,
-)
+from facetraits.alignment import ALIGN_POINTS, apply_transform, mean_face, similarity_transform, warp_to_template
+from facetraits.regions import REGIONS, per_unit_area, region_masks, relevance_shares
 
 
 def pixel(point):

@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 from scipy import stats
 
 from conftest import ROOT, synthetic_face, write_blob_dataset, write_config
-from facetraits import landmarks, model_comparison, regions, saliency
+from facetraits import alignment, landmarks, model_comparison, regions, saliency
 
 spec = importlib.util.spec_from_file_location("average_saliency", ROOT / "average_saliency.py")
 average_saliency = importlib.util.module_from_spec(spec)
@@ -106,7 +106,7 @@ def run(faces, tmp_path_factory):
 
 def template_of(faces):
     _, images, map_points = faces
-    return regions.mean_face([map_points[name] for name in images if name != NO_LANDMARKS])
+    return alignment.mean_face([map_points[name] for name in images if name != NO_LANDMARKS])
 
 
 # ----------------------------------------------------------------------------- outputs

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import lrp_analysis
-from facetraits import explanations, faithfulness, relevance
+from facetraits import explanations, faithfulness, heatmaps
 
 ONE_MODEL = ["--group", "ASD", "--trait", "warm", "--skip-faithfulness", "--set", "explain.overlays=false"]
 
@@ -30,7 +30,7 @@ def test_a_new_explain_version_computes_the_maps_again(trained_copy, monkeypatch
     argv = ["--config", str(trained_copy), *ONE_MODEL]
     lrp_analysis.main(argv)
     monkeypatch.setattr(explanations, "explain_dataset", refuse)
-    monkeypatch.setattr(relevance, "EXPLAIN_VERSION", relevance.EXPLAIN_VERSION + 1)
+    monkeypatch.setattr(heatmaps, "EXPLAIN_VERSION", heatmaps.EXPLAIN_VERSION + 1)
     with pytest.raises(AssertionError, match="computed again"):
         lrp_analysis.main(argv)
 

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-from facetraits import cli, data, explanations, model, outputs, plots
+from facetraits import cache, cli, data, explanations, model, outputs, plots
 from facetraits.backend import reset_graph
 from facetraits.errors import FacetraitsError
 
@@ -26,7 +26,7 @@ def check_models(run) -> None:
     missing, damaged or mismatched model would otherwise stop the run after the first model's maps)."""
     cfg = run.config
     for group, trait in run.models:
-        model_path = cfg.output.models_dir / f"{cli.model_name(group, trait)}.h5"
+        model_path = cli.model_path(cfg, group, trait)
         size = model.load_full_model(model_path).input_shape[1]
         if size != cfg.model.input_size:
             raise FacetraitsError(f"{model_path}: trained at input size {size}, config says "
@@ -34,13 +34,13 @@ def check_models(run) -> None:
         reset_graph(cfg.seed)
 
 
-def for_model(run, dataset, name: str) -> tuple[np.ndarray, np.ndarray]:
+def for_model(run, dataset, group: str, trait: str) -> tuple[np.ndarray, np.ndarray]:
     """(relevance maps (images x H x W, memory-mapped), predictions) of one model, computed or reused."""
-    cfg = run.config
-    model_path = cfg.output.models_dir / f"{name}.h5"
+    cfg, name = run.config, cli.model_name(group, trait)
+    model_path = cli.model_path(cfg, group, trait)
     array_path = run.results("relevance") / f"{name}.npy"
     record_path = array_path.with_suffix(".json")
-    inputs = outputs.digest(outputs.file_digest(model_path), cfg.explain.analyzer, cfg.model.input_size,
+    inputs = cache.digest(cache.file_digest(model_path), cfg.explain.analyzer, cfg.model.input_size,
                             list(dataset.digests), EXPLAIN_VERSION)
     if array_path.is_file() and record_path.is_file():
         record = json.loads(record_path.read_text())
@@ -85,9 +85,7 @@ def write_figures(run, dataset, name: str, relevance, predictions, y) -> None:
             picture = plots.overlay(data.load_image(path, size), relevance[i], colormap)
             with outputs.atomic_path(folder / f"{path.stem}.png") as tmp:
                 Image.fromarray(picture).save(tmp, format="PNG", pnginfo=info)
-    k = min(cfg.explain.n_extremes, len(y) // 2)
-    order = np.argsort(-y, kind="stable")
-    chosen = np.concatenate([order[:k], order[len(order) - k:]])
+    chosen = np.concatenate(data.extremes(y, cfg.explain.n_extremes))
     figure = plots.extremes(data.load_images([dataset.paths[i] for i in chosen], size), relevance[chosen],
                             y[chosen], predictions[chosen], [dataset.images[i] for i in chosen], colormap,
                             f"{name} ({cfg.explain.analyzer})")
