@@ -33,7 +33,7 @@ def main(run):
     if cfg.data.landmarks is None and not run.args.skip_faithfulness:  # the mean-face reference caches dlib detections
         cli.check_output_dirs(cfg, ["cache_dir"])
     dataset = data.load(cfg)
-    heatmaps.check_models(run)
+    heatmaps.check_models(run, dataset)
     run.write_csv("relevance/index.csv",
                   pd.DataFrame({"index": range(len(dataset)), "image": dataset.images, "identity": dataset.identities}))
     summary, curves = [], []

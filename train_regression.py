@@ -49,6 +49,7 @@ def main(run):
         outputs.write_json(record_path, outputs.run_record(
             "train_regression.py", run.argv, config.as_dict(cfg), run=run.id, group=group, trait=trait, inputs=inputs,
             config_hash=cfg.hash(), seed=cfg.seed, settings=trained.settings, metrics=scores,
+            trained_on=training.trained_on(cfg, dataset, y),
             model_sha256=cache.file_digest(model_path)))
         chosen = trained.settings
         print(f"{name}: {chosen['head']} head on {chosen['layers']}@{chosen['grid']} (alpha {chosen['alpha']:.3g}) "

@@ -14,19 +14,28 @@ import sys
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-from facetraits import cache, cli, data, explanations, model, outputs, plots
+from facetraits import cache, cli, data, explanations, model, outputs, plots, training
 from facetraits.backend import reset_graph
 from facetraits.errors import FacetraitsError
 
 EXPLAIN_VERSION = 1  # bump whenever a code change alters the maps explanations.py computes
 
 
-def check_models(run) -> None:
-    """Every selected model loads and matches model.input_size, before anything is written (a
-    missing, damaged or mismatched model would otherwise stop the run after the first model's maps)."""
+def check_models(run, dataset) -> None:
+    """Every selected model was fitted on today's images, ratings and settings, loads and matches
+    model.input_size, before anything is written (a missing, damaged or mismatched model would
+    otherwise stop the run after the first model's maps; a stale one would be explained as current)."""
     cfg = run.config
     for group, trait in run.models:
         model_path = cli.model_path(cfg, group, trait)
+        record_path = model_path.with_suffix(".json")
+        if model_path.is_file() and record_path.is_file():
+            fitted_on = json.loads(record_path.read_text()).get("trained_on", {})
+            now = training.trained_on(cfg, dataset, dataset.target(group, trait))
+            changed = [part for part in now if fitted_on.get(part) != now[part]]
+            if changed:
+                raise FacetraitsError(f"{model_path}: fitted on other {', '.join(changed)} than {cfg.source} gives now "
+                                      f"(or by an older version); run train_regression.py again")
         size = model.load_full_model(model_path).input_shape[1]
         if size != cfg.model.input_size:
             raise FacetraitsError(f"{model_path}: trained at input size {size}, config says "

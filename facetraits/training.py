@@ -197,6 +197,13 @@ def inputs_key(cfg: Config, *arrays) -> str:
                           cfg.seed, FIT_VERSION)
 
 
+def trained_on(cfg: Config, dataset: data.Dataset, y: np.ndarray) -> dict:
+    """What a saved model was fitted on, in parts that later scripts can check without the features:
+    so lrp_analysis.py refuses to explain a model fitted on other ratings, images or settings."""
+    return {"images": cache.digest(list(dataset.digests), dataset.identities.tolist()), "ratings": cache.digest(y),
+            "settings": inputs_key(cfg)}
+
+
 def cached_cross_val_predict(study: Study, y: np.ndarray, cfg: Config, name: str, label: str = "") -> dict:
     """cross_val_predict, computed once per unchanged inputs (features, ratings, identities, folds, settings)."""
     maps, identities = study.features, study.dataset.identities

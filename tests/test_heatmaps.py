@@ -1,10 +1,11 @@
 """lrp_analysis.py's stored heatmaps: reused while their inputs are unchanged, recomputed when the
 code version changes; --skip-faithfulness leaves the faithfulness test out."""
 import numpy as np
+import pandas as pd
 import pytest
 
 import lrp_analysis
-from facetraits import explanations, faithfulness, heatmaps
+from facetraits import config, explanations, faithfulness, heatmaps
 
 ONE_MODEL = ["--group", "ASD", "--trait", "warm", "--skip-faithfulness", "--set", "explain.overlays=false"]
 
@@ -42,3 +43,23 @@ def test_skip_faithfulness_writes_heatmaps_only(trained_copy, monkeypatch):
     assert (results / "relevance" / "ASD__warm.npy").is_file() and (figures / "extremes_ASD__warm.png").is_file()
     assert not (results / "faithfulness.csv").exists() and not (results / "faithfulness_curves.csv").exists()
     assert not (figures / "faithfulness.png").exists()
+
+
+@pytest.mark.parametrize("change, what", [("ratings", "ratings"), ("setting", "settings")])
+def test_a_model_fitted_on_other_inputs_is_not_explained(trained_copy, tmp_path, capsys, change, what):
+    """Ratings edited, or a fit setting changed, after train_regression.py: the saved model is stale."""
+    argv = ["--config", str(trained_copy), *ONE_MODEL]
+    if change == "ratings":
+        ratings = pd.read_csv(config.load(trained_copy).data.ratings)
+        ratings["rating"] = 8 - ratings.rating
+        ratings.to_csv(tmp_path / "flipped.csv", index=False)
+        argv += ["--set", f"data.ratings={tmp_path / 'flipped.csv'}"]
+    else:
+        argv += ["--set", "ridge.alphas=[1.0]"]
+    with pytest.raises(SystemExit) as caught:
+        lrp_analysis.main(argv)
+    assert caught.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: {trained_copy.parent / 'models' / 'ASD__warm.h5'}: fitted on other {what} than {trained_copy} gives "
+        f"now (or by an older version); run train_regression.py again")
+    assert not (tmp_path / "results" / "relevance" / "ASD__warm.npy").exists()
