@@ -119,7 +119,7 @@ def calibration(cfg, dataset, make_head, splits: int, permutations: int, groups=
                 halves = group_comparison.Raters(sums[:, order], counts[:, order], n // 2, n - n // 2)
                 stats = group_comparison.permutation_statistics(halves, head, permutations, 1,
                                                                 cfg.seed + split, "")
-                p, p_fwer = group_comparison.p_values(stats.differences)
+                p, p_fwer = group_comparison.region_p_values(stats)
                 p_all.append(p)
                 fwer_all.append(p_fwer)
                 r_p.append(group_comparison.p_values(stats.r_differences[None, :])[0][0])

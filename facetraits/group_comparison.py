@@ -29,6 +29,8 @@ COLUMNS = ("trait", "region", "group_a", "group_b", "importance_a", "importance_
 ACCURACY_COLUMNS = ("trait", "group_a", "group_b", "r_a", "r_b", "difference", "p", "noise_ceiling_a",
                     "noise_ceiling_b", "n_raters_a", "n_raters_b", "n_permutations")
 # Both go to results/ with a last column `run`; COLUMNS also name the common setting (layers, grid, alpha).
+ROUNDING = 1e-9  # relative size below which a difference is rounding noise, not a difference
+TIES = 1e-9  # relative tolerance within which a permuted statistic equals the observed one
 CHUNK = 500  # target columns solved at once (memory: images x regions x CHUNK floats)
 
 
@@ -152,19 +154,29 @@ def bootstrap_counts(n_a: int, n_b: int, n: int, seed: int) -> tuple[np.ndarray,
     return a, b
 
 
-def p_values(statistic: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Two-sided permutation p per row, and max-statistic (FWER) p across rows.
+def p_values(statistic: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Two-sided permutation p per row, and max-statistic (FWER) p across rows (never below p).
 
     ``statistic`` is (rows, 1 + permutations), column 0 observed. The max statistic uses each
-    row's |value| divided by its null sd, so regions with a wide null cannot dominate the max."""
-    observed, null = np.abs(statistic[:, :1]), np.abs(statistic[:, 1:])
-    n = null.shape[1]
-    p = (1 + (null >= observed - 1e-12).sum(axis=1)) / (n + 1)
+    row's |value| divided by its null sd, so regions with a wide null cannot dominate the max.
+    Values smaller than ROUNDING x ``scale`` (the size of the quantities compared) count as 0:
+    they are rounding noise of two equal importances, and divided by a null sd of the same noise
+    they would otherwise look like a large standardised difference."""
+    statistic = np.where(np.abs(statistic) < ROUNDING * scale, 0.0, statistic)
     sd = statistic[:, 1:].std(axis=1, keepdims=True)
     sd[sd == 0] = 1.0
-    max_null = (null / sd).max(axis=0)
-    p_fwer = (1 + (max_null[None, :] >= observed / sd - 1e-12).sum(axis=1)) / (n + 1)
+    observed, null = np.abs(statistic[:, :1]) / sd, np.abs(statistic[:, 1:]) / sd
+    at_least = observed * (1 - TIES)  # a permutation equal to the observed statistic counts
+    n = null.shape[1]
+    p = (1 + (null >= at_least).sum(axis=1)) / (n + 1)
+    p_fwer = (1 + (null.max(axis=0)[None, :] >= at_least).sum(axis=1)) / (n + 1)
     return p, p_fwer
+
+
+def region_p_values(stats: Statistics) -> tuple[np.ndarray, np.ndarray]:
+    """p_values of the region differences, on the scale of the larger group importance."""
+    scale = np.nanmax(np.abs(np.r_[stats.importance_a, stats.importance_b]), initial=0.0)
+    return p_values(stats.differences, float(scale) if np.isfinite(scale) and scale > 0 else 1.0)
 
 
 class FixedRidgeCV:
@@ -276,7 +288,7 @@ def compare_with_head(dataset, raters: Raters, head: FixedHead, group_a: str, gr
     exactly the same permutations, CIs, tables and accuracy."""
     label = f"{trait} {group_a} vs {group_b}"
     stats = permutation_statistics(raters, head, cfg.compare.n_permutations, cfg.compare.n_bootstrap, cfg.seed, label)
-    p, p_fwer = p_values(stats.differences)
+    p, p_fwer = region_p_values(stats)
     n = stats.differences.shape[1] - 1
     common = {"n_raters_a": raters.n_a, "n_raters_b": raters.n_b, "n_permutations": n}
     table = pd.DataFrame({"trait": trait, "region": regions.FACE_REGIONS, "group_a": group_a, "group_b": group_b,

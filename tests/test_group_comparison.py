@@ -101,6 +101,20 @@ def test_p_values_count_the_observed_column_and_correct_across_rows():
     assert p[1] > 0.9 and p_fwer[1] >= p[1]
 
 
+def test_rounding_noise_is_no_difference_and_p_fwer_is_never_below_p():
+    """Two groups whose importances are equal up to float rounding (e.g. one group rates 8 - r, and
+    importance takes |relevance|): standardised by a null sd of the same noise, 1e-16 looked significant."""
+    rng = np.random.default_rng(1)
+    statistic = np.vstack([rng.standard_normal((2, 1001)), 1e-16 * rng.standard_normal((3, 1001))])
+    statistic[0, 0] = 10.0
+    p, p_fwer = group_comparison.p_values(statistic, scale=2.0)
+    assert (p[2:] == 1).all() and (p_fwer[2:] == 1).all()
+    assert p_fwer[0] == pytest.approx(1 / 1001)
+    wide = rng.standard_normal((8, 500)) * rng.uniform(1e-3, 10, (8, 1))  # nulls of very different widths
+    p, p_fwer = group_comparison.p_values(wide)
+    assert (p_fwer >= p).all()
+
+
 def test_label_permutations_keep_group_sizes_and_bootstrap_stays_within_groups():
     labels = group_comparison.label_permutations(3, 5, 20, seed=0)
     assert labels.shape == (8, 21) and (labels.sum(axis=0) == 3).all()
