@@ -52,6 +52,7 @@ def main(run):
             trained_on=training.trained_on(cfg, dataset, y),
             model_sha256=cache.file_digest(model_path)))
         chosen = trained.settings
+        training.warn_if_flat(name, chosen, cfg)
         print(f"{name}: {chosen['head']} head on {chosen['layers']}@{chosen['grid']} (alpha {chosen['alpha']:.3g}) "
               f"fitted in {trained.seconds:.1f} s, train r = {scores['train_pearson_r']:.3f} "
               f"(in-sample; see cross_validate.py) -> {model_path}")

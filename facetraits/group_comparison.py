@@ -287,6 +287,7 @@ def compare_with_head(dataset, raters: Raters, head: FixedHead, group_a: str, gr
     """compare() with the rater table and head given, so another head (e.g. a benchmark's probe) goes through
     exactly the same permutations, CIs, tables and accuracy."""
     label = f"{trait} {group_a} vs {group_b}"
+    training.warn_if_flat(f"{label} (common head)", {"head": "ridge", **head.settings}, cfg)
     stats = permutation_statistics(raters, head, cfg.compare.n_permutations, cfg.compare.n_bootstrap, cfg.seed, label)
     p, p_fwer = region_p_values(stats)
     n = stats.differences.shape[1] - 1

@@ -105,6 +105,15 @@ def final_settings(maps, y, identities, cfg: Config) -> dict:
     return settings_of(cfg.ridge.feature_sets[candidate[0]], "ridge", cfg.ridge.alphas[alpha[0]])
 
 
+def warn_if_flat(label: str, settings: dict, cfg: Config) -> None:
+    """The inner CV chose the largest penalty: the head found no signal it trusts and predicts close
+    to the mean rating, so its heatmaps and region importances show noise scaled towards zero."""
+    if settings["head"] == "ridge" and settings["alpha"] >= max(cfg.ridge.alphas):
+        print(f"warning: {label}: the inner CV chose the largest penalty (alpha {settings['alpha']:g}, the end of "
+              f"ridge.alphas): the head predicts close to the mean rating, so its heatmaps and region importances "
+              f"say little (random weights, too few identities, or no signal in these features)", file=sys.stderr)
+
+
 def optimizer(cfg: TrainingConfig):
     kinds = {"adam": keras.optimizers.legacy.Adam, "sgd": keras.optimizers.legacy.SGD,
              "rmsprop": keras.optimizers.legacy.RMSprop}

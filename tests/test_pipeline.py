@@ -302,3 +302,15 @@ def test_every_optimizer_trains_the_mlp_head(name):
     y = 4 + maps["block5_pool"][:, 0, 0, :2].sum(axis=1)
     trained = training.fit_head(maps, y, np.arange(60), cfg, seed=0)
     assert np.corrcoef(trained.predict(maps), y)[0, 1] > 0.8
+
+
+def test_a_head_at_the_largest_penalty_is_flagged(blob_config, capsys):
+    """Chosen at the end of ridge.alphas, the head predicts about the mean: its maps would be read as meaningful."""
+    import train_regression
+    train_regression.main(["--config", str(blob_config), "--group", "ASD", "--trait", "warm",
+                           "--set", "ridge.alphas=[1000000.0]"])
+    assert "warning: ASD__warm: the inner CV chose the largest penalty (alpha 1e+06" in capsys.readouterr().err
+    cfg = config.load(blob_config, ["ridge.alphas=[1.0, 1000000.0]"])
+    training.warn_if_flat("m", {"head": "ridge", "alpha": 1.0}, cfg)
+    training.warn_if_flat("m", {"head": "mlp", "alpha": float("nan")}, cfg)
+    assert capsys.readouterr().err == ""
