@@ -59,8 +59,14 @@ class Run:
         return outputs.save_figure(figure, self.fig(name), self.stamp)
 
     def write_csv(self, name: str, table: pd.DataFrame) -> Path:
-        """Write results/<name> with this run's id in a last column `run`."""
-        return outputs.write_table(self.results(name), table, self.id)
+        """Write results/<name> with this run's id in a last column `run`. A --group/--trait run
+        replaces the whole table, so it says so when it replaces one."""
+        path = self.results(name)
+        n_all = len(self.config.groups) * len(self.config.traits)
+        if len(self.models) < n_all and path.is_file():
+            print(f"note: {path} is replaced by this run's {len(self.models)} of {n_all} models (--group/--trait); "
+                  f"run without them for the full table", file=sys.stderr)
+        return outputs.write_table(path, table, self.id)
 
     @property
     def record_path(self) -> Path:
@@ -168,7 +174,8 @@ def script(main=None, *, add_arguments=None, writes=OUTPUT_KEYS):
     folders named in `writes` can be written), and keeps its record in
     results/runs/<run id>.json: written at the start (status running, so tables of a killed run
     still name a record) and again at the end with status ok, error (a FacetraitsError, also
-    reported as one line with exit code 2) or crashed, and the wall time.
+    reported as one line with exit code 2), interrupted (Ctrl-C: one line, exit code 130) or
+    crashed, and the wall time.
     """
     if main is None:
         return functools.partial(script, add_arguments=add_arguments, writes=writes)
@@ -187,9 +194,14 @@ def script(main=None, *, add_arguments=None, writes=OUTPUT_KEYS):
             result = main(run)
             status = "ok"
             return result
+        except KeyboardInterrupt:
+            status, message = "interrupted", "KeyboardInterrupt"
+            print(f"interrupted: {name}.py stopped; the outputs it finished are kept, and cached work (features, "
+                  f"models, heatmaps, CV and permutation results) is reused when it runs again", file=sys.stderr)
+            raise SystemExit(130) from None
         except BaseException as err:
             error = user_error(err)
-            if error is None:  # a bug (or an interrupt): keep the traceback
+            if error is None:  # a bug: keep the traceback
                 message = f"{type(err).__name__}: {err}"
                 raise
             status, message = "error", str(error)

@@ -101,6 +101,32 @@ def test_a_failed_run_records_why(blob_config, capsys):
         ("crashed", "RuntimeError: bug")]
 
 
+def test_an_interrupted_run_is_one_line_and_recorded(blob_config, capsys):
+    results = config.load(blob_config).output.results_dir
+
+    @cli.script
+    def interrupted(run):
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as caught:
+        interrupted(["--config", str(blob_config)])
+    assert caught.value.code == 130
+    assert capsys.readouterr().err.strip().startswith("interrupted: test_runs.py stopped; the outputs it finished")
+    assert [r["status"] for r in records(results) if r["script"] == "test_runs.py"] == ["interrupted"]
+
+
+def test_a_filtered_run_says_it_replaces_a_whole_table(blob_config, capsys):
+    @cli.script
+    def writer(run):
+        run.write_csv("table.csv", pd.DataFrame({"group": [g for g, _ in run.models]}))
+
+    writer(["--config", str(blob_config)])
+    assert "note:" not in capsys.readouterr().err
+    writer(["--config", str(blob_config), "--group", "NT"])
+    table = config.load(blob_config).output.results_dir / "table.csv"
+    assert f"note: {table} is replaced by this run's 2 of 4 models (--group/--trait)" in capsys.readouterr().err
+
+
 def test_code_version_names_the_commit_only_for_the_repository_root(tmp_path):
     assert outputs.code_version(tmp_path) == {"commit": "not a git checkout", "uncommitted_changes": None}
     assert outputs.code_version(ROOT / "facetraits")["commit"] == "not a git checkout"  # inside, not the root
