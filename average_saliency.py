@@ -42,6 +42,9 @@ def main(run):
     for model, average in averages.items():
         outputs.write_npy(run.results(f"average_saliency/{cli.model_name(*model)}.npy"), average)
     groups, traits = (list(dict.fromkeys(names)) for names in zip(*run.models))
+    if len(groups) > 2:
+        print(f"note: the model-level group tests compare the first two groups only ({groups[0]} vs {groups[1]}; "
+              f"--group selects others); compare_groups.py compares every pair", file=sys.stderr)
     counts = dict.fromkeys(relevance, int(faces.keep.sum()))
     display = {"display": cfg.explain.map_display, "cell": config.display_cell(cfg)}
     run.save_figure(plots.average_saliency(averages, groups, traits, cfg.explain.align, faces.background,

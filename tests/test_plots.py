@@ -176,3 +176,21 @@ def test_stamp_stays_below_a_legend_under_the_panels(tmp_path):
     gaps = np.flatnonzero(np.diff(inked) > 1)
     lowest_block = grey[inked[gaps[-1] + 1]:inked[-1] + 1] if gaps.size else grey[inked]
     assert lowest_block.min() > 80  # only the stamp's grey ink, no legend text
+
+
+@pytest.mark.parametrize("size", [1e-4, 3.0])
+def test_group_comparison_tick_labels_stay_apart(size):
+    """Differences of 1e-4 rating points (a flat head) drew '-0.0004-0.0003...' as one run of text."""
+    regions_ = ["eyes", "brows", "nose", "mouth", "jaw", "forehead", "cheeks", "face"]
+    rng = np.random.default_rng(0)
+    difference = size * np.array([-2.8, -2.0, -3.4, -3.5, -2.1, 1.1, -2.2, -1.9])  # as in a quick run's table
+    table = pd.DataFrame({"trait": "warm", "region": regions_, "group_a": "ASD", "group_b": "NT",
+                          "importance_a": size * 4, "importance_b": size * 5, "difference": difference,
+                          "ci_low": difference - 1.5 * size, "ci_high": difference + 2 * size, "p_fwer": 0.01,
+                          "scale": "rating_per_area", "n_raters_a": 30, "n_raters_b": 30, "n_permutations": 99})
+    fig = plots.group_comparison(table, size * rng.standard_normal((len(regions_), 99)))
+    assert_no_text_overlaps(fig)
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        boxes = [label.get_window_extent(renderer) for label in drawn_tick_labels(ax.xaxis) if label.get_text()]
+        assert not any(a.overlaps(b) for a, b in itertools.combinations(boxes, 2)), ax.get_xlabel()
