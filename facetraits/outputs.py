@@ -143,7 +143,7 @@ def save_figure(fig, path, stamp: str = "") -> Path:
         if box.width < 6:  # inches: a narrow figure gets the stamp on two lines rather than widened
             stamp = stamp.replace(" | ", "\n", 1)
         width, height = fig.get_size_inches()  # figure fractions: savefig's tight crop moves only these
-        fig.text(box.x0 / width, (box.y0 - 0.04) / height, stamp, fontsize=6, color="0.45", ha="left", va="top")
+        fig.text(box.x0 / width, (box.y0 - 0.1) / height, stamp, fontsize=6, color="0.45", ha="left", va="top")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, bbox_inches="tight", format=kind,
                     metadata={"Description": stamp} if stamp and kind == "png" else None)
