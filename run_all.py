@@ -6,8 +6,8 @@
 The arguments (--config, --set, --group, --trait) go to each of the six scripts in turn, which
 reuse one another's finished work as when run one by one; each writes its own run record. Inputs
 are checked before the first step, so a bad one is found at once, not after hours: bad ratings,
-images or landmarks stop the chain there; raters compare_groups.py would refuse leave only that
-step out (the others run, then the chain ends with its error). Any other failure stops the chain at
+images or landmarks stop the chain there; if compare_groups.py would refuse the raters, only that
+step is left out (the others run, then the chain ends with its error). Any other failure stops the chain at
 the failing step. Errors: one line, exit code 2. With one rater group per trait compare_groups.py
 has nothing to compare and is left out; without a rater column it runs and says why it cannot.
 """
@@ -48,6 +48,7 @@ def plan(argv) -> tuple[tuple, str]:
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if {"-h", "--help"} & set(argv):
+        print("usage: run_all.py [--config PATH] [--set KEY=VALUE ...] [--group NAME ...] [--trait NAME ...]\n")
         print(__doc__)
         return
     try:

@@ -15,7 +15,8 @@ from facetraits import backend, config, data, features, model, outputs, training
 from facetraits.errors import FacetraitsError
 from conftest import write_config
 
-SCRIPTS = ["train_regression", "cross_validate", "permutation_test", "lrp_analysis", "average_saliency", "import_dataset"]
+SCRIPTS = ["train_regression", "cross_validate", "permutation_test", "lrp_analysis", "average_saliency",
+           "compare_groups", "import_dataset"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -24,6 +25,13 @@ def test_every_script_has_help(script, capsys):
         importlib.import_module(script).main(["--help"])
     assert caught.value.code == 0
     assert "usage:" in capsys.readouterr().out
+
+
+def test_run_all_help_shows_usage_and_runs_nothing(capsys):
+    import run_all
+    run_all.main(["--help"])
+    out = capsys.readouterr().out
+    assert out.startswith("usage: run_all.py [--config PATH]") and "The arguments (--config" in out
 
 
 @pytest.mark.parametrize("overrides", [
