@@ -30,12 +30,13 @@ def add_arguments(parser):
 def main(run):
     cfg = run.config
     explanations.validate_config(cfg)
-    if cfg.data.landmarks is None and not run.args.skip_faithfulness:  # the mean-face reference caches dlib detections
+    detects_faces = cfg.data.landmarks is None and cfg.explain.faithfulness_reference == "mean_face"
+    if detects_faces and not run.args.skip_faithfulness:  # the mean-face reference caches dlib detections
         cli.check_output_dirs(cfg, ["cache_dir"])
     dataset = data.load(cfg)
     heatmaps.check_models(run, dataset)
-    run.write_csv("relevance/index.csv",
-                  pd.DataFrame({"index": range(len(dataset)), "image": dataset.images, "identity": dataset.identities}))
+    run.write_csv("relevance/index.csv", pd.DataFrame({"index": range(len(dataset)), "image": dataset.images,
+                                                       "identity": dataset.identities}), per_model=False)
     summary, curves = [], []
     started, cpu_started = time.perf_counter(), time.process_time()
     test = None if run.args.skip_faithfulness else faithfulness.Test.for_dataset(cfg, dataset)  # sample, reference

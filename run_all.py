@@ -53,6 +53,9 @@ def main(argv=None):
         return
     try:
         steps, refused = plan(argv)
+    except KeyboardInterrupt:
+        print("interrupted: run_all.py stopped while checking the inputs; nothing was written", file=sys.stderr)
+        raise SystemExit(130) from None
     except BaseException as err:
         error = cli.user_error(err)  # ours, or a file-system error about a path; anything else is a bug
         if error is None:

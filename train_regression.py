@@ -16,13 +16,15 @@ import sys
 from facetraits import cache, cli, config, face_space, metrics, model, outputs, plots, training
 
 
-def up_to_date(model_path, record_path, inputs: str) -> bool:
-    """The model was fitted on these inputs and its file is the one saved then (a truncated or
-    replaced .h5 has another sha256, so it is fitted again rather than reported up to date)."""
+def up_to_date(model_path, record_path, inputs: str, trained_on: dict) -> bool:
+    """The model was fitted on these inputs, its record says so in the parts lrp_analysis.py checks,
+    and its file is the one saved then (a truncated or replaced .h5 has another sha256, so it is
+    fitted again rather than reported up to date)."""
     if not (model_path.is_file() and record_path.is_file()):
         return False
     record = json.loads(record_path.read_text())
-    return record.get("inputs") == inputs and record.get("model_sha256") == cache.file_digest(model_path)
+    return (record.get("inputs") == inputs and record.get("trained_on") == trained_on
+            and record.get("model_sha256") == cache.file_digest(model_path))
 
 
 @cli.script(writes=("models_dir", "cache_dir", "fig_dir"))
@@ -37,7 +39,8 @@ def main(run):
         inputs = training.inputs_key(cfg, *maps.values(), y, dataset.identities.tolist(), model.HEAD_LAYOUT)
         model_path = cli.model_path(cfg, group, trait)
         record_path = model_path.with_suffix(".json")
-        if up_to_date(model_path, record_path, inputs):
+        fitted_on = training.trained_on(cfg, dataset, y)
+        if up_to_date(model_path, record_path, inputs, fitted_on):
             print(f"{name}: up to date ({model_path})", file=sys.stderr)
             continue
         trained = training.fit_head(maps, y, dataset.identities, cfg, seed=cfg.seed)
@@ -49,7 +52,7 @@ def main(run):
         outputs.write_json(record_path, outputs.run_record(
             "train_regression.py", run.argv, config.as_dict(cfg), run=run.id, group=group, trait=trait, inputs=inputs,
             config_hash=cfg.hash(), seed=cfg.seed, settings=trained.settings, metrics=scores,
-            trained_on=training.trained_on(cfg, dataset, y),
+            trained_on=fitted_on,
             model_sha256=cache.file_digest(model_path)))
         chosen = trained.settings
         training.warn_if_flat(name, chosen, cfg)

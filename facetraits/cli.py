@@ -58,12 +58,12 @@ class Run:
         """Save fig/<name>, stamped (see `stamp`) under the figure and in the PNG's Description."""
         return outputs.save_figure(figure, self.fig(name), self.stamp)
 
-    def write_csv(self, name: str, table: pd.DataFrame) -> Path:
+    def write_csv(self, name: str, table: pd.DataFrame, per_model: bool = True) -> Path:
         """Write results/<name> with this run's id in a last column `run`. A --group/--trait run
-        replaces the whole table, so it says so when it replaces one."""
+        replaces a whole per-model table, so it says so when it replaces one."""
         path = self.results(name)
         n_all = len(self.config.groups) * len(self.config.traits)
-        if len(self.models) < n_all and path.is_file():
+        if per_model and len(self.models) < n_all and path.is_file():
             print(f"note: {path} is replaced by this run's {len(self.models)} of {n_all} models (--group/--trait); "
                   f"run without them for the full table", file=sys.stderr)
         return outputs.write_table(path, table, self.id)

@@ -163,13 +163,18 @@ def p_values(statistic: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, np.
     they are rounding noise of two equal importances, and divided by a null sd of the same noise
     they would otherwise look like a large standardised difference."""
     statistic = np.where(np.abs(statistic) < ROUNDING * scale, 0.0, statistic)
-    sd = statistic[:, 1:].std(axis=1, keepdims=True)
+    defined = np.isfinite(statistic).all(axis=1)  # a row with an undefined value has no p, nor a say in the max
+    p, p_fwer = np.full(len(statistic), np.nan), np.full(len(statistic), np.nan)
+    if not defined.any():
+        return p, p_fwer
+    kept = statistic[defined]
+    sd = kept[:, 1:].std(axis=1, keepdims=True)
     sd[sd == 0] = 1.0
-    observed, null = np.abs(statistic[:, :1]) / sd, np.abs(statistic[:, 1:]) / sd
+    observed, null = np.abs(kept[:, :1]) / sd, np.abs(kept[:, 1:]) / sd
     at_least = observed * (1 - TIES)  # a permutation equal to the observed statistic counts
     n = null.shape[1]
-    p = (1 + (null >= at_least).sum(axis=1)) / (n + 1)
-    p_fwer = (1 + (null.max(axis=0)[None, :] >= at_least).sum(axis=1)) / (n + 1)
+    p[defined] = (1 + (null >= at_least).sum(axis=1)) / (n + 1)
+    p_fwer[defined] = (1 + (null.max(axis=0)[None, :] >= at_least).sum(axis=1)) / (n + 1)
     return p, p_fwer
 
 

@@ -451,7 +451,7 @@ def group_comparison(table: pd.DataFrame, null: np.ndarray, alpha: float = 0.05)
     right.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.12 - 0.6 / len(rows)), ncol=3)
     for ax in (left, right):  # few short labels: a wide figure of 1e-4-sized values ran them together
         ax.xaxis.set_major_locator(ticker.MaxNLocator(5, steps=[1, 2, 2.5, 5, 10]))
-        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:.2g}"))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
     fig.suptitle(f"{trait}: which face regions does each rater group's model rely on?", fontsize=10)
     fig.tight_layout()
     return fig

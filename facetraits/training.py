@@ -7,6 +7,7 @@ lrp_analysis.py explains all come from the same procedure.
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -108,7 +109,7 @@ def final_settings(maps, y, identities, cfg: Config) -> dict:
 def warn_if_flat(label: str, settings: dict, cfg: Config) -> None:
     """The inner CV chose the largest penalty: the head found no signal it trusts and predicts close
     to the mean rating, so its heatmaps and region importances show noise scaled towards zero."""
-    if settings["head"] == "ridge" and settings["alpha"] >= max(cfg.ridge.alphas):
+    if settings["head"] == "ridge" and len(set(cfg.ridge.alphas)) > 1 and settings["alpha"] >= max(cfg.ridge.alphas):
         print(f"warning: {label}: the inner CV chose the largest penalty (alpha {settings['alpha']:g}, the end of "
               f"ridge.alphas): the head predicts close to the mean rating, so its heatmaps and region importances "
               f"say little (random weights, too few identities, or no signal in these features)", file=sys.stderr)
@@ -200,10 +201,22 @@ def ridge_cross_val_predict(maps, targets: np.ndarray, identities, folds, cfg: C
     return {"predictions": predictions[:, 0].tolist(), "settings": settings}
 
 
+def fit_settings(cfg: Config) -> dict:
+    """The settings a fitted head depends on: the configured head's own, not the other head's, not
+    training.verbose; the weights path normalised, so '../shared/x.h5' and its absolute form agree."""
+    weights = cfg.model.weights if cfg.model.weights in config.WEIGHT_KEYWORDS else os.path.normpath(cfg.model.weights)
+    settings = {"weights": weights, "input_size": cfg.model.input_size, "head": cfg.model.head, "seed": cfg.seed,
+                "version": FIT_VERSION}
+    if cfg.model.head == "ridge":
+        return {**settings, "ridge": config.as_dict(cfg.ridge)}
+    mlp = {key: getattr(cfg.model, key) for key in ("layers", "grid", "dense_units", "dropout")}
+    training = {key: value for key, value in config.as_dict(cfg.training).items() if key != "verbose"}
+    return {**settings, "mlp": mlp, "training": training}
+
+
 def inputs_key(cfg: Config, *arrays) -> str:
     """Digest of everything a fitted result depends on (not the output or explanation settings)."""
-    return cache.digest(*arrays, config.as_dict(cfg.model), config.as_dict(cfg.ridge), config.as_dict(cfg.training),
-                          cfg.seed, FIT_VERSION)
+    return cache.digest(*arrays, fit_settings(cfg))
 
 
 def trained_on(cfg: Config, dataset: data.Dataset, y: np.ndarray) -> dict:

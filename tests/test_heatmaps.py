@@ -63,3 +63,17 @@ def test_a_model_fitted_on_other_inputs_is_not_explained(trained_copy, tmp_path,
         f"error: {trained_copy.parent / 'models' / 'ASD__warm.h5'}: fitted on other {what} than {trained_copy} gives "
         f"now (or by an older version); run train_regression.py again")
     assert not (tmp_path / "results" / "relevance" / "ASD__warm.npy").exists()
+
+
+def test_a_model_from_before_the_record_kept_its_inputs_is_fitted_again(trained_copy, capsys):
+    """train_regression.py must not call a model up to date that lrp_analysis.py would refuse."""
+    import json
+    import train_regression
+    record_path = trained_copy.parent / "models" / "ASD__warm.json"
+    record = json.loads(record_path.read_text())
+    del record["trained_on"]  # as written before the record kept it
+    record_path.write_text(json.dumps(record))
+    train_regression.main(["--config", str(trained_copy), "--group", "ASD", "--trait", "warm"])
+    assert "up to date" not in capsys.readouterr().err
+    assert "trained_on" in json.loads(record_path.read_text())
+    lrp_analysis.main(["--config", str(trained_copy), *ONE_MODEL])

@@ -313,12 +313,24 @@ def test_every_optimizer_trains_the_mlp_head(name):
 
 
 def test_a_head_at_the_largest_penalty_is_flagged(blob_config, capsys):
-    """Chosen at the end of ridge.alphas, the head predicts about the mean: its maps would be read as meaningful."""
-    import train_regression
-    train_regression.main(["--config", str(blob_config), "--group", "ASD", "--trait", "warm",
-                           "--set", "ridge.alphas=[1000000.0]"])
-    assert "warning: ASD__warm: the inner CV chose the largest penalty (alpha 1e+06" in capsys.readouterr().err
+    """Chosen at the end of ridge.alphas, the head predicts about the mean: its maps would be read as meaningful.
+    With one penalty configured nothing was chosen, so nothing is flagged."""
     cfg = config.load(blob_config, ["ridge.alphas=[1.0, 1000000.0]"])
+    training.warn_if_flat("ASD__warm", {"head": "ridge", "alpha": 1e6}, cfg)
+    assert "warning: ASD__warm: the inner CV chose the largest penalty (alpha 1e+06" in capsys.readouterr().err
     training.warn_if_flat("m", {"head": "ridge", "alpha": 1.0}, cfg)
     training.warn_if_flat("m", {"head": "mlp", "alpha": float("nan")}, cfg)
+    training.warn_if_flat("m", {"head": "ridge", "alpha": 1e6}, config.load(blob_config, ["ridge.alphas=[1000000.0]"]))
     assert capsys.readouterr().err == ""
+
+
+def test_fit_settings_ignore_what_the_fit_does_not_read(blob_config, tmp_path):
+    """Printing epochs, the other head's keys or another spelling of the weights path is not another model."""
+    base = training.fit_settings(config.load(blob_config))
+    for change in (["training.verbose=true"], ["training.epochs=3", "model.dense_units=8"]):
+        assert training.fit_settings(config.load(blob_config, change)) == base
+    assert training.fit_settings(config.load(blob_config, ["ridge.inner_folds=3"])) != base
+    weights = tmp_path / "w.h5"
+    spelled = [training.fit_settings(config.load(blob_config, [f"model.weights={path}"]))["weights"]
+               for path in (weights, tmp_path / "sub" / ".." / "w.h5")]
+    assert spelled[0] == spelled[1] == str(weights)

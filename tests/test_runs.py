@@ -126,6 +126,13 @@ def test_a_filtered_run_says_it_replaces_a_whole_table(blob_config, capsys):
     table = config.load(blob_config).output.results_dir / "table.csv"
     assert f"note: {table} is replaced by this run's 2 of 4 models (--group/--trait)" in capsys.readouterr().err
 
+    @cli.script
+    def index_writer(run):  # a table of images, the same whatever models are selected
+        run.write_csv("table.csv", pd.DataFrame({"image": ["a.png"]}), per_model=False)
+
+    index_writer(["--config", str(blob_config), "--group", "NT"])
+    assert "note:" not in capsys.readouterr().err
+
 
 def test_code_version_names_the_commit_only_for_the_repository_root(tmp_path):
     assert outputs.code_version(tmp_path) == {"commit": "not a git checkout", "uncommitted_changes": None}
