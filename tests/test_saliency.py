@@ -390,3 +390,17 @@ def test_two_images_of_one_identity_count_once():
     summary = saliency.region_summary(table, identities).set_index("group")
     assert summary.loc["A", "mean_share_pos"] == pytest.approx((0.9 + 0.2) / 2)
     assert (summary.loc["A", "n_images"], summary.loc["A", "n_identities"]) == (3, 2)
+
+
+def test_more_than_two_groups_says_which_two_the_model_tests_compare(faces, tmp_path, capsys):
+    root, images, map_points = faces
+    copy = tmp_path / "data"
+    shutil.copytree(root, copy)
+    ratings = pd.read_csv(copy / "ratings.csv")
+    pd.concat([ratings, ratings[ratings.group == "NT"].assign(group="Other")]).to_csv(copy / "ratings.csv", index=False)
+    config = write_config(tmp_path / "config.yaml", copy, tmp_path, model={"input_size": MAP}, explain={"n_sign_flips": 99})
+    write_relevance(tmp_path / "results", images, map_points, copy / "images",
+                    models=[(g, t) for g in ("ASD", "NT", "Other") for t in ("warm", "strong")])
+    average_saliency.main(["--config", str(config), "--trait", "warm", "--set", "groups=[ASD, NT, Other]"])
+    assert ("note: the model-level group tests compare the first two groups only (ASD vs NT; --group selects "
+            "others); compare_groups.py compares every pair") in capsys.readouterr().err
