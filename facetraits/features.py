@@ -71,13 +71,13 @@ def layer_reader(base, layers):
     every layer asked for."""
     tapped = keras.Model(base.input, [base.get_layer(layer).output for layer in layers])
 
-    def read(images: np.ndarray, batch_size: int = EXTRACTION_BATCH) -> dict[str, np.ndarray]:
-        maps = tapped.predict(model.preprocess(images), batch_size=batch_size, verbose=0)
+    def read(images: np.ndarray) -> dict[str, np.ndarray]:
+        maps = tapped.predict(model.preprocess(images), batch_size=EXTRACTION_BATCH, verbose=0)
         return dict(zip(layers, maps if len(layers) > 1 else [maps]))
     return read
 
 
-def extract(base, layers, paths, files: dict, input_size: int, batch_size: int = EXTRACTION_BATCH) -> None:
+def extract(base, layers, paths, files: dict, input_size: int) -> None:
     """Run images through the frozen base once for all layers; write one .npy per image and layer
     (where `files` gives a path: a layer still cached for an image is not written twice)."""
     print(f"features: extracting {len(paths)} images at {input_size}x{input_size} ({', '.join(layers)})",
@@ -85,10 +85,10 @@ def extract(base, layers, paths, files: dict, input_size: int, batch_size: int =
     read = layer_reader(base, layers)
     progress = outputs.Progress(len(paths), "features", "images")
     start = time.perf_counter()
-    for first in range(0, len(paths), batch_size):
-        chunk = slice(first, first + batch_size)
+    for first in range(0, len(paths), EXTRACTION_BATCH):
+        chunk = slice(first, first + EXTRACTION_BATCH)
         images = data.load_images(paths[chunk], input_size)
-        for layer, conv in read(images, batch_size).items():
+        for layer, conv in read(images).items():
             for array, path in zip(conv.astype(np.float32), files[layer][chunk]):
                 if path is not None:
                     cache.write_checked(path, cache.npy_bytes(array))

@@ -26,6 +26,7 @@ import pandas as pd
 
 
 STALE_AFTER = 3600.0  # seconds untouched after which a temporary file we cannot check is left over
+PROGRESS_EVERY = 2.0  # seconds between progress lines
 RUN_COLUMN = "run"  # last column of every results table: the id of the run that wrote it
 PACKAGES = ("tensorflow", "innvestigate", "numpy", "pandas", "scipy", "scikit-learn")
 HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname().split(".")[0]) or "host"
@@ -196,15 +197,15 @@ def device() -> str:
 class Progress:
     """One status line per step on stderr: done/total, rate, ETA. Cheap enough for every batch."""
 
-    def __init__(self, total: int, label: str, unit: str = "items", every: float = 2.0):
-        self.total, self.label, self.unit, self.every = total, label, unit, every
+    def __init__(self, total: int, label: str, unit: str = "items"):
+        self.total, self.label, self.unit = total, label, unit
         self.start = self.last = time.perf_counter()
         self.done = 0
 
     def update(self, n: int = 1) -> None:
         self.done += n
         now = time.perf_counter()
-        if now - self.last >= self.every or self.done >= self.total:
+        if now - self.last >= PROGRESS_EVERY or self.done >= self.total:
             self.last = now
             elapsed = now - self.start
             rate = self.done / elapsed if elapsed > 0 else float("inf")

@@ -306,12 +306,12 @@ def face_space(spaces):
     return fig
 
 
-def heatmap_rgb(relevance: np.ndarray, colormap: str = "signed", limit: float | None = None) -> np.ndarray:
-    """Relevance (H, W) -> RGB uint8. signed: diverging map, symmetric range (red positive, blue negative);
-    positive: only positive relevance, white to red."""
+def heatmap_rgb(relevance: np.ndarray, colormap: str = "signed") -> np.ndarray:
+    """Relevance (H, W) -> RGB uint8 on the map's own range. signed: diverging map, symmetric range (red
+    positive, blue negative); positive: only positive relevance, white to red."""
     if colormap == "positive":
         relevance = np.clip(relevance, 0, None)
-    limit = limit if limit is not None else float(np.abs(relevance).max()) or 1.0
+    limit = float(np.abs(relevance).max()) or 1.0
     if colormap == "signed":
         scaled, cmap = (relevance / limit + 1) / 2, plt.get_cmap("RdBu_r")
     else:
