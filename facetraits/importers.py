@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from facetraits import metrics, outputs
+from facetraits import data, metrics, outputs
 from facetraits.errors import DataError
 
 RATING_COLUMNS = ["image", "identity", "group", "trait", "rating"]
@@ -82,16 +82,18 @@ def _columns(table: pd.DataFrame, path, wanted) -> None:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(map(str, table.columns))})")
 
 
-def _whole_numbers(values: pd.Series, where: str, column: str) -> pd.Series:
+def _whole_numbers(values: pd.Series, where, column: str, path: Path | None = None) -> pd.Series:
     """A numeric ID column (OMI's stimulus) as integers; a blank, text or fractional ID is named with its line
-    (the file's header is line 1), never truncated or turned into a traceback."""
+    (as an editor shows it in `path`; rows counted from line 2 in a zip member), never truncated or turned
+    into a traceback."""
     numbers = pd.to_numeric(values, errors="coerce")
     bad = ~np.isfinite(numbers) | (numbers != numbers.round()) | (numbers.abs() > 2 ** 53)  # beyond: not exact
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         value = values.iloc[row]
         what = "is empty" if pd.isna(value) or str(value).strip() == "" else f"{value!r} is not a whole number"
-        raise DataError(f"{where} line {row + 2}: {column} {what}")
+        line = data.line_numbers(path, len(values))[row] if path is not None else row + 2
+        raise DataError(f"{where} line {line}: {column} {what}")
     return numbers.astype(int)
 
 
@@ -194,7 +196,7 @@ def import_omi(source: str | Path, images: str | Path | None = None, per_rater: 
     names = {a: trait_name(a) for a in attributes}
     if len(set(names.values())) != len(names):
         raise DataError(f"{means_path}: attribute names collide after normalising: {sorted(names)}")
-    wide["stimulus"] = _whole_numbers(wide.stimulus, str(means_path), "stimulus")
+    wide["stimulus"] = _whole_numbers(wide.stimulus, means_path, "stimulus", means_path)
     wide["image"] = wide.stimulus.astype(str) + ".jpg"
     wide["identity"] = wide.stimulus.astype(str)
     ratings = wide.melt(id_vars=["image", "identity"], value_vars=attributes, var_name="trait", value_name="rating")
@@ -307,7 +309,8 @@ def _london_summary(path: Path) -> pd.DataFrame:
     bad = ~table.face_id.fillna("").str.fullmatch(r"X\d+")
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"{path} line {row + 2}: face_id {table.face_id.iloc[row]!r} is not of the form X001")
+        line = data.line_numbers(path, len(table))[row]
+        raise DataError(f"{path} line {line}: face_id {table.face_id.iloc[row]!r} is not of the form X001")
     person = table.face_id.str[1:]
     frames = [pd.DataFrame({"image": person + "_03.jpg", "identity": person, "group": group,
                             "trait": "attractive", "rating": table[f"mean_{group}"]})

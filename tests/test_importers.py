@@ -281,6 +281,25 @@ def test_omi_stimulus_must_be_a_whole_number(tmp_path, capsys, value, expected):
     assert not (tmp_path / "out" / "ratings.csv").exists()
 
 
+def insert_blank_line(path: Path, before: int) -> None:
+    """A blank line before line `before` (1-based): pandas skips it, an editor counts it."""
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:before - 1] + [""] + lines[before - 1:]) + "\n")
+
+
+def test_importer_line_numbers_count_blank_lines(tmp_path, capsys):
+    omi = fake_omi(tmp_path / "omi")
+    edit_csv(omi / "attribute_means.csv", 1, "stimulus", "abc")
+    insert_blank_line(omi / "attribute_means.csv", 2)
+    assert import_dataset.main(["omi", str(omi), str(tmp_path / "out")]) == 2
+    assert "attribute_means.csv line 4: stimulus 'abc' is not a whole number" in error_line(capsys.readouterr().err)
+    london = fake_london(tmp_path / "london", with_raw=False)
+    edit_csv(london / "attractiveness_by_rater_group.csv", 0, "face_id", "1")
+    insert_blank_line(london / "attractiveness_by_rater_group.csv", 2)
+    assert import_dataset.main(["london", str(london), str(tmp_path / "out2")]) == 2
+    assert "line 3: face_id '1' is not of the form X001" in error_line(capsys.readouterr().err)
+
+
 def test_omi_zip_matching_no_face_is_an_error(tmp_path, capsys):
     source = fake_omi(tmp_path / "omi")
     means = pd.read_csv(source / "attribute_means.csv")
