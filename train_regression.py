@@ -23,7 +23,7 @@ def up_to_date(model_path, record_path, inputs: str, trained_on: dict) -> bool:
     if not (model_path.is_file() and record_path.is_file()):
         return False
     record = json.loads(record_path.read_text())
-    return (record.get("inputs") == inputs and record.get("trained_on") == trained_on
+    return (record.get("inputs") == inputs and not training.stale_parts(record, trained_on)
             and record.get("model_sha256") == cache.file_digest(model_path))
 
 

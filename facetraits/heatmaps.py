@@ -30,9 +30,8 @@ def check_models(run, dataset) -> None:
         model_path = cli.model_path(cfg, group, trait)
         record_path = model_path.with_suffix(".json")
         if model_path.is_file() and record_path.is_file():
-            fitted_on = json.loads(record_path.read_text()).get("trained_on", {})
             now = training.trained_on(cfg, dataset, dataset.target(group, trait))
-            changed = [part for part in now if fitted_on.get(part) != now[part]]
+            changed = training.stale_parts(json.loads(record_path.read_text()), now)
             if changed:
                 raise FacetraitsError(f"{model_path}: fitted on other {', '.join(changed)} than {cfg.source} gives now "
                                       f"(or by an older version); run train_regression.py again")

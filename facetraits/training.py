@@ -226,6 +226,13 @@ def trained_on(cfg: Config, dataset: data.Dataset, y: np.ndarray) -> dict:
             "settings": inputs_key(cfg)}
 
 
+def stale_parts(record: dict, now: dict) -> list[str]:
+    """The parts of `now` (a trained_on) that a model's record does not match: every part for a record
+    written before it kept them. train_regression.py refits such a model, lrp_analysis.py refuses it."""
+    fitted_on = record.get("trained_on", {})
+    return [part for part in now if fitted_on.get(part) != now[part]]
+
+
 def cached_cross_val_predict(study: Study, y: np.ndarray, cfg: Config, name: str, label: str = "") -> dict:
     """cross_val_predict, computed once per unchanged inputs (features, ratings, identities, folds, settings)."""
     maps, identities = study.features, study.dataset.identities
