@@ -47,7 +47,7 @@ def parse_args(argv=None):
 
 def fixed_setting_r(x: np.ndarray, ys: np.ndarray, folds: np.ndarray, alphas: np.ndarray) -> np.ndarray:
     """(len(alphas), targets): pooled out-of-fold r of the ridge with each penalty, the feature set fixed
-    (no inner selection); one SVD per training part serves every target column."""
+    (no inner selection); one decomposition per training part serves every target column."""
     predicted = np.empty((len(alphas), *ys.shape))
     for fold in np.unique(folds):
         test = folds == fold

@@ -86,7 +86,7 @@ class RegionInputs:
 class RidgeRegions:
     """Region importance of a ridge with fixed features and penalty, for many target columns at once.
 
-    The ridge's weights are V diag(shrink) U' y (ridge.Solver), so M w = (M V diag(shrink)) (U' y):
+    The ridge's weights are X' U diag(shrink) U' y (ridge.Solver), so M w = (M X' U diag(shrink)) (U' y):
     the first factor is computed once, and each new set of targets costs one matrix product."""
 
     def __init__(self, inputs: RegionInputs, solver: ridge.Solver, alpha: float):
@@ -94,7 +94,7 @@ class RidgeRegions:
         self.solver = solver
         n_images, n_face = inputs.face_area.shape
         flat = inputs.matrices[:, :n_face].reshape(n_images * n_face, -1)
-        self.projection = (flat @ solver.vt.T) * solver.shrink(alpha)
+        self.projection = solver.in_basis(flat) * solver.shrink(alpha)
 
     def __call__(self, y: np.ndarray) -> np.ndarray:
         """(face regions, columns) for targets y (images, columns)."""

@@ -104,18 +104,23 @@ def test_pearson_columns_matches_numpy_and_flags_constants():
     assert metrics.mae([1, 2, 3], [2, 2, 5]) == pytest.approx(1.0)
 
 
-def test_ridge_solver_matches_scikit_learn():
+@pytest.mark.parametrize("n_features", [8, 300])
+def test_ridge_solver_matches_scikit_learn(n_features):
+    """Tall and wide (more features than faces, with repeated columns: a rank-deficient Gram matrix)."""
     from sklearn.linear_model import Ridge
     from sklearn.preprocessing import StandardScaler
     rng = np.random.default_rng(2)
-    x, y = rng.normal(size=(60, 8)) * [1, 10, 100, 1, 1, 1, 1, 1], rng.normal(size=60)
+    x, y = rng.normal(size=(60, n_features)) * np.geomspace(1, 100, n_features), rng.normal(size=60)
+    x[:, n_features // 2:] = x[:, :n_features - n_features // 2] * 3  # half the columns repeat the other half
     train = np.arange(60) % 3 != 0
     solver = ridge.Solver(x[train])
-    ours = solver.predictions(x[~train], (y[train] - y[train].mean())[:, None], [0.5, 5.0])[:, :, 0] + y[train].mean()
+    centred = (y[train] - y[train].mean())[:, None]
+    ours = solver.predictions(x[~train], centred, [0.5, 5.0])[:, :, 0] + y[train].mean()
     scaler = StandardScaler().fit(x[train])
     for row, alpha in zip(ours, [0.5, 5.0]):
-        fitted = Ridge(alpha=alpha * 8).fit(scaler.transform(x[train]), y[train])
+        fitted = Ridge(alpha=alpha * n_features).fit(scaler.transform(x[train]), y[train])
         np.testing.assert_allclose(row, fitted.predict(scaler.transform(x[~train])), rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(solver.coefficients(centred, alpha)[:, 0], fitted.coef_, rtol=1e-6, atol=1e-10)
 
 
 def test_inner_selection_picks_the_informative_feature_set_and_never_sees_the_test_fold():
