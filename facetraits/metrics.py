@@ -226,9 +226,10 @@ def cv_summary(group: str, trait: str, y, predictions, folds, identities, fold_s
         rows.append({"group": group, "trait": trait, "fold": str(k + 1), "pearson_r": pearson_r(y[test], predictions[test]),
                      "mae": mae(y[test], predictions[test]), "n_test": int(test.sum()), **ordered(settings)})
     low, high = bootstrap_r_ci(y, predictions, identities, seed=seed)
+    fold_r = np.array([row["pearson_r"] for row in rows])
     rows.append({"group": group, "trait": trait, "fold": "all", "pearson_r": pearson_r(y, predictions),
                  "mae": mae(y, predictions), "n_test": len(y), **ordered(final_settings),
-                 "mean_fold_r": float(np.nanmean([row["pearson_r"] for row in rows])),
+                 "mean_fold_r": float(np.mean(fold_r[~np.isnan(fold_r)])) if (~np.isnan(fold_r)).any() else np.nan,
                  "r_ci_low": low, "r_ci_high": high, "n_identities": len(np.unique(identities))})
     return rows
 

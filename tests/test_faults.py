@@ -75,7 +75,7 @@ def test_an_all_nan_result_is_returned_but_never_cached(tmp_path):
 
 
 @pytest.mark.slow  # 7 s: a whole cross_validate.py run
-def test_two_images_in_two_folds_warn_that_r_is_unreliable(tmp_path, capsys):
+def test_two_images_in_two_folds_warn_that_r_is_unreliable(tmp_path, capsys, recwarn):
     root = write_blob_dataset(tmp_path / "d", n_identities=2, per_identity=1)
     path = write_config(tmp_path / "c.yaml", root, tmp_path / "out", model={"head": "mlp", "dense_units": 4},
                         cv={"n_folds": 2})
@@ -86,6 +86,7 @@ def test_two_images_in_two_folds_warn_that_r_is_unreliable(tmp_path, capsys):
                         "r is unreliable (want >= 10 images, >= 3 test images and identities per fold; fewer "
                         "cv.n_folds helps)"]
     assert "pooled r = " in captured.out
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]  # one plain warning, no numpy noise
 
 
 def test_enough_images_and_identities_per_fold_give_no_warning(capsys):
