@@ -273,11 +273,18 @@ def check_image(path: Path, ratings_path, line: int) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
+# (folder, unrated files) already reported by this process.
+_reported_unrated: set = set()
+
+
 def warn_unrated_files(folder: Path, names) -> None:
+    """Said once per process and folder: run_all.py loads the data in each of its six steps."""
     rated = set(names)
     unrated = [p.name for p in sorted(Path(folder).glob("*"))
                if p.suffix.lower() in IMAGE_SUFFIXES and p.name not in rated]
-    if unrated:
+    key = (str(Path(folder).resolve()), tuple(unrated))
+    if unrated and key not in _reported_unrated:
+        _reported_unrated.add(key)
         print(f"warning: {len(unrated)} image file(s) in {folder} have no rating and are left out "
               f"(first: {unrated[0]})", file=sys.stderr)
 

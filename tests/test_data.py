@@ -195,10 +195,15 @@ def test_missing_ratings_file(tmp_path):
         load(tmp_path / "nowhere", tmp_path)
 
 
-def test_unrated_image_files_are_reported(dataset_dir, tmp_path, capsys):
+def test_unrated_image_files_are_reported_once(dataset_dir, tmp_path, capsys):
     shutil.copy(dataset_dir / "images" / "p00_0.png", dataset_dir / "images" / "extra.png")
     load(dataset_dir, tmp_path)
     assert "1 image file(s)" in capsys.readouterr().err
+    load(dataset_dir, tmp_path)  # run_all.py's next step: said already
+    assert "image file(s)" not in capsys.readouterr().err
+    shutil.copy(dataset_dir / "images" / "p00_0.png", dataset_dir / "images" / "extra2.png")
+    load(dataset_dir, tmp_path)  # another file left out: said again
+    assert "2 image file(s)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("value", ["1e300", "-2e6"])
