@@ -227,9 +227,10 @@ def cv_summary(group: str, trait: str, y, predictions, folds, identities, fold_s
                      "mae": mae(y[test], predictions[test]), "n_test": int(test.sum()), **ordered(settings)})
     low, high = bootstrap_r_ci(y, predictions, identities, seed=seed)
     fold_r = np.array([row["pearson_r"] for row in rows])
+    defined_fold_r = fold_r[~np.isnan(fold_r)]
     rows.append({"group": group, "trait": trait, "fold": "all", "pearson_r": pearson_r(y, predictions),
                  "mae": mae(y, predictions), "n_test": len(y), **ordered(final_settings),
-                 "mean_fold_r": float(np.mean(fold_r[~np.isnan(fold_r)])) if (~np.isnan(fold_r)).any() else np.nan,
+                 "mean_fold_r": float(defined_fold_r.mean()) if defined_fold_r.size else np.nan,
                  "r_ci_low": low, "r_ci_high": high, "n_identities": len(np.unique(identities))})
     return rows
 
