@@ -1,7 +1,7 @@
 """The ridge head in closed form: feature set and penalty chosen by identity-grouped inner CV.
 
 Everything works on many target columns at once (the observed ratings, or a thousand permuted
-copies of them): one eigendecomposition per feature matrix serves every column and every penalty,
+copies of them): one decomposition per feature matrix serves every column and every penalty,
 so a permutation repeats the whole fit, inner selection included, for the cost of a matrix product.
 The penalty is given per feature (lambda = alpha x number of features): the singular values of a
 standardised matrix grow with its width, so one alpha grid suits every candidate feature set.
@@ -34,25 +34,31 @@ def standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Solver:
-    """One training matrix, standardised on itself and decomposed once in its dual (Gram) form.
+    """One training matrix X, standardised on itself and decomposed once: X = U diag(s) V'.
 
-    Faces are fewer than features (400 training faces against 4,608 block4 cells), so the ridge is
-    solved through the n x n matrix X X' = U diag(s2) U': w = X' U diag(1 / (s2 + lambda)) U' y.
-    That is several times faster than an SVD of X, and never divides by a small singular value."""
+    The ridge is then w = X' U diag(1 / (s2 + lambda)) U' y, with X' U = V diag(s) (`basis`). With
+    more features than faces (4,608 block4 cells of 400 faces) U and s2 come from the n x n matrix
+    X X', several times faster than an SVD of X; with fewer (64 simulated features of 500 images),
+    from the SVD of X. Neither divides by a small singular value."""
 
     def __init__(self, x: np.ndarray):
         self.mean, self.sd = standardisation(x)
-        self.standardised = (x - self.mean) / self.sd
-        eigenvalues, self.u = np.linalg.eigh(self.standardised @ self.standardised.T)
-        self.s2 = np.clip(eigenvalues, 0.0, None)  # rounding can leave the zero ones slightly negative
+        standardised = (x - self.mean) / self.sd
         self.n_features = x.shape[1]
+        if x.shape[1] <= x.shape[0]:
+            self.u, s, vt = np.linalg.svd(standardised, full_matrices=False)
+            self.s2, self.basis = s ** 2, vt.T * s
+        else:
+            eigenvalues, self.u = np.linalg.eigh(standardised @ standardised.T)
+            self.s2 = np.clip(eigenvalues, 0.0, None)  # rounding can leave the zero ones slightly negative
+            self.basis = standardised.T @ self.u
 
     def shrink(self, alpha: float) -> np.ndarray:
         return 1.0 / (self.s2 + alpha * self.n_features)
 
     def in_basis(self, standardised_rows: np.ndarray) -> np.ndarray:
-        """Rows already in standardised units, as their products with the training rows, in the basis U."""
-        return (standardised_rows @ self.standardised.T) @ self.u
+        """Rows already in standardised units, times X' U."""
+        return standardised_rows @ self.basis
 
     def project(self, x_test: np.ndarray) -> np.ndarray:
         """Test rows standardised as the training rows were, then `in_basis`."""
@@ -66,7 +72,7 @@ class Solver:
 
     def coefficients(self, y_centred: np.ndarray, alpha: float) -> np.ndarray:
         """Weights on the standardised features, (n_features, n_targets)."""
-        return self.standardised.T @ (self.u @ (self.shrink(alpha)[:, None] * (self.u.T @ y_centred)))
+        return self.basis @ (self.shrink(alpha)[:, None] * (self.u.T @ y_centred))
 
 
 def single_identity(part: str, source="") -> DataError:
