@@ -1,10 +1,13 @@
 """lrp_analysis.py's stored heatmaps: reused while their inputs are unchanged, recomputed when the
 code version changes; --skip-faithfulness leaves the faithfulness test out."""
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
 import lrp_analysis
+import train_regression
 from facetraits import config, explanations, faithfulness, heatmaps
 
 ONE_MODEL = ["--group", "ASD", "--trait", "warm", "--skip-faithfulness", "--set", "explain.overlays=false"]
@@ -67,8 +70,6 @@ def test_a_model_fitted_on_other_inputs_is_not_explained(trained_copy, tmp_path,
 
 def test_a_model_from_before_the_record_kept_its_inputs_is_fitted_again(trained_copy, capsys):
     """train_regression.py must not call a model up to date that lrp_analysis.py would refuse."""
-    import json
-    import train_regression
     record_path = trained_copy.parent / "models" / "ASD__warm.json"
     record = json.loads(record_path.read_text())
     del record["trained_on"]  # as written before the record kept it
