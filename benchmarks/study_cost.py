@@ -70,8 +70,6 @@ def main(argv=None):
                {"quantity": f"whole study from the cache: CV + {args.permutations} permutations x {len(rows)} "
                             f"models ({cfg.model.head} head)", "seconds": study_seconds},
                {"quantity": "study / extraction (target for the ridge head: <= 1.5)", "seconds": study_seconds / extraction}]
-    repeats = [{"pass": k + 1, "extraction s": e, "study s": t, "study / extraction": t / e}
-               for k, (e, t, *_) in enumerate(passes)]
     sections = [("Set-up", f"{_common.WEIGHTS_NOTE.format(weights=_common.relative(args.weights))} Data: "
                            f"{_common.relative(cfg.data.ratings)}, {cfg.cv.n_folds} identity-grouped folds, "
                            f"ridge candidates {', '.join(s.label() for s in cfg.ridge.feature_sets)}, "
@@ -80,7 +78,9 @@ def main(argv=None):
                  _common.table(summary)),
                 ("Per model", _common.table(rows))]
     if args.repeats > 1:
-        sections.append(("Every pass (timings on a shared machine vary)", _common.table(repeats)))
+        every_pass = [{"pass": k + 1, "extraction s": e, "study s": t, "study / extraction": t / e}
+                      for k, (e, t, *_) in enumerate(passes)]
+        sections.append(("Every pass (timings on a shared machine vary)", _common.table(every_pass)))
     if args.mlp_permutations:
         mlp = config.load(args.config, [f"model.weights={args.weights}", f"output.cache_dir={work / 'cache'}",
                                         f"permutation.n_permutations={args.mlp_permutations}", "model.head=mlp",
