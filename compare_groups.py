@@ -2,13 +2,14 @@
 
 For each trait and pair of groups: both groups' mean ratings get a ridge head with one common
 setting (feature set and penalty chosen on all raters' mean rating); the importance of each face
-region is the head's relevance in that region per unit of face area (facetraits/importance.py),
-averaged within identity, then over identities. The difference between the groups is tested by
-permuting the raters' group labels (compare.n_permutations, group sizes kept; each permutation
-refits both heads), with a max-statistic correction across regions (p_fwer), bootstrap CIs over
-raters, and the same null for the difference of the two groups' CV r (beside their noise ceilings).
+region is the size of the head's relevance summed over that region (|signed sum|) per unit of
+face area (facetraits/importance.py; compare.scale), averaged within identity, then over
+identities. The difference between the groups is tested by permuting the raters' group labels
+(compare.n_permutations, group sizes kept; each permutation refits both heads), with a
+max-statistic correction across regions (p_fwer), bootstrap CIs over raters, and the same null
+for the difference of the two groups' CV r (beside their noise ceilings).
 Needs a `rater` column in the ratings (see facetraits/group_comparison.py for why raters); without
-one it says so and writes nothing.
+one it says so and writes no table or figure (only its run record).
 
 Writes results/group_comparison.csv, results/group_comparison_accuracy.csv and
 fig/group_comparison_<trait>.png (fig/group_comparison_<trait>__<a>_vs_<b>.png per pair when more

@@ -5,7 +5,7 @@ included) on ratings permuted between whole identities (see metrics.permuted_by_
 p = (#null r >= observed r + 1) / (N + 1). The observed r is cross_validate.py's pooled r, read
 from the same cache, so the r, the p-value and the model that lrp_analysis.py explains belong to
 one procedure. Ridge head: all permutations are solved at once (seconds). mlp head: one full CV of
-Keras fits per permutation (about 6-8 s each per model on 2 CPU cores): use fewer, e.g. n_permutations=100.
+Keras fits per permutation (about 5-8 s each per model on 2 CPU cores): use fewer, e.g. n_permutations=100.
 Writes results/permutation_null.csv, results/permutation_summary.csv, fig/permutation_<group>__<trait>.png.
 
     python permutation_test.py --set permutation.n_permutations=1000

@@ -8,7 +8,7 @@ its permutation test, once with whole identities permuted (metrics.permuted_by_i
 permutation_test.py does) and once with single images shuffled (the old null). A calibrated
 test calls about 5% of them significant at .05. Writes a Markdown report and a p-value figure.
 
-    python benchmarks/null_calibration.py --datasets 200 --permutations 500
+    python benchmarks/null_calibration.py --datasets 200 --permutations 1000
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", type=int, default=200, help="simulated datasets (default: %(default)s)")
-    parser.add_argument("--permutations", type=int, default=500, help="per dataset and null (default: %(default)s)")
+    parser.add_argument("--permutations", type=int, default=1000, help="per dataset and null (default: %(default)s)")
     parser.add_argument("--identities", type=int, default=50)
     parser.add_argument("--images-per-identity", type=int, default=10)
     parser.add_argument("--identity-share", type=float, default=0.8, help="identity share of rating variance")

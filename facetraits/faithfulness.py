@@ -37,7 +37,7 @@ left out of the sample. ``blur`` (a Gaussian-blurred copy, sigma = BLUR_SIGMA_PE
 side, 10 px at 224 px as in Fong & Vedaldi 2017) needs none and keeps the face's colour and layout.
 Neither is neutral for every model: on the demo, replacing the whole image by the mean face changed
 the predictions by -0.05 points (strong models) and +1.0 / +1.15 (warm), by the blurred copy by
-+0.9 (strong) and -0.1 / -2.9 (ASD / NT warm); and the two references pass different tests
++0.9 (strong) and -0.1 / -2.8 (ASD / NT warm); and the two references pass different tests
 (benchmarks/results/faithfulness.md). A flat colour (the ImageNet mean) was
 dropped earlier: it stamps grey squares on the face, a pattern VGG16 never saw on a face.
 
