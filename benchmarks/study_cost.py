@@ -7,7 +7,8 @@ Runs the package's own functions, as cross_validate.py and permutation_test.py d
    permutation null (the whole fit, inner selection included, per permutation), on that cache;
 3. optionally, a few exact permutations of the mlp head (model.head: mlp), to state their cost.
 The target for the ridge head: study <= 1.5 x extraction. Steps 1-2 run --repeats times, each from
-an empty cache; the report shows the median pass and every pass (timings on a shared machine vary).
+an empty cache; the report shows the pass with the median study / extraction ratio, and every pass (timings
+on a shared machine vary).
 
     python benchmarks/study_cost.py --permutations 1000 --mlp-permutations 2
 """
@@ -29,7 +30,8 @@ def parse_args(argv=None):
     parser.add_argument("--permutations", type=int, default=1000)
     parser.add_argument("--mlp-permutations", type=int, default=2, help="exact mlp permutations timed (0 = skip)")
     parser.add_argument("--repeats", type=int, default=3,
-                        help="whole passes (extraction + study, each from an empty cache); the report shows the median")
+                        help="whole passes (extraction + study, each from an empty cache); the report shows the pass "
+                             "with the median study / extraction ratio")
     parser.add_argument("--work", default=str(_common.SCRATCH / "study_cost"), help="scratch folder (emptied)")
     return parser.parse_args(argv)
 
@@ -63,7 +65,8 @@ def main(argv=None):
     work = Path(args.work)
     passes = [timed_study(args, work) for _ in range(args.repeats)]
     ratios = [study_seconds / extraction for extraction, study_seconds, *_ in passes]
-    extraction, study_seconds, rows, study, cfg = passes[int(np.argsort(ratios)[len(ratios) // 2])]  # the median pass
+    median_pass = int(np.argsort(ratios)[len(ratios) // 2])  # the pass whose study / extraction ratio is the median
+    extraction, study_seconds, rows, study, cfg = passes[median_pass]
     summary = [{"quantity": f"one feature-extraction pass ({len(study.dataset)} images, "
                             f"{', '.join(study.features)}, {cfg.model.input_size} px, empty cache)",
                 "seconds": extraction},
@@ -74,7 +77,8 @@ def main(argv=None):
                            f"{_common.relative(cfg.data.ratings)}, {cfg.cv.n_folds} identity-grouped folds, "
                            f"ridge candidates {', '.join(s.label() for s in cfg.ridge.feature_sets)}, "
                            f"alphas {list(cfg.ridge.alphas)}, {cfg.ridge.inner_folds} inner folds."),
-                ("Result" + (f" (the median of {args.repeats} passes)" if args.repeats > 1 else ""),
+                ("Result" + (f" (pass {median_pass + 1}: the median study / extraction ratio of {args.repeats} passes)"
+                             if args.repeats > 1 else ""),
                  _common.table(summary)),
                 ("Per model", _common.table(rows))]
     if args.repeats > 1:
