@@ -230,3 +230,16 @@ def test_mean_face_reference_with_no_usable_landmarks_in_the_given_file_says_why
     assert str(caught.value) == (f"{root / 'landmarks.csv'}: none of the 4 images has usable landmarks (first reason: "
                                  f"no landmarks in {root / 'landmarks.csv'}); the mean_face faithfulness reference "
                                  f"(explain.faithfulness_reference=blur needs none) needs them")
+
+
+def test_each_verdict_is_holm_corrected_on_its_own_p_values():
+    """'separates' is corrected over the MoRF - LeRF p-values, 'beats_random' over the MoRF - random ones."""
+    rows = [{"group": "A", "trait": t, "analyzer": "m", "aopc_morf": 1.0, "aopc_lerf": 0.0, "aopc_random": 0.5,
+             "morf_minus_random": 0.5, "random_minus_lerf": 0.5, "p_value": 0.5, "morf_minus_lerf": 1.0,
+             "p_morf_lerf": p, "n_images": 10, "n_identities": 10, "n_random_orders": 5, "reference": "blur",
+             "blur_sigma_px": 3.0, "random_baseline": "patches", "random_sigma_patches": float("nan")}
+            for t, p in (("warm", 0.001), ("strong", 0.02))]
+    table = faithfulness.summarise(rows, 0.05)
+    np.testing.assert_allclose(table.p_holm_morf_lerf, [0.002, 0.02])
+    np.testing.assert_allclose(table.p_holm, [1.0, 1.0])
+    assert table.separates.tolist() == [True, True] and table.beats_random.tolist() == [False, False]

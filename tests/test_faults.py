@@ -333,3 +333,8 @@ def test_a_run_stopped_at_the_second_model_replaces_no_figure(blob_data, tmp_pat
     with pytest.raises(RuntimeError, match="second model"):
         script.main(["--config", str(path)])
     assert (tmp_path / "fig" / figure).read_bytes() == b"an earlier run's figure"
+
+
+def test_cache_keys_tell_arrays_of_the_same_bytes_apart():
+    assert cache.digest(np.zeros((2, 3))) != cache.digest(np.zeros((3, 2)))
+    assert cache.digest(np.zeros(4, np.float32)) != cache.digest(np.zeros(2, np.float64))

@@ -305,3 +305,63 @@ def test_without_raters_the_comparison_says_it_is_impossible(blob_config, tmp_pa
     said = [line for line in capsys.readouterr().err.splitlines() if "no rater column" in line]
     assert len(said) == 1 and "impossible" in said[0]
     assert not (tmp_path / "results" / "group_comparison.csv").exists()
+
+
+def test_p_fwer_is_the_share_of_permutations_whose_largest_region_beats_the_observed():
+    """Three independent regions: the max of three null values exceeds the observed one about
+    1 - (1 - p)^3 of the time, so the corrected p is about three times the uncorrected one."""
+    rng = np.random.default_rng(2)
+    statistic = rng.standard_normal((3, 20001))
+    statistic[:, 0] = [2.0, 0.0, 0.0]
+    p, p_fwer = group_comparison.p_values(statistic)
+    assert p[0] == pytest.approx(0.0455, abs=0.005)
+    assert p_fwer[0] == pytest.approx(1 - (1 - p[0]) ** 3, abs=0.01)
+
+
+def test_the_common_setting_is_chosen_on_every_rater_of_both_groups():
+    sums = np.array([[1.0, 3.0, 5.0, 7.0], [2.0, 2.0, 2.0, 6.0]])  # 2 images x (2 raters of a, 2 of b)
+    table = group_comparison.Raters(sums, np.ones_like(sums), 2, 2)
+    np.testing.assert_allclose(table.everyone(), [4.0, 3.0])
+
+
+def test_bootstrap_ci_is_the_central_95_percent_of_rater_resamples():
+    maps, identities, raters = planted()
+    head = planted_head(maps, identities, raters)
+    stats = group_comparison.permutation_statistics(raters, head, 9, 200, 0, "test")
+    a, b = group_comparison.bootstrap_counts(raters.n_a, raters.n_b, 200, 1)  # the statistics' seed + 1
+    differences = head.regions(raters.means(a)) - head.regions(raters.means(b))
+    np.testing.assert_allclose(stats.ci, np.percentile(differences, [2.5, 97.5], axis=1), rtol=1e-9, atol=1e-12)
+
+
+def test_the_groups_cv_r_is_that_of_a_ridge_fitted_on_each_training_part_alone():
+    """FixedRidgeCV against scikit-learn, fold by fold: nothing of a test fold (its ratings' mean
+    included) reaches the fit that predicts it."""
+    from sklearn.linear_model import Ridge
+    from sklearn.preprocessing import StandardScaler
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(40, 12))
+    y = x[:, :2] @ [1.0, -1.0] + rng.normal(size=40) + np.repeat([0.0, 3.0], 20)  # fold means differ
+    folds = np.repeat(np.arange(4), 10)
+    expected = np.empty(40)
+    for fold in range(4):
+        test = folds == fold
+        scaler = StandardScaler().fit(x[~test])
+        fitted = Ridge(alpha=0.5 * 12).fit(scaler.transform(x[~test]), y[~test])
+        expected[test] = fitted.predict(scaler.transform(x[test]))
+    r = group_comparison.FixedRidgeCV(x, folds, 0.5)(y[:, None])
+    assert r[0] == pytest.approx(np.corrcoef(y, expected)[0, 1], rel=1e-9)
+
+
+def test_identities_weigh_the_same_whatever_their_number_of_images():
+    weights = importance.identity_weights(np.array(["a", "a", "a", "b", "c"]), np.array([True] * 4 + [False]))
+    np.testing.assert_allclose(weights, [1 / 6, 1 / 6, 1 / 6, 1 / 2, 0])
+
+
+def test_a_regions_area_is_its_share_of_the_face_not_of_the_image():
+    masks = {name: np.zeros((4, 4), bool) for name in regions.REGIONS}
+    masks["background"][:2] = True
+    masks["eyes"][2, :] = True
+    masks["mouth"][3, :] = True
+    area = importance.face_area([masks, None])
+    assert area[0, regions.FACE_REGIONS.index("eyes")] == pytest.approx(0.5)
+    assert area[0].sum() == pytest.approx(1.0) and (area[1] == 0).all()

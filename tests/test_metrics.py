@@ -266,3 +266,25 @@ def test_cv_summary_columns_do_not_depend_on_the_settings_key_order():
     assert list(tables[0].columns) == list(tables[1].columns)
     settings_columns = [c for c in tables[0].columns if c in fresh]
     assert settings_columns == list(metrics.SETTING_COLUMNS)
+
+
+def test_the_penalty_is_chosen_on_inner_folds_of_whole_identities():
+    """Features and ratings both identify the face but are unrelated across faces: an inner fold that
+    splits an identity would let a weak penalty 'predict' a face from its own other images."""
+    rng = np.random.default_rng(5)
+    identities = np.repeat(np.arange(30), 4)
+    x = np.repeat(rng.normal(size=(30, 50)), 4, axis=0) + 0.05 * rng.normal(size=(120, 50))
+    y = np.repeat(rng.normal(size=30), 4) + 0.05 * rng.normal(size=120)
+    alphas = [0.001, 0.1, 10.0, 1000.0]
+    _, alpha_index = ridge.select([x], y[:, None], identities, alphas, 5, seed=0)
+    assert alphas[alpha_index[0]] == 1000.0
+
+
+def test_bootstrap_ci_is_as_wide_as_a_95_percent_interval():
+    """Fisher's z for r = .5 and 400 independent faces: width 2 x 1.96 x (1 - r^2) / sqrt(397) = .147."""
+    rng = np.random.default_rng(7)
+    y = rng.normal(size=400)
+    prediction = 0.5 * y + np.sqrt(0.75) * rng.normal(size=400)
+    low, high = metrics.bootstrap_r_ci(y, prediction, np.arange(400), seed=0)
+    r = metrics.pearson_r(y, prediction)
+    assert high - low == pytest.approx(2 * 1.96 * (1 - r ** 2) / np.sqrt(397), rel=0.08)

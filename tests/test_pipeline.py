@@ -2,6 +2,7 @@
 import dataclasses
 import importlib
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,7 @@ from PIL import Image
 import cross_validate
 import permutation_test
 import train_regression
-from facetraits import backend, config, data, features, model, outputs, training
+from facetraits import backend, config, data, features, metrics, model, outputs, training
 from facetraits.errors import FacetraitsError
 from conftest import write_config
 
@@ -336,3 +337,43 @@ def test_fit_settings_ignore_what_the_fit_does_not_read(blob_config, tmp_path):
     spelled = [training.fit_settings(config.load(blob_config, [f"model.weights={path}"]))["weights"]
                for path in (weights, tmp_path / "sub" / ".." / "w.h5")]
     assert spelled[0] == spelled[1] == str(weights)
+
+
+def test_the_permutation_null_is_the_cross_validation_of_each_permuted_rating():
+    """The p-value belongs to the tested model: each null r is what cross_val_predict gives for that
+    permuted rating column, scored against that same column."""
+    rng = np.random.default_rng(6)
+    identities = np.repeat(np.arange(12), 3)
+    maps = {"block5_pool": rng.normal(size=(36, 1, 1, 6))}
+    y = maps["block5_pool"][:, 0, 0, 0] + 0.5 * rng.normal(size=36)
+    cfg = config.load(None, ["ridge.feature_sets=[{layers: [block5_pool], grid: 1}]", "ridge.alphas=[0.1, 10.0]",
+                             "ridge.inner_folds=3", "permutation.n_permutations=6"])
+    folds = metrics.make_folds(identities, 3, "identity", cfg.seed)
+    study = SimpleNamespace(dataset=SimpleNamespace(identities=identities), folds=folds, features=maps)
+    null = training.permutation_null(study, y, cfg, "test")
+    permuted = metrics.permuted_by_identity(y, identities, 6, cfg.seed)
+    for k in range(6):
+        predictions = training.cross_val_predict(maps, permuted[:, k], identities, folds, cfg)["predictions"]
+        assert null[k] == pytest.approx(metrics.pearson_r(permuted[:, k], np.array(predictions)), rel=1e-9)
+
+
+def test_a_model_fitted_with_another_seed_or_other_identities_is_another_model(blob_config):
+    cfg = config.load(blob_config)
+    assert training.fit_settings(config.load(blob_config, [f"seed={cfg.seed + 1}"])) != training.fit_settings(cfg)
+    dataset = data.load(cfg)
+    y = np.arange(len(dataset), dtype=float)
+    regrouped = dataclasses.replace(dataset, identities=np.roll(dataset.identities, 1))
+    assert training.trained_on(cfg, regrouped, y)["images"] != training.trained_on(cfg, dataset, y)["images"]
+
+
+def test_the_mlp_head_predicts_on_the_rating_scale_it_was_trained_on():
+    """Ratings standardised for training come back on their own scale: 100 y + 50 gives 100 x the
+    predictions of y, plus 50 (the output layer's bias rescaled too, not only its kernel)."""
+    cfg = config.load(None, ["model.head=mlp", "model.dense_units=8", "model.dropout=0.0", "training.epochs=5",
+                             "training.early_stopping_patience=0", "training.validation_split=0.0"])
+    rng = np.random.default_rng(0)
+    maps = {"block5_pool": rng.standard_normal((30, 1, 1, 4)).astype(np.float32)}
+    y = 4 + maps["block5_pool"][:, 0, 0, :2].sum(axis=1)
+    small = training.fit_head(maps, y, np.arange(30), cfg, seed=0).predict(maps)
+    large = training.fit_head(maps, 100 * y + 50, np.arange(30), cfg, seed=0).predict(maps)
+    np.testing.assert_allclose(large, 100 * small + 50, rtol=0, atol=0.05)

@@ -214,3 +214,15 @@ def test_mean_face_averages_shapes():
     b[48:60, 1] += 4.0  # lower mouth (not an alignment point except the corners)
     result = mean_face([a, b], points=[36, 39, 42, 45, 27, 30])
     np.testing.assert_allclose(result[48:60, 1] - a[48:60, 1], 2.0, atol=0.05)
+
+
+def test_overlapping_regions_go_to_the_higher_priority(face, masks):
+    """eyes > brows > mouth > nose > jaw > forehead > cheeks > face: the jaw band's inner edge lies in the
+    cheek polygons, and brows drawn on the upper lids leave the lids to the eyes."""
+    for point in (4, 12):
+        inside = face[point] + 0.05 * (face[30] - face[point])
+        assert masks["jaw"][pixel(inside)]
+    low_brows = face.copy()
+    low_brows[17:22], low_brows[22:27] = face[[36, 37, 38, 39, 39]], face[[42, 43, 44, 45, 45]]
+    lids = region_masks(low_brows, (128, 128), (128, 128))
+    assert all(lids["eyes"][pixel(face[k])] for k in (37, 38, 43, 44))

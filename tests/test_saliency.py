@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 from scipy import stats
 
 from conftest import ROOT, synthetic_face, write_blob_dataset, write_config
-from facetraits import alignment, landmarks, model_comparison, regions, saliency
+from facetraits import alignment, landmarks, metrics, model_comparison, regions, saliency
 
 spec = importlib.util.spec_from_file_location("average_saliency", ROOT / "average_saliency.py")
 average_saliency = importlib.util.module_from_spec(spec)
@@ -404,3 +404,25 @@ def test_more_than_two_groups_says_which_two_the_model_tests_compare(faces, tmp_
     average_saliency.main(["--config", str(config), "--trait", "warm", "--set", "groups=[ASD, NT, Other]"])
     assert ("note: the model-level group tests compare the first two groups only (ASD vs NT; --group selects "
             "others); compare_groups.py compares every pair") in capsys.readouterr().err
+
+
+def test_the_average_map_weighs_identities_not_images():
+    """Three images of identity a light (0, 0), one of b lights (1, 1): both count half."""
+    maps = np.zeros((4, 2, 2))
+    maps[:3, 0, 0] = 1.0
+    maps[3, 1, 1] = 1.0
+    average = saliency.average_map(maps, np.array(["a", "a", "a", "b"]))
+    assert average[0, 0] == pytest.approx(average[1, 1])
+
+
+def test_region_summary_ci_is_over_identities():
+    """Two identical images per identity add no information: the CI is that of the identity means."""
+    shares = np.array([0.1, 0.3, 0.2, 0.6])
+    table = pd.DataFrame({"group": "A", "trait": "t", "region": "eyes", "image": [f"{i}{k}" for i in "abcd" for k in "12"],
+                          "share_pos": np.repeat(shares, 2), "share_abs": 0.5, "area_share": 0.1, "pos_per_area": 1.0,
+                          "abs_per_area": 1.0})
+    identities = {f"{i}{k}": i for i in "abcd" for k in "12"}
+    summary = saliency.region_summary(table, identities)
+    _, low, high = metrics.mean_ci(shares)
+    assert (summary.ci_low[0], summary.ci_high[0]) == pytest.approx((low, high))
+    assert summary.n_images[0] == 8 and summary.n_identities[0] == 4
