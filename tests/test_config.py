@@ -165,3 +165,9 @@ def test_display_cell_is_the_deepest_candidate_layers_cell():
     assert config.display_cell(only_block4) == 16  # block4_pool: 4 x 4 at 64 px
     mlp = config.load(None, ["model.head=mlp", "model.layers=[block3_pool]", "model.input_size=96"])
     assert config.display_cell(mlp) == 8  # block3_pool: 12 x 12 at 96 px
+
+
+def test_feature_map_sides_are_those_of_vgg16_pooling_down():
+    """Each pool halves the side, rounding down: 56 px gives block5 maps of 1 (56, 28, 14, 7, 3, 1), not 2."""
+    assert config.feature_map_size("block5_pool", 56) == 1
+    assert config.feature_map_size("block4_pool", 100) == 6 and config.feature_map_size("block4_conv1", 100) == 12

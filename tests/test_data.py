@@ -265,3 +265,23 @@ def test_name_differing_only_in_case_or_spaces_is_refused(dataset_dir, tmp_path,
         return table
     edit_ratings(dataset_dir, relabel)
     expect_error(dataset_dir, tmp_path, f"{column} '{typo}' differs from '{right}' of", "only in case or spaces")
+
+
+def test_a_groups_rating_of_an_image_is_the_mean_over_its_raters(tmp_path):
+    """Three raters (two alike, one 6 points higher): the mean, 2 points up, not the median."""
+    root = write_blob_dataset(tmp_path / "d", n_identities=3, per_identity=2, size=24)
+    table = pd.read_csv(root / "ratings.csv", dtype=str, keep_default_na=False)
+    ratings = table.rating.astype(float)
+    pd.concat([table.assign(rater="r1"), table.assign(rater="r2"),
+               table.assign(rater="r3", rating=(ratings + 6).astype(str))]).to_csv(root / "ratings.csv", index=False)
+    cfg = config.load(write_config(tmp_path / "c.yaml", root, tmp_path))
+    one = table[(table.group == "ASD") & (table.trait == "warm")].set_index("image").rating.astype(float).sort_index()
+    np.testing.assert_allclose(data.load(cfg).target("ASD", "warm"), one.to_numpy() + 2)
+
+
+def test_the_identity_subset_is_the_first_by_name_whatever_the_row_order(tmp_path):
+    root = write_blob_dataset(tmp_path / "d", n_identities=4, per_identity=2, size=24)
+    table = pd.read_csv(root / "ratings.csv", dtype=str, keep_default_na=False)
+    table.sort_values("identity", ascending=False).to_csv(root / "ratings.csv", index=False)
+    cfg = config.load(write_config(tmp_path / "c.yaml", root, tmp_path, data={"identities": 2}))
+    assert sorted(set(data.load(cfg).identities)) == sorted(table.identity.unique())[:2]

@@ -62,3 +62,9 @@ def test_train_regression_writes_the_face_space(trained):
     assert (cfg.output.fig_dir / "face_space.png").stat().st_size > 1000
     record = json.loads((cfg.output.models_dir / "ASD__warm.json").read_text())
     assert set(record["settings"]) >= {"layers", "grid"}
+
+
+def test_the_embedding_does_not_depend_on_each_features_scale():
+    """Features are standardised first: a VGG16 channel 1000 x larger than another cannot dominate."""
+    x = np.random.default_rng(0).normal(size=(20, 4))
+    np.testing.assert_allclose(face_space.embed(x, 3), face_space.embed(x * [1, 1000, 2, 5], 3), atol=1e-4)

@@ -8,7 +8,7 @@ import pytest
 
 import lrp_analysis
 import train_regression
-from facetraits import config, explanations, faithfulness, heatmaps
+from facetraits import config, data, explanations, faithfulness, heatmaps, plots
 
 ONE_MODEL = ["--group", "ASD", "--trait", "warm", "--skip-faithfulness", "--set", "explain.overlays=false"]
 
@@ -78,3 +78,18 @@ def test_a_model_from_before_the_record_kept_its_inputs_is_fitted_again(trained_
     assert "up to date" not in capsys.readouterr().err
     assert "trained_on" in json.loads(record_path.read_text())
     lrp_analysis.main(["--config", str(trained_copy), *ONE_MODEL])
+
+
+def test_the_extremes_figure_shows_the_highest_and_lowest_rated_faces(trained_copy, monkeypatch):
+    """Chosen by the raters' mean rating, not by the model's prediction."""
+    drawn, draw = {}, plots.extremes
+
+    def spy(images, relevance, ratings, predictions, *rest):
+        drawn["ratings"] = np.asarray(ratings)
+        return draw(images, relevance, ratings, predictions, *rest)
+    monkeypatch.setattr(plots, "extremes", spy)
+    lrp_analysis.main(["--config", str(trained_copy), *ONE_MODEL])
+    cfg = config.load(trained_copy)
+    ranked = np.sort(data.load(cfg).target("ASD", "warm"))[::-1]
+    k = min(cfg.explain.n_extremes, len(ranked) // 2)
+    np.testing.assert_allclose(drawn["ratings"], np.r_[ranked[:k], ranked[-k:]])

@@ -288,3 +288,15 @@ def test_bootstrap_ci_is_as_wide_as_a_95_percent_interval():
     low, high = metrics.bootstrap_r_ci(y, prediction, np.arange(400), seed=0)
     r = metrics.pearson_r(y, prediction)
     assert high - low == pytest.approx(2 * 1.96 * (1 - r ** 2) / np.sqrt(397), rel=0.08)
+
+
+def test_an_identity_receives_anothers_ratings_in_random_order_over_its_images():
+    identities = np.repeat(["a", "b", "c"], 4)
+    permuted = metrics.permuted_by_identity(np.arange(12.0), identities, 40, seed=0)
+    assert len({tuple(np.argsort(column[:4])) for column in permuted.T}) > 1
+
+
+def test_identity_folds_balance_the_number_of_images():
+    identities = np.repeat(["a", "b", "c", "d", "e", "f"], [5, 1, 1, 1, 1, 1])
+    folds = metrics.make_folds(identities, 2, "identity", seed=0)
+    assert sorted(np.bincount(folds).tolist()) == [5, 5]

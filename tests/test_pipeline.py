@@ -377,3 +377,18 @@ def test_the_mlp_head_predicts_on_the_rating_scale_it_was_trained_on():
     small = training.fit_head(maps, y, np.arange(30), cfg, seed=0).predict(maps)
     large = training.fit_head(maps, 100 * y + 50, np.arange(30), cfg, seed=0).predict(maps)
     np.testing.assert_allclose(large, 100 * small + 50, rtol=0, atol=0.05)
+
+
+def test_the_ridge_reads_the_cells_the_saved_models_pooling_layers_compute():
+    """The ridge is fitted on features pooled in NumPy, the saved model pools in Keras: the same cells,
+    padded ones included (7 x 7 in 3 x 3: 2, 3, 2 positions), in the same order."""
+    maps = np.random.default_rng(0).normal(size=(3, 7, 7, 2)).astype(np.float32)
+    assert config.cell_bounds(7, 3) == [(0, 2), (2, 5), (5, 7)]
+    inputs = model.keras.Input(shape=(7, 7, 2))
+    pooled = model.keras.Model(inputs, model.pooling_layers(inputs, (7, 7, 2), 3, "t")).predict(maps, verbose=0)
+    np.testing.assert_allclose(features.pool(maps, 3), pooled, rtol=1e-5, atol=1e-6)
+
+
+def test_images_are_preprocessed_as_vgg16_expects_bgr_minus_the_imagenet_means():
+    preprocessed = model.preprocess(np.array([[[[10, 20, 30]]]], np.uint8))
+    np.testing.assert_allclose(preprocessed[0, 0, 0], [30 - 103.939, 20 - 116.779, 10 - 123.68], atol=1e-3)
