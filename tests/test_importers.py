@@ -332,3 +332,17 @@ def test_summary_face_ids_read_as_text(tmp_path, capsys):
     pd.DataFrame({"face_id": [2, 1]}).to_csv(threedsk / "avg_3dsk_info.csv", index=False)  # the published order
     imported = import_3dsk(threedsk)
     assert list(pd.unique(imported.ratings.image)) == ["2.jpg", "1.jpg"]
+
+
+def test_london_raters_are_named_by_their_one_based_row(tmp_path):
+    singles = import_london(fake_london(tmp_path / "london")).per_rater
+    assert sorted(singles.rater.unique()) == ["london_0001", "london_0002", "london_0003"]
+    first = singles[(singles.rater == "london_0001") & (singles.identity == "001")]
+    assert first.group.item() == "female_raters" and first.rating.item() == 1.0  # row "female,men,20,1,2,3"
+
+
+def test_omi_pseudo_raters_keep_their_row_in_the_raw_file(tmp_path):
+    """Repeat trials are dropped but leave their row number unused: a pseudo-rater names one raw line."""
+    per_rater = import_omi(fake_omi(tmp_path / "omi")).per_rater
+    cell = per_rater[(per_rater.image == "1.jpg") & (per_rater.trait == "trustworthy")]
+    assert dict(zip(cell.rater, cell.rating)) == {"omi_row0": 20, "omi_row1": 21, "omi_row2": 22, "omi_row4": 24}

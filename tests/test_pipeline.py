@@ -392,3 +392,31 @@ def test_the_ridge_reads_the_cells_the_saved_models_pooling_layers_compute():
 def test_images_are_preprocessed_as_vgg16_expects_bgr_minus_the_imagenet_means():
     preprocessed = model.preprocess(np.array([[[[10, 20, 30]]]], np.uint8))
     np.testing.assert_allclose(preprocessed[0, 0, 0], [30 - 103.939, 20 - 116.779, 10 - 123.68], atol=1e-3)
+
+
+def test_cross_group_rows_name_the_models_group_and_the_rating_group_it_is_scored_on():
+    rng = np.random.default_rng(0)
+    y_a, y_b = rng.normal(size=30), rng.normal(size=30)
+    ratings = pd.DataFrame({("A", "warm"): y_a, ("B", "warm"): y_b})
+    dataset = SimpleNamespace(ratings=ratings, target=lambda group, trait: ratings[(group, trait)].to_numpy())
+    table = cross_validate.cross_group(dataset, {("A", "warm"): y_a})
+    assert set(table.model_group) == {"A"}
+    assert table[table.rating_group == "B"].pearson_r.item() == pytest.approx(np.corrcoef(y_a, y_b)[0, 1])
+    assert table[table.rating_group == "A"].pearson_r.item() == pytest.approx(1.0)
+
+
+def test_the_cv_scatter_shows_the_pooled_r_and_the_permutation_summary_counts_identities(trained, monkeypatch):
+    shown, draw = {}, cross_validate.plots.cv_scatter
+
+    def spy(y, predicted, folds, name, r):
+        shown[name] = r
+        return draw(y, predicted, folds, name, r)
+    monkeypatch.setattr(cross_validate.plots, "cv_scatter", spy)
+    cfg = config.load(trained)
+    cross_validate.main(["--config", str(trained)])
+    summary = pd.read_csv(cfg.output.results_dir / "cv_summary.csv")
+    for _, row in summary[summary.fold.astype(str) == "all"].iterrows():
+        assert shown[f"{row.group}__{row.trait}"] == pytest.approx(row.pearson_r, abs=1e-5)
+    permutation_test.main(["--config", str(trained)])
+    permutations = pd.read_csv(cfg.output.results_dir / "permutation_summary.csv")
+    assert (permutations.n_identities == len(set(data.load(cfg).identities))).all()

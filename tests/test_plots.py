@@ -194,3 +194,12 @@ def test_group_comparison_tick_labels_stay_apart(size):
     for ax in fig.axes:
         boxes = [label.get_window_extent(renderer) for label in drawn_tick_labels(ax.xaxis) if label.get_text()]
         assert not any(a.overlaps(b) for a, b in itertools.combinations(boxes, 2)), ax.get_xlabel()
+
+
+def test_the_difference_maps_colour_scale_is_set_by_negative_differences_too():
+    diff = -np.linspace(0.0, 1.0, 400).reshape(20, 20)
+    diff[0, 0] = 0.001  # the only positive value
+    figure = plots.group_difference_map(diff, np.zeros_like(diff, dtype=bool), "A", "B", "warm", 0.05, 10, False)
+    limit = np.percentile(np.abs(diff)[np.abs(diff) > 0], plots.CLIP_PERCENTILE)
+    assert sorted(figure.axes[-1].get_ylim()) == pytest.approx([-limit, limit])
+    plots.plt.close(figure)

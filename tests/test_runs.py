@@ -168,3 +168,16 @@ def test_record_names_the_code_the_run_started_with(blob_config, monkeypatch):
     main(["--config", str(blob_config)])
     (record,) = records(config.load(blob_config).output.results_dir)
     assert record["code"]["commit"] == "at-start"
+
+
+def test_a_changed_tracked_file_is_an_uncommitted_change_an_untracked_one_is_not(tmp_path):
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(git + ["init", "-q"], check=True)
+    (tmp_path / "a.py").write_text("x = 1\n")
+    subprocess.run(git + ["add", "a.py"], check=True)
+    subprocess.run(git + ["commit", "-qm", "c"], check=True)
+    assert outputs.code_version(tmp_path)["uncommitted_changes"] is False
+    (tmp_path / "new.txt").write_text("untracked\n")
+    assert outputs.code_version(tmp_path)["uncommitted_changes"] is False
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert outputs.code_version(tmp_path)["uncommitted_changes"] is True
