@@ -194,6 +194,8 @@ def test_image_without_landmarks_is_reported_and_left_out(run):
     table = pd.read_csv(run[0] / "region_relevance.csv")
     assert NO_LANDMARKS not in set(table.image)
     assert table.image.nunique() == 17
+    [record] = [json.loads(path.read_text()) for path in (run[0] / "runs").glob("average_saliency-*.json")]
+    assert (record["details"]["n_with_landmarks"], record["details"]["n_missing_landmarks"]) == (17, 1)
 
 
 def test_missing_landmarks_are_reported_on_stderr(faces, tmp_path, capsys):
