@@ -106,7 +106,13 @@ def test_cache_reextracts_only_what_changed(tiny_demo, tmp_path, capsys):
     assert len(list((tmp_path / "cache" / "features").iterdir())) == 3
 
 
-def test_cross_validate_writes_its_tables_and_figures(trained):
+def test_cross_validate_writes_its_tables_and_figures(trained, monkeypatch):
+    shown, draw = {}, cross_validate.plots.cv_scatter
+
+    def spy(y, predicted, folds, name, r):  # the r each scatter figure is titled with
+        shown[name] = r
+        return draw(y, predicted, folds, name, r)
+    monkeypatch.setattr(cross_validate.plots, "cv_scatter", spy)
     cfg = config.load(trained)
     cross_validate.main(["--config", str(trained)])
     folds = pd.read_csv(cfg.output.results_dir / "cv_folds.csv")
@@ -126,6 +132,8 @@ def test_cross_validate_writes_its_tables_and_figures(trained):
     pooled = summary[summary.fold.astype(str) == "all"].set_index(["group", "trait"])
     asd_warm = folds[(folds.group == "ASD") & (folds.trait == "warm")]
     assert pooled.loc[("ASD", "warm"), "pearson_r"] == pytest.approx(np.corrcoef(asd_warm.rating, asd_warm.prediction)[0, 1], abs=1e-5)
+    for (group, trait), row in pooled.iterrows():
+        assert shown[f"{group}__{trait}"] == pytest.approx(row.pearson_r, abs=1e-5)  # the pooled r, not a fold's
     transfer = pd.read_csv(cfg.output.results_dir / "cross_group.csv")
     assert list(transfer.columns) == ["trait", "model_group", "rating_group", "pearson_r", "mae", "n_images", "run"]
     assert len(transfer) == 8
@@ -220,6 +228,7 @@ def test_permutation_test_tables(trained):
     summary = pd.read_csv(cfg.output.results_dir / "permutation_summary.csv")
     assert list(summary.columns) == ["group", "trait", "head", "observed_r", "p_value", "null_mean", "null_sd",
                                      "n_permutations", "permutation_unit", "n_identities", "n_fixed_identities", "seed", "run"]
+    assert (summary.n_identities == 6).all()  # identities, not the 18 images
     for _, row in summary.iterrows():
         rows = null[(null.group == row.group) & (null.trait == row.trait)]
         assert row.p_value == pytest.approx(((rows.pearson_r >= row.observed_r).sum() + 1) / 21)
@@ -404,19 +413,3 @@ def test_cross_group_rows_name_the_models_group_and_the_rating_group_it_is_score
     assert table[table.rating_group == "B"].pearson_r.item() == pytest.approx(np.corrcoef(y_a, y_b)[0, 1])
     assert table[table.rating_group == "A"].pearson_r.item() == pytest.approx(1.0)
 
-
-def test_the_cv_scatter_shows_the_pooled_r_and_the_permutation_summary_counts_identities(trained, monkeypatch):
-    shown, draw = {}, cross_validate.plots.cv_scatter
-
-    def spy(y, predicted, folds, name, r):
-        shown[name] = r
-        return draw(y, predicted, folds, name, r)
-    monkeypatch.setattr(cross_validate.plots, "cv_scatter", spy)
-    cfg = config.load(trained)
-    cross_validate.main(["--config", str(trained)])
-    summary = pd.read_csv(cfg.output.results_dir / "cv_summary.csv")
-    for _, row in summary[summary.fold.astype(str) == "all"].iterrows():
-        assert shown[f"{row.group}__{row.trait}"] == pytest.approx(row.pearson_r, abs=1e-5)
-    permutation_test.main(["--config", str(trained)])
-    permutations = pd.read_csv(cfg.output.results_dir / "permutation_summary.csv")
-    assert (permutations.n_identities == len(set(data.load(cfg).identities))).all()
