@@ -71,6 +71,7 @@ def main(run):
     run.write_csv("group_comparison.csv", pd.concat([result.table for result in results], ignore_index=True))
     accuracy = pd.DataFrame([result.accuracy for result in results])[list(group_comparison.ACCURACY_COLUMNS)]
     run.write_csv("group_comparison_accuracy.csv", accuracy)
+    print(f"wrote {run.results('group_comparison.csv')} and figures in {cfg.output.fig_dir}", file=sys.stderr)
 
 
 if __name__ == "__main__":

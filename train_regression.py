@@ -13,7 +13,7 @@ Then fig/face_space.png: a t-SNE map per model of the features its head reads, c
 import json
 import sys
 
-from facetraits import cache, cli, config, face_space, metrics, model, outputs, plots, training
+from facetraits import cache, cli, config, data, face_space, metrics, model, outputs, plots, training
 
 
 def up_to_date(model_path, record_path, inputs: str, trained_on: dict) -> bool:
@@ -30,8 +30,9 @@ def up_to_date(model_path, record_path, inputs: str, trained_on: dict) -> bool:
 @cli.script(writes=("models_dir", "cache_dir", "fig_dir"))
 def main(run):
     cfg = run.config
+    dataset = data.load(cfg)  # bad ratings or images are reported before VGG16 is built (or downloaded)
     base = model.build_base(cfg.model, cfg.seed)
-    study = training.load_study(cfg, base)
+    study = training.load_study(cfg, base, dataset)
     dataset, maps = study.dataset, study.features
     for group, trait in run.models:
         name = cli.model_name(group, trait)

@@ -114,15 +114,16 @@ def setup_run(doc: str, script: str, argv=None, add_arguments=None, writes=OUTPU
     for key, names in (("groups", cfg.groups), ("traits", cfg.traits)):
         for name in names:
             if MODEL_SEPARATOR in name:  # the model file stem <group>__<trait> could not be told apart
-                raise ConfigError(f"{cfg.source}: {key}: {name!r} contains {MODEL_SEPARATOR!r}, which separates "
+                raise ConfigError(f"{cfg.origin(key)}: {name!r} contains {MODEL_SEPARATOR!r}, which separates "
                                   f"group and trait in model file names (<group>{MODEL_SEPARATOR}<trait>.h5)")
             if any(c in name for c in "/\\\0"):  # would put model and result files into other folders
-                raise ConfigError(f"{cfg.source}: {key}: {name!r} contains a path separator; names become parts "
+                raise ConfigError(f"{cfg.origin(key)}: {name!r} contains a path separator; names become parts "
                                   f"of file names (<group>{MODEL_SEPARATOR}<trait>.h5), so use letters, digits, - or _")
-    for option, chosen, known in (("--group", args.group, cfg.groups), ("--trait", args.trait, cfg.traits)):
+    for option, chosen, key in (("--group", args.group, "groups"), ("--trait", args.trait, "traits")):
+        known = getattr(cfg, key)
         for name in chosen:
             if name not in known:
-                raise ConfigError(f"{option} {name}: not in {cfg.source} (known: {', '.join(known)})")
+                raise ConfigError(f"{option} {name}: not in {cfg.origin(key)} (known: {', '.join(known)})")
     check_output_dirs(cfg, dict.fromkeys(("results_dir", *writes)))  # results_dir: the run record
     groups = [g for g in cfg.groups if not args.group or g in args.group]
     traits = [t for t in cfg.traits if not args.trait or t in args.trait]
@@ -137,7 +138,7 @@ def check_output_dirs(cfg: config_module.Config, keys) -> None:
         existing = path
         while not existing.exists() and existing != existing.parent:
             existing = existing.parent
-        where = f"{cfg.source}: output.{key}: {path}"
+        where = f"{cfg.origin('output.' + key)}: {path}"
         if not existing.is_dir():
             raise ConfigError(f"{where}: {'' if existing == path else f'{existing} '}is a file, not a folder")
         if not os.access(existing, os.W_OK | os.X_OK):

@@ -198,6 +198,9 @@ class OutputConfig:
     cache_dir: Path = Path("cache")
 
 
+PROVENANCE_FIELDS = ("source", "overrides")  # where the settings came from, not settings
+
+
 @dataclass(frozen=True)
 class Config:
     data: DataConfig = DataConfig()
@@ -213,10 +216,20 @@ class Config:
     explain: ExplainConfig = ExplainConfig()
     output: OutputConfig = OutputConfig()
     source: str = "<defaults>"  # the file it came from, for error messages
+    overrides: tuple[str, ...] = ()  # the --set items, for error messages
+
+    def origin(self, key: str) -> str:
+        """Where a setting's value came from, for an error about it that only the data reveals: the
+        last `--set` that gave it, else the config file."""
+        for item in reversed(self.overrides):
+            given = item.split("=", 1)[0].strip()
+            if key == given or key.startswith((given + ".", given + "[")):
+                return f"--set {item}"
+        return f"{self.source}: {key}"
 
     def hash(self) -> str:
         """A short digest of every setting, stored beside outputs to tell runs apart."""
-        settings = {k: v for k, v in as_dict(self).items() if k != "source"}
+        settings = {k: v for k, v in as_dict(self).items() if k not in PROVENANCE_FIELDS}
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -286,15 +299,17 @@ def load(path: str | Path | None, overrides: list[str] = ()) -> Config:
             raise ConfigError(f"{path}: config file is empty (no settings); copy the shipped config.yaml")
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    lines = _key_lines(path.read_text()) if path is not None else {}
     base = path.parent.resolve() if path is not None else Path.cwd()
     _resolve_paths(raw, base)
     for item in overrides:
         key, value = _parse_override(item, source)
+        lines = {k: line for k, line in lines.items() if k != key and not k.startswith(key + ".")}
         # checked alone first, so that an error in it names the command line, not the file
         _build(Config, _only(key, value), f"--set {item}", prefix="", extra={"source": source})
         _assign(raw, key, value, source)
         _resolve_paths(_only(key, value), Path.cwd(), into=raw)
-    cfg = _build(Config, raw, source, prefix="", extra={"source": source})
+    cfg = _build(Config, raw, source, prefix="", extra={"source": source, "overrides": tuple(overrides)}, lines=lines)
     _check_grids(cfg)
     return cfg
 
@@ -316,7 +331,7 @@ def _check_grids(cfg: Config) -> None:
             try:
                 cell_bounds(feature_map_size(layer, cfg.model.input_size), feature_set.grid)
             except ValueError as err:
-                raise ConfigError(f"{cfg.source}: {key}.grid: {err} ({layer} at model.input_size="
+                raise ConfigError(f"{cfg.origin(key + '.grid')}: {err} ({layer} at model.input_size="
                                   f"{cfg.model.input_size})") from None
 
 
@@ -369,18 +384,23 @@ def _resolve_paths(raw: dict, base: Path, into: dict | None = None):
         target[section][key] = str((base / Path(value).expanduser()))
 
 
-def _build(cls, raw, source: str, prefix: str, extra: dict | None = None):
+def _build(cls, raw, source: str, prefix: str, extra: dict | None = None, lines: dict | None = None):
+    """cls from a dict of settings, every key known and every value checked; `lines` (dotted key ->
+    line in the file) lets an error name the line."""
+    lines = lines or {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: {prefix.rstrip('.')}: expected a section (key: value lines)")
+        raise ConfigError(f"{_at(source, lines, prefix.rstrip('.'))}: {prefix.rstrip('.')}: expected a section "
+                          f"(key: value lines)")
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in PROVENANCE_FIELDS}
     for key in raw:
+        where = _at(source, lines, f"{prefix}{key}")
         if f"{prefix}{key}" in RENAMED:
-            raise ConfigError(f"{source}: {prefix}{key} is no longer a setting; use {RENAMED[prefix + key]}")
+            raise ConfigError(f"{where}: {prefix}{key} is no longer a setting; use {RENAMED[prefix + key]}")
         if key not in fields:
             close = difflib.get_close_matches(str(key), fields, n=1)
             hint = f" (did you mean {prefix}{close[0]}?)" if close else f" (known: {', '.join(fields)})"
-            raise ConfigError(f"{source}: unknown key {prefix}{key}{hint}")
+            raise ConfigError(f"{where}: unknown key {prefix}{key}{hint}")
     values = dict(extra or {})
     for name, f in fields.items():
         if name not in raw:
@@ -388,10 +408,30 @@ def _build(cls, raw, source: str, prefix: str, extra: dict | None = None):
         key = prefix + name
         kind = hints[name]
         if dataclasses.is_dataclass(kind):
-            values[name] = _build(kind, raw[name], source, key + ".")
+            values[name] = _build(kind, raw[name], source, key + ".", lines=lines)
         else:
-            values[name] = _check(kind, raw[name], f, source, key)
+            values[name] = _check(kind, raw[name], f, _at(source, lines, key), key)
     return cls(**values)
+
+
+def _at(source: str, lines: dict, key: str) -> str:
+    """'config.yaml line 12' where the key's line is known, else the source alone."""
+    return f"{source} line {lines[key]}" if key in lines else source
+
+
+def _key_lines(text: str) -> dict:
+    """Dotted key -> its line in a YAML file (sections and their keys; not inside lists)."""
+    lines = {}
+
+    def walk(node, prefix):
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if isinstance(key_node, yaml.ScalarNode):
+                    lines[prefix + key_node.value] = key_node.start_mark.line + 1
+                    walk(value_node, prefix + key_node.value + ".")
+
+    walk(yaml.compose(text, Loader=yaml.SafeLoader), "")
+    return lines
 
 
 def _check(kind, value, f, source: str, key: str):

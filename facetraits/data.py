@@ -63,6 +63,8 @@ def load(cfg: Config) -> Dataset:
     check_not_constant(ratings, cfg)
     names = tuple(ratings.index)
     check_unique_stems(table, names, cfg.data.ratings)
+    if not Path(cfg.data.images).is_dir():
+        raise DataError(f"{cfg.origin('data.images')}: {cfg.data.images}: images folder not found")
     paths = tuple(cfg.data.images / name for name in names)
     digests = tuple(check_image(path, cfg.data.ratings, first_line(table, name)) for name, path in zip(names, paths))
     if not cfg.data.identities:  # with a subset, the other identities' images are left out on purpose
@@ -78,7 +80,8 @@ def first_identities(table: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     wanted = cfg.data.identities
     names = sorted(table.identity.unique())
     if wanted > len(names):
-        raise ConfigError(f"{cfg.source}: data.identities: {wanted}, but {cfg.data.ratings} has only {len(names)} identities")
+        raise ConfigError(f"{cfg.origin('data.identities')}: asks for {wanted} identities, but {cfg.data.ratings} has "
+                          f"only {len(names)}")
     return table[table.identity.isin(names[:wanted])] if wanted else table
 
 
@@ -89,7 +92,9 @@ def read_ratings(data_cfg: DataConfig, groups, traits) -> pd.DataFrame:
         raise DataError(f"{path}: ratings file not found")
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty (expected a header line and one row per rating)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: not a readable CSV ({str(err).splitlines()[0]})") from None
     if table.empty:
         raise DataError(f"{path}: no data rows")
@@ -182,7 +187,7 @@ def check_names(table: pd.DataFrame, cfg: Config, column: str, wanted) -> None:
     present = sorted(table[column].unique())
     for name in wanted:
         if name not in present:
-            raise DataError(f"{cfg.source}: {column}s: {name!r} is not in {cfg.data.ratings} "
+            raise DataError(f"{cfg.origin(column + 's')}: {name!r} is not in {cfg.data.ratings} "
                             f"(found: {', '.join(present)})")
 
 
@@ -200,12 +205,12 @@ def report_left_out(table: pd.DataFrame, cfg: Config) -> None:
             if near:
                 line = table.line[table[column] == name].iloc[0]
                 raise DataError(f"{cfg.data.ratings} line {line}: {column} {name!r} differs from {near[0]!r} of "
-                                f"{cfg.source} only in case or spaces; write it the same way in both (or, if it is "
+                                f"{cfg.origin(column + 's')} only in case or spaces; write it the same way in both (or, if it is "
                                 f"another {column}, list it too and leave it out with --{column})")
         if extra:
             rows = int(table[column].isin(extra).sum())
             shown = ", ".join(extra[:5]) + (", ..." if len(extra) > 5 else "")
-            print(f"note: {cfg.data.ratings}: {rows} row(s) of {column}(s) not listed in {cfg.source} left out "
+            print(f"note: {cfg.data.ratings}: {rows} row(s) of {column}(s) not listed in {cfg.origin(column + 's')} left out "
                   f"({len(extra)} {column}(s): {shown})", file=sys.stderr)
 
 
@@ -214,9 +219,10 @@ def identity_per_image(table: pd.DataFrame, path) -> pd.Series:
     counts = table.groupby("image").identity.nunique()
     if (counts > 1).any():
         image = counts.index[counts > 1][0]
-        rows = table[table.image == image]
-        raise DataError(f"{path} line {rows.line.iloc[-1]}: image {image} has identities "
-                        f"{', '.join(sorted(rows.identity.unique()))}")
+        rows = table[table.image == image].sort_values("line")
+        first, other = rows.iloc[0], rows[rows.identity != rows.identity.iloc[0]].iloc[0]
+        raise DataError(f"{path} line {other.line}: image {image} has identity {other.identity} here but "
+                        f"{first.identity} on line {first.line} (an image belongs to one identity)")
     return table.groupby("image").identity.first()
 
 

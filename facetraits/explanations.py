@@ -76,6 +76,20 @@ def check_names(names) -> None:
                               f"(known: {', '.join(analyzer_names())})")
 
 
+class ScaledSmoothGrad(innvestigate.analyzer.SmoothGrad):
+    """iNNvestigate 2.1.2's SmoothGrad with its noise_scale applied: its GaussianSmoother._augment
+    builds AddGaussianNoise() at the default stddev 1 whatever noise_scale says, i.e. noise of one
+    grey level instead of the 15% of the input range SmoothGrad's paper uses."""
+
+    def _augment(self, Xs):
+        from innvestigate import layers as ilayers
+        from innvestigate.backend import to_list
+        repeat = ilayers.Repeat(self._augment_by_n)
+        add_noise = ilayers.AddGaussianNoise(stddev=self._noise_scale)
+        reshape = ilayers.AugmentationToBatchAxis(self._augment_by_n)
+        return [reshape(add_noise(repeat(X))) for X in to_list(Xs)]
+
+
 class Explainer:
     """One trained Keras model + one method (iNNvestigate's or gradcam); call it on RGB uint8 images."""
 
@@ -87,9 +101,11 @@ class Explainer:
             return
         # disable_model_checks: iNNvestigate 2.1.2 raises NotImplementedError after *warning* about
         # any layer outside its list of convnet layers, such as the head's centring layer.
-        self.analyzer = innvestigate.create_analyzer(
-            method, keras_model, neuron_selection_mode="index", disable_model_checks=True,
-            **ANALYZER_OPTIONS.get(method, {}))
+        options = dict(neuron_selection_mode="index", disable_model_checks=True, **ANALYZER_OPTIONS.get(method, {}))
+        if method == "smoothgrad":
+            self.analyzer = ScaledSmoothGrad(keras_model, **options)
+        else:
+            self.analyzer = innvestigate.create_analyzer(method, keras_model, **options)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) uint8 -> (N, H, W) float32 relevance of the predicted rating."""

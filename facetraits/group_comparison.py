@@ -308,5 +308,5 @@ def compare_with_head(dataset, raters: Raters, head: FixedHead, group_a: str, gr
                 "noise_ceiling_a": ceiling.get(group_a, np.nan), "noise_ceiling_b": ceiling.get(group_b, np.nan),
                 **common}
     print(f"{label}, {n} rater permutations: " + ", ".join(
-        f"{row.region} {row.difference:+.3g} (p_fwer {row.p_fwer:.3g})" for row in table.itertuples()), file=sys.stderr)
+        f"{row.region} {row.difference:+.3g} (p_fwer {row.p_fwer:.3g})" for row in table.itertuples()))
     return TraitComparison(table, accuracy, stats.differences[:, 1:])

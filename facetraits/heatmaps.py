@@ -18,7 +18,7 @@ from facetraits import cache, cli, data, explanations, model, outputs, plots, tr
 from facetraits.backend import reset_graph
 from facetraits.errors import FacetraitsError
 
-EXPLAIN_VERSION = 1  # bump whenever a code change alters the maps explanations.py computes
+EXPLAIN_VERSION = 2  # bump whenever a code change alters the maps explanations.py computes (2: smoothgrad's noise)
 
 
 def check_models(run, dataset) -> None:

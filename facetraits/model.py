@@ -45,10 +45,7 @@ def build_base(cfg: ModelConfig, seed: int = 0) -> keras.Model:
             raise FacetraitsError(f"could not load ImageNet VGG16 weights ({str(err).splitlines()[0]}); "
                                   f"if this machine is offline, {OFFLINE_HINT}") from None
     else:
-        path = Path(cfg.weights)
-        if not path.is_file():
-            raise ConfigError(f"model.weights: {path} not found; use imagenet (downloads once), "
-                              f"or {OFFLINE_HINT}")
+        path = weights_file(cfg)
         base = keras.applications.VGG16(weights=None, include_top=False, input_shape=shape)
         try:
             base.load_weights(str(path))
@@ -59,6 +56,14 @@ def build_base(cfg: ModelConfig, seed: int = 0) -> keras.Model:
     for layer in base.layers:
         layer.trainable = False
     return base
+
+
+def weights_file(cfg: ModelConfig) -> Path:
+    """The local weights file model.weights names (not imagenet or none), checked to exist."""
+    path = Path(cfg.weights)
+    if not path.is_file():
+        raise ConfigError(f"model.weights: {path} not found; use imagenet (downloads once), or {OFFLINE_HINT}")
+    return path
 
 
 def random_weights(base: keras.Model, seed: int) -> list:

@@ -46,15 +46,14 @@ def test_empty_config_file_is_an_error(tmp_path, text):
     assert one_line(caught) == f"{path}: config file is empty (no settings); copy the shipped config.yaml"
 
 
-@pytest.mark.parametrize("override, key, name", [("groups=[ASD, N__T]", "groups", "N__T"),
-                                                 ("traits=[warm, very__strong]", "traits", "very__strong")])
-def test_group_or_trait_name_with_the_model_separator_is_refused(blob_data, tmp_path, capsys, override, key, name):
+@pytest.mark.parametrize("override, name", [("groups=[ASD, N__T]", "N__T"), ("traits=[warm, very__strong]", "very__strong")])
+def test_group_or_trait_name_with_the_model_separator_is_refused(blob_data, tmp_path, capsys, override, name):
     path = write_config(tmp_path / "c.yaml", blob_data, tmp_path)
     with pytest.raises(SystemExit) as caught:
         train_regression.main(["--config", str(path), "--set", override])
     assert caught.value.code == 2
     err = capsys.readouterr().err.strip()
-    assert err == (f"error: {path}: {key}: {name!r} contains '__', which separates group and trait in model file "
+    assert err == (f"error: --set {override}: {name!r} contains '__', which separates group and trait in model file "
                    f"names (<group>__<trait>.h5)")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
 
@@ -166,3 +165,16 @@ def test_only_stale_temp_files_of_the_same_target_are_removed(tmp_path):
     outputs.write_csv(tmp_path / "t.csv", pd.DataFrame({"a": [1]}))
     kept = {p.name for p in tmp_path.iterdir()} - {"t.csv"}
     assert kept == {name for name, (_, keep) in names.items() if keep}
+
+
+def test_landmarks_of_wide_and_tall_images_are_checked_against_their_own_width_and_height(with_landmarks, tmp_path):
+    """A face stretched across an 80 x 40 image (x up to 70) and one down a 40 x 80 image (y up to 70) are
+    inside their images, however far beyond the other side's length."""
+    from PIL import Image
+    table = pd.read_csv(with_landmarks / "landmarks.csv")
+    for name, (width, height), column in (("p00_0.png", (80, 40), "x"), ("p00_1.png", (40, 80), "y")):
+        Image.new("RGB", (width, height), (90, 90, 90)).save(with_landmarks / "images" / name)
+        table.loc[table.image == name, column] *= 2
+    table.to_csv(with_landmarks / "landmarks.csv", index=False)
+    points, missing = landmarks_of(with_landmarks, tmp_path)
+    assert len(points) == 4 and missing == []

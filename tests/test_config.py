@@ -77,6 +77,10 @@ def test_hash_changes_with_settings():
     ("seed: 1\nseed: 2\n", "line 2: key 'seed' appears twice in one section (first at line 1)"),
     ("compare:\n  n_bootstrap: 10\nseed: 1\ncompare:\n  n_permutations: 5\n", "line 4: key 'compare' appears twice"),
     ("ridge:\n  feature_sets: [{layers: [block4_pool], grid: 1, grid: 3}]\n", "key 'grid' appears twice"),
+    # the line of the key at fault
+    ("seed: 1\npermutaton:\n  n_permutations: 5\n", "bad.yaml line 2: unknown key permutaton (did you mean permutation?)"),
+    ("seed: 1\ntraining:\n  batch_size: 4\n  epoch: 3\n", "bad.yaml line 4: unknown key training.epoch "),
+    ("seed: 1\n\ntraining:\n  epochs: ten\n", "bad.yaml line 4: training.epochs: expected an integer"),
 ])
 def test_bad_config_gives_one_line_error_naming_file_and_key(tmp_path, text, message):
     path = tmp_path / "bad.yaml"
@@ -86,6 +90,21 @@ def test_bad_config_gives_one_line_error_naming_file_and_key(tmp_path, text, mes
     assert message in str(caught.value)
     assert str(path) in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_a_value_given_with_set_is_blamed_on_the_set_not_the_file(tmp_path):
+    """Errors only the data reveal (an unknown group, too few identities) use Config.origin: a value from
+    --set is named as such, and an override's key no longer points at the file's line."""
+    path = tmp_path / "c.yaml"
+    path.write_text("traits: [warm]\ntraining:\n  epochs: 3\n")
+    cfg = config.load(path, ["traits=[warm, kind]", "output.fig_dir=elsewhere"])
+    assert cfg.origin("traits") == "--set traits=[warm, kind]"
+    assert cfg.origin("output.fig_dir") == "--set output.fig_dir=elsewhere"
+    assert cfg.origin("groups") == f"{path}: groups"
+    assert config.load(path, ["ridge.feature_sets=[{layers: [block5_pool], grid: 1}]"]).origin("ridge.feature_sets[0].grid").startswith("--set ridge")
+    with pytest.raises(ConfigError) as caught:
+        config.load(path, ["training.epochs=ten"])
+    assert str(caught.value).startswith("--set training.epochs=ten: training.epochs: expected an integer")
 
 
 def test_merge_keys_still_work_beside_the_duplicate_key_check(tmp_path):
@@ -171,3 +190,16 @@ def test_feature_map_sides_are_those_of_vgg16_pooling_down():
     """Each pool halves the side, rounding down: 56 px gives block5 maps of 1 (56, 28, 14, 7, 3, 1), not 2."""
     assert config.feature_map_size("block5_pool", 56) == 1
     assert config.feature_map_size("block4_pool", 100) == 6 and config.feature_map_size("block4_conv1", 100) == 12
+
+
+def test_hash_is_of_the_settings_not_of_the_file_they_came_from(tmp_path):
+    """The same settings read from two files (or given with --set) are one configuration."""
+    for name in ("a.yaml", "b.yaml"):
+        (tmp_path / name).write_text("seed: 3\n")
+    assert (config.load(tmp_path / "a.yaml").hash() == config.load(tmp_path / "b.yaml").hash()
+            == config.load(None, ["seed=3"]).hash())
+
+
+def test_weight_keywords_are_case_insensitive():
+    assert config.load(None, ["model.weights=ImageNet"]).model.weights == "imagenet"
+    assert config.load(None, ["model.weights=None"]).model.weights == "none"

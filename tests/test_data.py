@@ -180,14 +180,28 @@ def test_image_with_two_identities(dataset_dir, tmp_path):
         table.loc[1, "identity"] = "someone_else"
         return table
     edit_ratings(dataset_dir, bad)
-    expect_error(dataset_dir, tmp_path, "image p00_0.png has identities")
+    # row 1 is file line 3, the odd one out; line 2 holds the image's first identity
+    expect_error(dataset_dir, tmp_path, "ratings.csv line 3: image p00_0.png has identity someone_else here but p00 on line 2")
 
 
 def test_unknown_group_in_config(dataset_dir, tmp_path):
     cfg_path = write_config(tmp_path / "c.yaml", dataset_dir, tmp_path)
     cfg = config.load(cfg_path, ["groups=[ASD, TD]"])
-    with pytest.raises(DataError, match=r"groups: 'TD' is not in .*ratings.csv \(found: ASD, NT\)"):
+    with pytest.raises(DataError, match=r"^--set groups=\[ASD, TD\]: 'TD' is not in .*ratings.csv \(found: ASD, NT\)"):
         data.load(cfg)
+    cfg_path.write_text("groups: [ASD, TD]\n" + cfg_path.read_text())
+    with pytest.raises(DataError, match=rf"^{cfg_path}: groups: 'TD' is not in"):
+        data.load(config.load(cfg_path))
+
+
+def test_an_empty_ratings_file_says_so(dataset_dir, tmp_path):
+    (dataset_dir / "ratings.csv").write_text("")
+    expect_error(dataset_dir, tmp_path, "ratings.csv: the file is empty")
+
+
+def test_a_missing_images_folder_is_named_as_a_folder(dataset_dir, tmp_path):
+    shutil.rmtree(dataset_dir / "images")
+    expect_error(dataset_dir, tmp_path, "images: images folder not found")
 
 
 def test_missing_ratings_file(tmp_path):

@@ -166,9 +166,10 @@ def test_the_average_face_gets_no_relevance(blob_config, method):
     assert np.abs(maps[1]).max() > 0
 
 
-def tiny_conv_model(layers, seed=0):
-    """Two conv blocks (32 -> 16 -> 8 px) and a linear head (centring, global average, Dense(1))
-    on the pooled maps named in `layers`, with random kernel and bias; plus the images' conv maps."""
+def tiny_conv_model(layers, seed=0, grid=1):
+    """Two conv blocks (32 -> 16 -> 8 px) and a linear head (centring, average pooling, Dense(1))
+    on the pooled maps named in `layers` (grid x grid average cells), with random kernel and bias; plus the
+    images' conv maps."""
     rng = np.random.default_rng(seed)
     inputs = keras.Input((32, 32, 3))
     x = inputs
@@ -181,10 +182,10 @@ def tiny_conv_model(layers, seed=0):
     tapped = keras.Model(inputs, [base.get_layer(layer).output for layer in layers])
     maps = tapped.predict(model.preprocess(images), verbose=0)
     maps = dict(zip(layers, maps if len(layers) > 1 else [maps]))
-    head = model.build_head({layer: maps[layer].shape[1:] for layer in layers}, config.FeatureSet(layers, 1),
+    head = model.build_head({layer: maps[layer].shape[1:] for layer in layers}, config.FeatureSet(layers, grid),
                             config.ModelConfig(), feature_means={layer: maps[layer][:3].mean(axis=0) for layer in layers},
                             kind="ridge")
-    kernel = rng.normal(0, 1, (sum(maps[layer].shape[-1] for layer in layers), 1)).astype(np.float32)
+    kernel = rng.normal(0, 1, (grid * grid * sum(maps[layer].shape[-1] for layer in layers), 1)).astype(np.float32)
     head.get_layer("head_rating").set_weights([kernel, np.float32([2.5])])
     return model.mount(base, head), images, maps, kernel.ravel()
 
@@ -226,3 +227,33 @@ def test_gradcam_of_a_linear_head_on_average_pooled_features_is_cam(layers):
     gradcam = explainer(images)
     assert gradcam.shape == (5, 32, 32) and (expected > 0).mean() > 0.1 and (expected == 0).mean() > 0.1
     np.testing.assert_allclose(gradcam, expected, rtol=1e-4, atol=1e-5 * expected.max())
+
+
+def test_gradcam_weighs_each_channel_by_its_gradient_averaged_over_positions():
+    """A linear head on 2 x 2 average cells: dŷ/dA_k differs from cell to cell, so Grad-CAM's channel
+    weight a_k (the mean over positions) is sum over cells of w_(cell, k) / (h w), and the map
+    ReLU(sum_k (sum_cells w_(cell, k)) (A_k - m_k)), not the gradient times the centred map position by position."""
+    from facetraits.backend import reset_graph
+    reset_graph(0)
+    full, images, maps, kernel = tiny_conv_model(("block2_pool",), grid=2)
+    conv = maps["block2_pool"]
+    mean = keras.backend.get_value(full.get_layer("head_centre_block2_pool").mean).reshape(conv.shape[1:])
+    weights = kernel.reshape(4, conv.shape[-1]).sum(axis=0)  # Flatten order: cell by cell, channels inside
+    expected = np.maximum(bilinear(np.einsum("nhwk,k->nhw", conv - mean, weights), 32), 0)
+    gradcam = explanations.Explainer(full, "gradcam")(images)
+    assert (expected > 0).mean() > 0.1 and (expected == 0).mean() > 0.1
+    np.testing.assert_allclose(gradcam, expected, rtol=1e-4, atol=1e-5 * expected.max())
+
+
+def test_smoothgrad_adds_noise_of_the_configured_scale(monkeypatch):
+    """ANALYZER_OPTIONS sets smoothgrad's noise to 0.15 x 255 (the input is pixels about +-128);
+    iNNvestigate 2.1.2's GaussianSmoother stores noise_scale but builds AddGaussianNoise() with its
+    default stddev 1.0, so the setting must be seen to change the maps."""
+    from facetraits.backend import reset_graph
+    maps = {}
+    for scale in (1.0, 0.15 * 255):
+        reset_graph(0)
+        full, images, _, _ = tiny_conv_model(("block2_pool",))
+        monkeypatch.setitem(explanations.ANALYZER_OPTIONS["smoothgrad"], "noise_scale", scale)
+        maps[scale] = explanations.Explainer(full, "smoothgrad")(images)
+    assert not np.allclose(maps[1.0], maps[0.15 * 255], rtol=1e-2, atol=0)

@@ -265,7 +265,8 @@ def test_a_group_or_trait_name_with_a_path_separator_is_refused(blob_data, tmp_p
     path = write_config(tmp_path / "c.yaml", blob_data, tmp_path)
     with pytest.raises(SystemExit) as caught:
         cross_validate.main(["--config", str(path), "--set", f"traits=[warm, {json.dumps(name)}]"])
-    assert exit_line(caught, capsys).startswith(f"error: {path}: traits: {name!r} contains a path separator")
+    assert exit_line(caught, capsys).startswith(f"error: --set traits=[warm, {json.dumps(name)}]: {name!r} contains a "
+                                                f"path separator")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
 
 

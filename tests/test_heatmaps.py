@@ -85,7 +85,7 @@ def test_the_extremes_figure_shows_the_highest_and_lowest_rated_faces(trained_co
     drawn, draw = {}, plots.extremes
 
     def spy(images, relevance, ratings, predictions, *rest):
-        drawn["ratings"] = np.asarray(ratings)
+        drawn["ratings"], drawn["predictions"] = np.asarray(ratings), np.asarray(predictions)
         return draw(images, relevance, ratings, predictions, *rest)
     monkeypatch.setattr(plots, "extremes", spy)
     lrp_analysis.main(["--config", str(trained_copy), *ONE_MODEL])
@@ -93,3 +93,33 @@ def test_the_extremes_figure_shows_the_highest_and_lowest_rated_faces(trained_co
     ranked = np.sort(data.load(cfg).target("ASD", "warm"))[::-1]
     k = min(cfg.explain.n_extremes, len(ranked) // 2)
     np.testing.assert_allclose(drawn["ratings"], np.r_[ranked[:k], ranked[-k:]])
+    # beside each face its model's prediction (as stored with the maps), not its rating again
+    record = json.loads((trained_copy.parent / "results" / "relevance" / "ASD__warm.json").read_text())
+    chosen = np.concatenate(data.extremes(data.load(cfg).target("ASD", "warm"), cfg.explain.n_extremes))
+    np.testing.assert_allclose(drawn["predictions"], np.array(record["predictions"])[chosen])
+    assert not np.allclose(drawn["predictions"], drawn["ratings"])
+
+
+def test_maps_of_a_model_trained_again_are_computed_again(trained_copy, monkeypatch):
+    """The model file changed (fitted again with another penalty): maps of the old model are not reused."""
+    argv = ["--config", str(trained_copy), *ONE_MODEL, "--set", "ridge.alphas=[1000.0]"]
+    lrp_analysis.main(["--config", str(trained_copy), *ONE_MODEL])
+    train_regression.main(["--config", str(trained_copy), "--group", "ASD", "--trait", "warm",
+                           "--set", "ridge.alphas=[1000.0]"])
+    monkeypatch.setattr(explanations, "explain_dataset", refuse)
+    with pytest.raises(AssertionError, match="computed again"):
+        lrp_analysis.main(argv)
+
+
+def test_the_recorded_conv_bias_share_is_the_largest_absolute_gap(trained_copy, monkeypatch):
+    """conv_bias_share_max_abs = max over images of |centred_gradient_sum - relevance sum|, whatever its sign
+    (with random weights the gap is 0; here every image's gap is made -0.5)."""
+    real = explanations.centred_gradient_sum
+
+    def shifted(keras_model):
+        expected = real(keras_model)
+        return lambda images: expected(images) - 0.5
+    monkeypatch.setattr(explanations, "centred_gradient_sum", shifted)
+    lrp_analysis.main(["--config", str(trained_copy), *ONE_MODEL, "--set", "explain.analyzer=lrp.epsilon"])
+    record = json.loads((trained_copy.parent / "results" / "relevance" / "ASD__warm.json").read_text())
+    assert record["conv_bias_share_max_abs"] == pytest.approx(0.5, abs=1e-3)

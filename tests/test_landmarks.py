@@ -72,3 +72,19 @@ def test_landmarks_given_as_fractions_of_the_image_are_unusable(tmp_path):
     assert [name for name, _ in missing] == images[1:3]
     assert missing[0][1] == (f"landmarks for image {images[1]!r} span only 0.6 x 0.57 pixels: "
                              f"coordinates look like fractions of the image, expected pixels")
+
+
+def test_a_face_whose_eye_corners_coincide_is_missing_with_a_reason(tmp_path):
+    """No region can be sized on it (eye width 0): reported as missing, the other faces are kept."""
+    root = write_blob_dataset(tmp_path / "d", n_identities=2, per_identity=2, size=40)
+    images = sorted(pd.read_csv(root / "ratings.csv").image.unique())
+    face = synthetic_face(40)
+    flat = face.copy()
+    flat[[39, 45]] = flat[[36, 42]]
+    rows = [{"image": name, "point": k, "x": x, "y": y}
+            for name in images for k, (x, y) in enumerate(flat if name == images[2] else face)]
+    pd.DataFrame(rows).to_csv(root / "landmarks.csv", index=False)
+    cfg = config.load(write_config(tmp_path / "c.yaml", root, tmp_path))
+    points, missing = landmarks.dataset_landmarks(cfg, data.load(cfg), (32, 32))
+    assert sorted(points) == [images[0], images[1], images[3]]
+    assert missing == [(images[2], "degenerate landmarks: eye corners coincide (eye width 0)")]

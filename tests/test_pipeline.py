@@ -1,6 +1,8 @@
 """Feature cache, training and the three model scripts, run in-process on the tiny demo."""
 import dataclasses
 import importlib
+import json
+import pathlib
 import shutil
 from types import SimpleNamespace
 
@@ -12,7 +14,7 @@ from PIL import Image
 import cross_validate
 import permutation_test
 import train_regression
-from facetraits import backend, config, data, features, metrics, model, outputs, training
+from facetraits import backend, cache, config, data, features, metrics, model, outputs, training
 from facetraits.errors import FacetraitsError
 from conftest import write_config
 
@@ -413,3 +415,49 @@ def test_cross_group_rows_name_the_models_group_and_the_rating_group_it_is_score
     assert table[table.rating_group == "B"].pearson_r.item() == pytest.approx(np.corrcoef(y_a, y_b)[0, 1])
     assert table[table.rating_group == "A"].pearson_r.item() == pytest.approx(1.0)
 
+
+@pytest.mark.parametrize("kind", ["json", "npy", "cache"])
+def test_a_write_that_fails_halfway_leaves_the_old_file_and_no_half_file(tmp_path, monkeypatch, kind):
+    """Disk full in the middle of a write: run records and model records (write_json), arrays (write_npy)
+    and cache entries (cache.write_checked) go through a temporary file too, like write_csv."""
+    def halfway(real):
+        def write(target, payload, *args, **kwargs):
+            real(target, payload[:len(payload) // 2], *args, **kwargs)
+            raise OSError(28, "No space left on device")
+        return write
+
+    if kind == "json":
+        target = tmp_path / "record.json"
+        outputs.write_json(target, {"a": 1})
+        monkeypatch.setattr(pathlib.Path, "write_text", halfway(pathlib.Path.write_text))
+        with pytest.raises(OSError):
+            outputs.write_json(target, {"a": 2, "b": "x" * 100})
+        monkeypatch.undo()
+        assert json.loads(target.read_text()) == {"a": 1}
+    elif kind == "npy":
+        target = tmp_path / "maps.npy"
+        outputs.write_npy(target, np.arange(3.0))
+        monkeypatch.setattr(np, "save", halfway(np.save))
+        with pytest.raises(OSError):
+            outputs.write_npy(target, np.arange(100.0))
+        monkeypatch.undo()
+        np.testing.assert_array_equal(np.load(target), np.arange(3.0))
+    else:
+        target = tmp_path / "entry.npy"
+        monkeypatch.setattr(pathlib.Path, "write_bytes", halfway(pathlib.Path.write_bytes))
+        with pytest.raises(OSError):
+            cache.write_checked(target, cache.npy_bytes(np.arange(100.0)))
+        monkeypatch.undo()
+        assert cache.checked_entries(tmp_path) == {}
+    assert [p.name for p in tmp_path.iterdir()] == ([target.name] if kind != "cache" else [])
+
+
+def test_a_new_preprocessing_version_extracts_the_features_again(tiny_demo, tmp_path, monkeypatch, capsys):
+    """Features made by an older preprocess() or resizing are not reused once PREPROCESSING_VERSION is bumped."""
+    cfg = config.load(write_config(tmp_path / "c.yaml", tiny_demo, tmp_path))
+    dataset = data.load(cfg)
+    features.load_or_extract(dataset, cfg)
+    capsys.readouterr()
+    monkeypatch.setattr(features, "PREPROCESSING_VERSION", features.PREPROCESSING_VERSION + "-next")
+    features.load_or_extract(dataset, cfg)
+    assert "extracting 18 images" in capsys.readouterr().err

@@ -226,3 +226,36 @@ def test_overlapping_regions_go_to_the_higher_priority(face, masks):
     low_brows[17:22], low_brows[22:27] = face[[36, 37, 38, 39, 39]], face[[42, 43, 44, 45, 45]]
     lids = region_masks(low_brows, (128, 128), (128, 128))
     assert all(lids["eyes"][pixel(face[k])] for k in (37, 38, 43, 44))
+
+
+def test_mean_face_is_upright_of_mean_size_and_centre_whatever_the_first_face():
+    """The first face (the Procrustes frame) is tilted, shrunk and shifted, the copies' mean is not the
+    first face: the template must still be upright (not tilted twice over), of the faces' mean size
+    and at their mean centre."""
+    face = synthetic_face(128)
+    idx = list(ALIGN_POINTS)
+    centre = face[idx].mean(axis=0)
+    copies = [(face - centre) @ rotation_scale(angle, scale).T + centre + shift
+              for angle, scale, shift in ((12, 0.8, (5, -3)), (0, 1.0, (0, 0)), (4, 1.3, (2, 9)))]
+    result = mean_face(copies)
+    eye_axis = result[42:48].mean(axis=0) - result[36:42].mean(axis=0)
+    assert abs(eye_axis[1]) < 1e-9 and eye_axis[0] > 0
+
+    def size(points):
+        return np.sqrt(((points[idx] - points[idx].mean(axis=0)) ** 2).sum(axis=1).mean())
+    assert size(result) == pytest.approx(np.mean([size(c) for c in copies]))
+    np.testing.assert_allclose(result[idx].mean(axis=0), np.mean([c[idx].mean(axis=0) for c in copies], axis=0))
+
+
+def test_similarity_transform_of_mirrored_points_has_the_least_squares_scale():
+    """No reflection allowed: for the best rotation R the least-squares scale is
+    sum(dst_c . R src_c) / sum |src_c|^2 (Umeyama's trace(D S) / var, S flipping the last axis)."""
+    rng = np.random.default_rng(4)
+    src = rng.uniform(0, 100, size=(30, 2)) * [1.0, 0.4]
+    dst = src * [-1.0, 1.0] + [200.0, 5.0]
+    matrix = similarity_transform(src, dst)
+    scale = np.sqrt(np.linalg.det(matrix[:, :2]))
+    rotation = matrix[:, :2] / scale
+    src_c, dst_c = src - src.mean(axis=0), dst - dst.mean(axis=0)
+    assert scale == pytest.approx((dst_c * (src_c @ rotation.T)).sum() / (src_c ** 2).sum(), rel=1e-9)
+    assert scale < 1.0  # x and y spreads differ: a mirror image cannot be matched at full size

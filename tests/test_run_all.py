@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import run_all
-from facetraits import config, data
+from facetraits import config, data, model
 from facetraits.errors import ConfigError
 from conftest import ROOT, write_config
 
@@ -59,6 +59,20 @@ def test_no_usable_landmarks_stop_the_chain_before_the_first_step(recorded_steps
     assert "has usable landmarks" in capsys.readouterr().err.splitlines()[-1]
 
 
+@pytest.mark.parametrize("setting, message", [
+    ("data.identities=2", "cv.n_folds=3 but the part of {ratings} that --set data.identities=2 keeps has only 2 identities"),
+    ("model.weights={tmp}/missing.h5", "model.weights: {tmp}/missing.h5 not found"),
+])
+def test_too_few_identities_or_a_missing_weights_file_stop_the_chain_before_the_first_step(
+        recorded_steps, tiny_demo, tmp_path, capsys, setting, message):
+    path = write_config(tmp_path / "c.yaml", tiny_demo, tmp_path)
+    with pytest.raises(SystemExit) as caught:
+        run_all.main(["--config", str(path), "--set", setting.format(tmp=tmp_path)])
+    assert caught.value.code == 2 and recorded_steps == []
+    assert capsys.readouterr().err.splitlines()[-1] == "error: " + message.format(ratings=tiny_demo / "ratings.csv", tmp=tmp_path) + (
+        "" if "folds" in message else "; use imagenet (downloads once), or " + model.OFFLINE_HINT)
+
+
 def test_one_rater_group_leaves_compare_groups_out(recorded_steps, tiny_demo, tmp_path, capsys):
     run_all.main(["--config", str(write_config(tmp_path / "c.yaml", tiny_demo, tmp_path)), "--group", "ASD"])
     assert [name for name, _ in recorded_steps][-1] == "average_saliency"
@@ -75,7 +89,7 @@ def test_quick_preset_keeps_the_first_identities_of_the_demo():
 
 def test_more_identities_than_the_ratings_hold_is_a_config_error(blob_data, tmp_path):
     path = write_config(tmp_path / "c.yaml", blob_data, tmp_path, data={"identities": 5})
-    with pytest.raises(ConfigError, match=rf"{path}: data.identities: 5, but {blob_data / 'ratings.csv'} has only 4 identities"):
+    with pytest.raises(ConfigError, match=rf"{path}: data.identities: asks for 5 identities, but {blob_data / 'ratings.csv'} has only 4"):
         data.load(config.load(path))
     assert len(data.load(config.load(path, ["data.identities=3"]))) == 3 * 3
 

@@ -181,3 +181,31 @@ def test_a_changed_tracked_file_is_an_uncommitted_change_an_untracked_one_is_not
     assert outputs.code_version(tmp_path)["uncommitted_changes"] is False
     (tmp_path / "a.py").write_text("x = 2\n")
     assert outputs.code_version(tmp_path)["uncommitted_changes"] is True
+
+
+def test_two_runs_started_in_the_same_second_get_different_ids():
+    """Their records (results/runs/<id>.json) and `run` columns must not collide."""
+    cfg = config.load(None)
+    ids = {cli.Run(cfg, None, [], [], "s", started=1_700_000_000.0, code={}).id for _ in range(20)}
+    assert len(ids) == 20
+
+
+def test_a_figure_made_by_uncommitted_code_says_so(blob_config, monkeypatch):
+    import matplotlib.pyplot as plt
+    from PIL import Image
+    monkeypatch.setattr(outputs, "code_version", lambda root: {"commit": "abc1234", "uncommitted_changes": True})
+
+    @cli.script
+    def main(run):
+        run.save_figure(plt.subplots()[0], "line.png")
+
+    main(["--config", str(blob_config)])
+    stamp = Image.open(config.load(blob_config).output.fig_dir / "line.png").text["Description"]
+    assert "commit abc1234+uncommitted | config" in stamp
+
+
+def test_record_versions_name_innvestigate_which_computes_the_maps():
+    from importlib import metadata
+    versions = outputs.package_versions()
+    assert versions["innvestigate"] == metadata.version("innvestigate")
+    assert versions["tensorflow"] == backend.tf.__version__ and versions["numpy"] == np.__version__

@@ -428,3 +428,26 @@ def test_region_summary_ci_is_over_identities():
     _, low, high = metrics.mean_ci(shares)
     assert (summary.ci_low[0], summary.ci_high[0]) == pytest.approx((low, high))
     assert summary.n_images[0] == 8 and summary.n_identities[0] == 4
+
+
+def test_describe_names_only_the_regions_significant_after_correction():
+    """The lines say p_fwer < alpha: a region with a small raw p but a large corrected one is not named."""
+    tests = pd.DataFrame({"trait": "warm", "region": ["eyes", "mouth"], "measure": "share_pos", "group_a": "A",
+                          "group_b": "B", "mean_difference": [0.1, 0.2], "statistic": [3.0, 2.5], "p": [0.001, 0.01],
+                          "p_fwer": [0.002, 0.2], "unit": "identity", "n_identities": 9, "n_flips": 999})
+    lines = model_comparison.describe(tests, 0.05)
+    assert len(lines) == 2 and "eyes" in lines[1] and not any("mouth" in line for line in lines)
+    assert model_comparison.describe(tests.assign(p_fwer=0.5), 0.05) == []
+
+
+def test_the_observed_signs_tie_with_themselves_in_floating_point():
+    """Flipping no sign, or every sign, gives the observed |t| again; computed as a matrix product it
+    can come out a rounding error below the observed one, and must still count (else p is too small)."""
+    d = np.array([[-0.71], [0.09], [0.14], [0.84], [0.51], [0.66]])
+    test = model_comparison.sign_flip_test(d, 999, seed=0)
+    flips = model_comparison.sign_flips(6, 999, seed=0)
+    null = np.abs(stats.ttest_1samp(flips * d[:, 0], 0, axis=1).statistic)
+    observed = abs(stats.ttest_1samp(d[:, 0], 0).statistic)
+    assert (np.abs(flips.sum(axis=1)) == 6).sum() > 10  # the observed signs and their opposite, drawn often
+    expected = (1 + (null >= observed - 1e-9).sum()) / 1000
+    assert test.p[0] == pytest.approx(expected) and test.p_fwer[0] == pytest.approx(expected)
