@@ -45,8 +45,8 @@ def main(run):
         name = cli.model_name(group, trait)
         maps, predictions = heatmaps.for_model(run, dataset, group, trait)
         heatmaps.write_figures(run, dataset, name, maps, predictions, dataset.target(group, trait))
-        print(f"{name}: overlays and extremes figure of {len(dataset)} images drawn from "
-              f"{run.results('relevance') / (name + '.npy')}")
+        drawn = "overlays and extremes figure" if cfg.explain.overlays else "extremes figure"
+        print(f"{name}: {drawn} of {len(dataset)} images drawn from {run.results('relevance') / (name + '.npy')}")
         if test is not None:
             started, cpu_started = time.perf_counter(), time.process_time()
             rows, lines = test.run_model(group, trait, maps)

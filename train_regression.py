@@ -30,7 +30,8 @@ def up_to_date(model_path, record_path, inputs: str, trained_on: dict) -> bool:
 @cli.script(writes=("models_dir", "cache_dir", "fig_dir"))
 def main(run):
     cfg = run.config
-    dataset = data.load(cfg)  # bad ratings or images are reported before VGG16 is built (or downloaded)
+    dataset = data.load(cfg)  # bad ratings or images, or too few identities for the folds, are reported
+    training.outer_folds(dataset, cfg)  # before VGG16 is built (or downloaded)
     base = model.build_base(cfg.model, cfg.seed)
     study = training.load_study(cfg, base, dataset)
     dataset, maps = study.dataset, study.features

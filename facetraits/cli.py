@@ -123,7 +123,7 @@ def setup_run(doc: str, script: str, argv=None, add_arguments=None, writes=OUTPU
         known = getattr(cfg, key)
         for name in chosen:
             if name not in known:
-                raise ConfigError(f"{option} {name}: not in {cfg.origin(key)} (known: {', '.join(known)})")
+                raise ConfigError(f"{option} {name}: not in {cfg.named(key)} (known: {', '.join(known)})")
     check_output_dirs(cfg, dict.fromkeys(("results_dir", *writes)))  # results_dir: the run record
     groups = [g for g in cfg.groups if not args.group or g in args.group]
     traits = [t for t in cfg.traits if not args.trait or t in args.trait]

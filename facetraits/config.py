@@ -219,13 +219,22 @@ class Config:
     overrides: tuple[str, ...] = ()  # the --set items, for error messages
 
     def origin(self, key: str) -> str:
-        """Where a setting's value came from, for an error about it that only the data reveals: the
-        last `--set` that gave it, else the config file."""
+        """Where a setting's value came from, to start an error about it that only the data reveal:
+        '--set key=value' (the last --set that gave it), else 'config.yaml: key'."""
+        item = self._override(key)
+        return f"--set {item}" if item else f"{self.source}: {key}"
+
+    def named(self, key: str) -> str:
+        """The same inside a sentence: '--set key=value', else 'key in config.yaml'."""
+        item = self._override(key)
+        return f"--set {item}" if item else f"{key} in {self.source}"
+
+    def _override(self, key: str) -> str | None:
         for item in reversed(self.overrides):
             given = item.split("=", 1)[0].strip()
             if key == given or key.startswith((given + ".", given + "[")):
-                return f"--set {item}"
-        return f"{self.source}: {key}"
+                return item
+        return None
 
     def hash(self) -> str:
         """A short digest of every setting, stored beside outputs to tell runs apart."""
@@ -304,7 +313,6 @@ def load(path: str | Path | None, overrides: list[str] = ()) -> Config:
     _resolve_paths(raw, base)
     for item in overrides:
         key, value = _parse_override(item, source)
-        lines = {k: line for k, line in lines.items() if k != key and not k.startswith(key + ".")}
         # checked alone first, so that an error in it names the command line, not the file
         _build(Config, _only(key, value), f"--set {item}", prefix="", extra={"source": source})
         _assign(raw, key, value, source)
@@ -331,7 +339,9 @@ def _check_grids(cfg: Config) -> None:
             try:
                 cell_bounds(feature_map_size(layer, cfg.model.input_size), feature_set.grid)
             except ValueError as err:
-                raise ConfigError(f"{cfg.origin(key + '.grid')}: {err} ({layer} at model.input_size="
+                size = cfg.origin("model.input_size")  # the grid, or a new input size, is at fault
+                where = size if size.startswith("--set") else cfg.origin(key + ".grid")
+                raise ConfigError(f"{where}: {err} ({layer} at model.input_size="
                                   f"{cfg.model.input_size})") from None
 
 
@@ -410,7 +420,7 @@ def _build(cls, raw, source: str, prefix: str, extra: dict | None = None, lines:
         if dataclasses.is_dataclass(kind):
             values[name] = _build(kind, raw[name], source, key + ".", lines=lines)
         else:
-            values[name] = _check(kind, raw[name], f, _at(source, lines, key), key)
+            values[name] = _check(kind, raw[name], f, source, key, lines)
     return cls(**values)
 
 
@@ -420,22 +430,31 @@ def _at(source: str, lines: dict, key: str) -> str:
 
 
 def _key_lines(text: str) -> dict:
-    """Dotted key -> its line in a YAML file (sections and their keys; not inside lists)."""
-    lines = {}
+    """Dotted key (list items as key[i]) -> its line in a YAML file. The keys under an alias
+    (`*anchor`) are written at the anchor, not under the alias's key: they get no line there."""
+    lines, seen = {}, set()
 
     def walk(node, prefix):
+        if id(node) in seen:
+            return
+        seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:
                 if isinstance(key_node, yaml.ScalarNode):
                     lines[prefix + key_node.value] = key_node.start_mark.line + 1
                     walk(value_node, prefix + key_node.value + ".")
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                lines[f"{prefix.rstrip('.')}[{i}]"] = item.start_mark.line + 1
+                walk(item, f"{prefix.rstrip('.')}[{i}].")
 
     walk(yaml.compose(text, Loader=yaml.SafeLoader), "")
     return lines
 
 
-def _check(kind, value, f, source: str, key: str):
-    where = f"{source}: {key}"
+def _check(kind, value, f, source: str, key: str, lines: dict | None = None):
+    lines = lines or {}
+    where = f"{_at(source, lines, key)}: {key}"
     if kind is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true or false, got {value!r}")
@@ -455,7 +474,7 @@ def _check(kind, value, f, source: str, key: str):
     elif kind == tuple[FeatureSet, ...]:
         if not isinstance(value, list) or not value:
             raise ConfigError(f"{where}: expected a non-empty list of {{layers: [...], grid: k}} entries")
-        return tuple(_build(FeatureSet, item, source, f"{key}[{i}].") for i, item in enumerate(value))
+        return tuple(_build(FeatureSet, item, source, f"{key}[{i}].", lines=lines) for i, item in enumerate(value))
     elif kind == tuple[float, ...]:
         parsed = [number(v) for v in value] if isinstance(value, list) else []
         if not parsed or not all(v is not None and v > 0 for v in parsed):

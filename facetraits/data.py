@@ -205,12 +205,12 @@ def report_left_out(table: pd.DataFrame, cfg: Config) -> None:
             if near:
                 line = table.line[table[column] == name].iloc[0]
                 raise DataError(f"{cfg.data.ratings} line {line}: {column} {name!r} differs from {near[0]!r} of "
-                                f"{cfg.origin(column + 's')} only in case or spaces; write it the same way in both (or, if it is "
+                                f"{cfg.named(column + 's')} only in case or spaces; write it the same way in both (or, if it is "
                                 f"another {column}, list it too and leave it out with --{column})")
         if extra:
             rows = int(table[column].isin(extra).sum())
             shown = ", ".join(extra[:5]) + (", ..." if len(extra) > 5 else "")
-            print(f"note: {cfg.data.ratings}: {rows} row(s) of {column}(s) not listed in {cfg.origin(column + 's')} left out "
+            print(f"note: {cfg.data.ratings}: {rows} row(s) of {column}(s) not listed in {cfg.named(column + 's')} left out "
                   f"({len(extra)} {column}(s): {shown})", file=sys.stderr)
 
 
@@ -220,9 +220,10 @@ def identity_per_image(table: pd.DataFrame, path) -> pd.Series:
     if (counts > 1).any():
         image = counts.index[counts > 1][0]
         rows = table[table.image == image].sort_values("line")
-        first, other = rows.iloc[0], rows[rows.identity != rows.identity.iloc[0]].iloc[0]
-        raise DataError(f"{path} line {other.line}: image {image} has identity {other.identity} here but "
-                        f"{first.identity} on line {first.line} (an image belongs to one identity)")
+        usual = rows.identity.value_counts().index[0]  # the odd one out is the line to fix
+        odd, first = rows[rows.identity != usual].iloc[0], rows[rows.identity == usual].iloc[0]
+        raise DataError(f"{path} line {odd.line}: image {image} has identity {odd.identity} here but "
+                        f"{usual} on line {first.line} (an image belongs to one identity)")
     return table.groupby("image").identity.first()
 
 
@@ -235,7 +236,8 @@ def check_not_constant(ratings: pd.DataFrame, cfg: Config) -> None:
         if values.nunique() == 1:
             raise DataError(f"{cfg.data.ratings}: group {group}, trait {trait}: all {len(values)} image(s) have the "
                             f"same rating {values.iloc[0]:g}, so there is nothing to predict (Pearson r is "
-                            f"undefined); fix the ratings or leave {group} or {trait} out of {cfg.source}")
+                            f"undefined); fix the ratings or leave {group} out of {cfg.named('groups')} or {trait} out of "
+                            f"{cfg.named('traits')}")
 
 
 def check_unique_stems(table: pd.DataFrame, names, path) -> None:

@@ -79,7 +79,8 @@ def check_names(names) -> None:
 class ScaledSmoothGrad(innvestigate.analyzer.SmoothGrad):
     """iNNvestigate 2.1.2's SmoothGrad with its noise_scale applied: its GaussianSmoother._augment
     builds AddGaussianNoise() at the default stddev 1 whatever noise_scale says, i.e. noise of one
-    grey level instead of the 15% of the input range SmoothGrad's paper uses."""
+    grey level instead of the 15% of the input range SmoothGrad's paper uses. (Not restorable by
+    iNNvestigate's AnalyzerBase.load, which looks names up in its own module; never saved here.)"""
 
     def _augment(self, Xs):
         from innvestigate import layers as ilayers

@@ -29,7 +29,8 @@ def mae(y: np.ndarray, prediction: np.ndarray) -> float:
     return float(np.mean(np.abs(np.asarray(y) - np.asarray(prediction))))
 
 
-def make_folds(identities: np.ndarray, n_folds: int, group_by: str, seed: int, source: str = "") -> np.ndarray:
+def make_folds(identities: np.ndarray, n_folds: int, group_by: str, seed: int, source: str = "",
+               setting: str = "cv.n_folds") -> np.ndarray:
     """Fold number (0..n_folds-1) per image. group_by=identity keeps each identity in one fold.
 
     Identities are shuffled with the seed, then dealt out largest first to the fold with the
@@ -39,7 +40,7 @@ def make_folds(identities: np.ndarray, n_folds: int, group_by: str, seed: int, s
     units = np.unique(identities) if group_by == "identity" else np.arange(len(identities))
     if n_folds > len(units):
         what = "identities" if group_by == "identity" else "images"
-        raise ConfigError(f"cv.n_folds={n_folds} but {source or 'the ratings'} has only {len(units)} {what}")
+        raise ConfigError(f"{n_folds} folds ({setting}) but {source or 'the ratings'} has only {len(units)} {what}")
     rng = np.random.default_rng(seed)
     units = units[rng.permutation(len(units))]
     if group_by != "identity":

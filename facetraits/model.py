@@ -58,11 +58,12 @@ def build_base(cfg: ModelConfig, seed: int = 0) -> keras.Model:
     return base
 
 
-def weights_file(cfg: ModelConfig) -> Path:
-    """The local weights file model.weights names (not imagenet or none), checked to exist."""
+def weights_file(cfg: ModelConfig, where: str = "model.weights") -> Path:
+    """The local weights file model.weights names (not imagenet or none), checked to exist; `where`
+    says where the setting came from (Config.origin)."""
     path = Path(cfg.weights)
     if not path.is_file():
-        raise ConfigError(f"model.weights: {path} not found; use imagenet (downloads once), or {OFFLINE_HINT}")
+        raise ConfigError(f"{where}: {path} not found; use imagenet (downloads once), or {OFFLINE_HINT}")
     return path
 
 

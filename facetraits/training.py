@@ -49,8 +49,9 @@ def outer_folds(dataset: data.Dataset, cfg: Config) -> np.ndarray:
     """The CV's fold number per image, drawn from cfg.seed (grouped by identity: cv.group_by)."""
     source = str(dataset.source)
     if cfg.data.identities:  # too few identities is then the subset's doing, not the file's
-        source = f"the part of {source} that {cfg.origin('data.identities')} keeps"
-    return metrics.make_folds(dataset.identities, cfg.cv.n_folds, cfg.cv.group_by, cfg.seed, source)
+        source = f"the part of {source} that {cfg.named('data.identities')} keeps"
+    return metrics.make_folds(dataset.identities, cfg.cv.n_folds, cfg.cv.group_by, cfg.seed, source,
+                              setting=cfg.named("cv.n_folds"))
 
 
 @dataclass

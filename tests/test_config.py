@@ -81,6 +81,10 @@ def test_hash_changes_with_settings():
     ("seed: 1\npermutaton:\n  n_permutations: 5\n", "bad.yaml line 2: unknown key permutaton (did you mean permutation?)"),
     ("seed: 1\ntraining:\n  batch_size: 4\n  epoch: 3\n", "bad.yaml line 4: unknown key training.epoch "),
     ("seed: 1\n\ntraining:\n  epochs: ten\n", "bad.yaml line 4: training.epochs: expected an integer"),
+    ("ridge:\n  feature_sets:\n    - {layers: [block5_pool], grid: 1}\n    - layers: [block4_pool]\n      gird: 3\n",
+     "bad.yaml line 5: unknown key ridge.feature_sets[1].gird"),
+    # keys under an alias are written at the anchor (line 2): no line rather than the anchor's
+    ("explain: &shared\n  n_extremes: 2\ncompare: *shared\n", "bad.yaml: unknown key compare.n_extremes"),
 ])
 def test_bad_config_gives_one_line_error_naming_file_and_key(tmp_path, text, message):
     path = tmp_path / "bad.yaml"

@@ -183,6 +183,12 @@ def test_image_with_two_identities(dataset_dir, tmp_path):
     # row 1 is file line 3, the odd one out; line 2 holds the image's first identity
     expect_error(dataset_dir, tmp_path, "ratings.csv line 3: image p00_0.png has identity someone_else here but p00 on line 2")
 
+    def first_is_odd(table):
+        table.loc[1, "identity"], table.loc[0, "identity"] = "p00", "someone_else"
+        return table
+    edit_ratings(dataset_dir, first_is_odd)  # the image's other lines agree: the first line is the one to fix
+    expect_error(dataset_dir, tmp_path, "ratings.csv line 2: image p00_0.png has identity someone_else here but p00 on line 3")
+
 
 def test_unknown_group_in_config(dataset_dir, tmp_path):
     cfg_path = write_config(tmp_path / "c.yaml", dataset_dir, tmp_path)

@@ -257,3 +257,16 @@ def test_smoothgrad_adds_noise_of_the_configured_scale(monkeypatch):
         monkeypatch.setitem(explanations.ANALYZER_OPTIONS["smoothgrad"], "noise_scale", scale)
         maps[scale] = explanations.Explainer(full, "smoothgrad")(images)
     assert not np.allclose(maps[1.0], maps[0.15 * 255], rtol=1e-2, atol=0)
+
+
+def test_smoothgrad_noise_has_the_configured_standard_deviation():
+    """The noisy copies of a blank input, drawn in the graph, have sd noise_scale (not 1, nor capped)."""
+    from facetraits.backend import reset_graph
+    from types import SimpleNamespace
+    reset_graph(0)
+    options = SimpleNamespace(_augment_by_n=16, _noise_scale=explanations.ANALYZER_OPTIONS["smoothgrad"]["noise_scale"])
+    blank = keras.Input((8, 8, 3))
+    [noisy] = explanations.ScaledSmoothGrad._augment(options, [blank])
+    copies = keras.backend.function([blank], [noisy])([np.zeros((2, 8, 8, 3), np.float32)])[0]
+    assert copies.shape == (32, 8, 8, 3)
+    assert copies.std() == pytest.approx(0.15 * 255, rel=0.05)

@@ -44,8 +44,8 @@ def test_constant_rating_is_refused_before_any_work_naming_group_trait_and_file(
         permutation_test.main(["--config", str(path)])
     line = exit_line(caught, capsys)
     assert line == (f"error: {root / 'ratings.csv'}: group NT, trait strong: all 12 image(s) have the same rating 4, "
-                    f"so there is nothing to predict (Pearson r is undefined); fix the ratings or leave NT or strong "
-                    f"out of {path}")
+                    f"so there is nothing to predict (Pearson r is undefined); fix the ratings or leave NT out of "
+                    f"groups in {path} or strong out of traits in {path}")
     assert_only_an_error_record(tmp_path / "out")
 
 

@@ -27,7 +27,7 @@ def test_plain_folds_split_identities():
 
 
 def test_more_folds_than_identities_is_an_error():
-    with pytest.raises(ConfigError, match="cv.n_folds=5 but ratings.csv has only 3 identities"):
+    with pytest.raises(ConfigError, match=r"5 folds \(cv.n_folds\) but ratings.csv has only 3 identities"):
         metrics.make_folds(np.array(["a", "b", "c", "a"]), 5, "identity", 0, "ratings.csv")
 
 

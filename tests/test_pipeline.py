@@ -268,7 +268,7 @@ def test_script_errors_are_one_line_with_exit_code_2(trained, tmp_path, capsys):
     run_and_expect_error(train_regression.main, ["--config", str(trained), "--set", "training.epoch=3"], capsys,
                          "unknown key training.epoch")
     run_and_expect_error(cross_validate.main, ["--config", str(trained), "--set", "cv.n_folds=7"], capsys,
-                         "cv.n_folds=7 but", "only 6 identities")
+                         "7 folds (--set cv.n_folds=7) but", "only 6 identities")
     run_and_expect_error(train_regression.main, ["--config", str(trained), "--group", "XYZ"], capsys, "--group XYZ")
     run_and_expect_error(train_regression.main, ["--config", str(trained), "--set", f"model.weights={tmp_path}/no.h5"],
                          capsys, "model.weights", "no.h5 not found", "imagenet", "none")

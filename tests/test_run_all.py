@@ -60,8 +60,9 @@ def test_no_usable_landmarks_stop_the_chain_before_the_first_step(recorded_steps
 
 
 @pytest.mark.parametrize("setting, message", [
-    ("data.identities=2", "cv.n_folds=3 but the part of {ratings} that --set data.identities=2 keeps has only 2 identities"),
-    ("model.weights={tmp}/missing.h5", "model.weights: {tmp}/missing.h5 not found"),
+    ("data.identities=2", "3 folds (cv.n_folds in {config}) but the part of {ratings} that --set data.identities=2 keeps "
+                          "has only 2 identities"),
+    ("model.weights={tmp}/missing.h5", "--set model.weights={tmp}/missing.h5: {tmp}/missing.h5 not found"),
 ])
 def test_too_few_identities_or_a_missing_weights_file_stop_the_chain_before_the_first_step(
         recorded_steps, tiny_demo, tmp_path, capsys, setting, message):
@@ -69,7 +70,7 @@ def test_too_few_identities_or_a_missing_weights_file_stop_the_chain_before_the_
     with pytest.raises(SystemExit) as caught:
         run_all.main(["--config", str(path), "--set", setting.format(tmp=tmp_path)])
     assert caught.value.code == 2 and recorded_steps == []
-    assert capsys.readouterr().err.splitlines()[-1] == "error: " + message.format(ratings=tiny_demo / "ratings.csv", tmp=tmp_path) + (
+    assert capsys.readouterr().err.splitlines()[-1] == "error: " + message.format(ratings=tiny_demo / "ratings.csv", tmp=tmp_path, config=path) + (
         "" if "folds" in message else "; use imagenet (downloads once), or " + model.OFFLINE_HINT)
 
 
