@@ -6,6 +6,7 @@ No TensorFlow: fake results/relevance/*.npy are written directly, the way lrp_an
 import hashlib
 import itertools
 import importlib.util
+import inspect
 import json
 import shutil
 
@@ -16,7 +17,7 @@ from PIL import Image, ImageDraw
 from scipy import stats
 
 from conftest import ROOT, synthetic_face, write_blob_dataset, write_config
-from facetraits import alignment, landmarks, metrics, model_comparison, regions, saliency
+from facetraits import alignment, landmarks, metrics, model_comparison, plots, regions, saliency
 
 spec = importlib.util.spec_from_file_location("average_saliency", ROOT / "average_saliency.py")
 average_saliency = importlib.util.module_from_spec(spec)
@@ -230,6 +231,20 @@ def test_unaligned_average_uses_every_image(faces, tmp_path):
     expected = saliency.normalise(maps).mean(axis=0)
     np.testing.assert_allclose(np.load(tmp_path / "results" / "average_saliency" / "NT__strong.npy"), expected,
                                atol=1e-7)
+
+
+@pytest.mark.parametrize("align, n_images", [(True, 17), (False, 18)])
+def test_the_average_figure_counts_the_images_it_averages(faces, tmp_path, monkeypatch, align, n_images):
+    """Aligned, the face without landmarks is left out of the average, and its panel title must say 17, not 18."""
+    drawn, draw = {}, plots.average_saliency
+
+    def spy(*args, **kwargs):
+        drawn["counts"] = inspect.signature(draw).bind(*args, **kwargs).arguments["n_images"]
+        return draw(*args, **kwargs)
+    monkeypatch.setattr(plots, "average_saliency", spy)
+    config = setup(faces, tmp_path, explain={"align": align})
+    average_saliency.main(["--config", str(config), "--group", "NT", "--trait", "strong"])
+    assert drawn["counts"] == {("NT", "strong"): n_images}
 
 
 # ----------------------------------------------------------------------------- errors
