@@ -11,6 +11,7 @@ each number of copies; and each map's r with the plain gradient map.
 """
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -64,7 +65,10 @@ def main():
                      f"r seed 1 vs 2, {args.blur:g} px blur": mean_r(first, second, args.blur),
                      "r with gradient, pixels": mean_r(first, gradient),
                      f"r with gradient, {args.blur:g} px blur": mean_r(first, gradient, args.blur)})
-    setup = (f"Model `{_common.relative(args.model)}` at {size} px; the first {len(images)} images of "
+    record = args.model.with_suffix(".json")  # train_regression.py's record: which run fitted it, and how
+    fitted = json.loads(record.read_text()) if record.is_file() else {}
+    setup = (f"Model `{_common.relative(args.model)}` at {size} px (fitted by run {fitted.get('run', 'unknown')}: "
+             f"{fitted.get('settings', 'settings unknown')}); the first {len(images)} images of "
              f"`{_common.relative(cfg.data.images)}`; noise sd "
              f"{explanations.ANALYZER_OPTIONS['smoothgrad']['noise_scale']:g} on the preprocessed input; r is "
              f"averaged over the images. The model's VGG16 weights are those it was trained with.")
