@@ -46,6 +46,8 @@ from facetraits.backend import keras, tf  # graph mode must be set before iNNves
 from facetraits.errors import ConfigError
 
 import innvestigate  # noqa: E402
+from innvestigate import layers as ilayers  # noqa: E402
+from innvestigate.backend import to_list  # noqa: E402
 
 # Settings per method where iNNvestigate's defaults do not suit pixel-scale VGG input (about +-128).
 ANALYZER_OPTIONS = {
@@ -83,8 +85,6 @@ class ScaledSmoothGrad(innvestigate.analyzer.SmoothGrad):
     iNNvestigate's AnalyzerBase.load, which looks names up in its own module; never saved here.)"""
 
     def _augment(self, Xs):
-        from innvestigate import layers as ilayers
-        from innvestigate.backend import to_list
         repeat = ilayers.Repeat(self._augment_by_n)
         add_noise = ilayers.AddGaussianNoise(stddev=self._noise_scale)
         reshape = ilayers.AugmentationToBatchAxis(self._augment_by_n)

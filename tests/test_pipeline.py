@@ -312,6 +312,46 @@ def test_interrupted_write_keeps_the_old_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["table.csv"]
 
 
+def fail_halfway(real):
+    """`real` (a writer taking the target and a payload) made to write half its payload, then find the disk full."""
+    def write(target, payload, *args, **kwargs):
+        real(target, payload[:len(payload) // 2], *args, **kwargs)
+        raise OSError(28, "No space left on device")
+    return write
+
+
+def test_a_record_write_that_fails_halfway_keeps_the_old_record(tmp_path, monkeypatch):
+    """Run records and model records (write_json) go through a temporary file too, like write_csv."""
+    target = tmp_path / "record.json"
+    outputs.write_json(target, {"a": 1})
+    monkeypatch.setattr(pathlib.Path, "write_text", fail_halfway(pathlib.Path.write_text))
+    with pytest.raises(OSError):
+        outputs.write_json(target, {"a": 2, "b": "x" * 100})
+    monkeypatch.undo()
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_an_array_write_that_fails_halfway_keeps_the_old_array(tmp_path, monkeypatch):
+    target = tmp_path / "maps.npy"
+    outputs.write_npy(target, np.arange(3.0))
+    monkeypatch.setattr(np, "save", fail_halfway(np.save))
+    with pytest.raises(OSError):
+        outputs.write_npy(target, np.arange(100.0))
+    monkeypatch.undo()
+    np.testing.assert_array_equal(np.load(target), np.arange(3.0))
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_a_cache_entry_that_fails_halfway_leaves_no_entry(tmp_path, monkeypatch):
+    monkeypatch.setattr(pathlib.Path, "write_bytes", fail_halfway(pathlib.Path.write_bytes))
+    with pytest.raises(OSError):
+        cache.write_checked(tmp_path / "entry.npy", cache.npy_bytes(np.arange(100.0)))
+    monkeypatch.undo()
+    assert cache.checked_entries(tmp_path) == {}
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("name", ["adam", "sgd", "rmsprop"])
 def test_every_optimizer_trains_the_mlp_head(name):
     """training.optimizer is the one configured, and with it the mlp head learns a linear rating."""
@@ -414,42 +454,6 @@ def test_cross_group_rows_name_the_models_group_and_the_rating_group_it_is_score
     assert set(table.model_group) == {"A"}
     assert table[table.rating_group == "B"].pearson_r.item() == pytest.approx(np.corrcoef(y_a, y_b)[0, 1])
     assert table[table.rating_group == "A"].pearson_r.item() == pytest.approx(1.0)
-
-
-@pytest.mark.parametrize("kind", ["json", "npy", "cache"])
-def test_a_write_that_fails_halfway_leaves_the_old_file_and_no_half_file(tmp_path, monkeypatch, kind):
-    """Disk full in the middle of a write: run records and model records (write_json), arrays (write_npy)
-    and cache entries (cache.write_checked) go through a temporary file too, like write_csv."""
-    def halfway(real):
-        def write(target, payload, *args, **kwargs):
-            real(target, payload[:len(payload) // 2], *args, **kwargs)
-            raise OSError(28, "No space left on device")
-        return write
-
-    if kind == "json":
-        target = tmp_path / "record.json"
-        outputs.write_json(target, {"a": 1})
-        monkeypatch.setattr(pathlib.Path, "write_text", halfway(pathlib.Path.write_text))
-        with pytest.raises(OSError):
-            outputs.write_json(target, {"a": 2, "b": "x" * 100})
-        monkeypatch.undo()
-        assert json.loads(target.read_text()) == {"a": 1}
-    elif kind == "npy":
-        target = tmp_path / "maps.npy"
-        outputs.write_npy(target, np.arange(3.0))
-        monkeypatch.setattr(np, "save", halfway(np.save))
-        with pytest.raises(OSError):
-            outputs.write_npy(target, np.arange(100.0))
-        monkeypatch.undo()
-        np.testing.assert_array_equal(np.load(target), np.arange(3.0))
-    else:
-        target = tmp_path / "entry.npy"
-        monkeypatch.setattr(pathlib.Path, "write_bytes", halfway(pathlib.Path.write_bytes))
-        with pytest.raises(OSError):
-            cache.write_checked(target, cache.npy_bytes(np.arange(100.0)))
-        monkeypatch.undo()
-        assert cache.checked_entries(tmp_path) == {}
-    assert [p.name for p in tmp_path.iterdir()] == ([target.name] if kind != "cache" else [])
 
 
 def test_a_new_preprocessing_version_extracts_the_features_again(tiny_demo, tmp_path, monkeypatch, capsys):
