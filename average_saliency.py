@@ -1,7 +1,8 @@
 """Average heatmaps per rater group x trait, the two groups' models compared over identities, and relevance per region.
 
-Reads results/relevance/<group>__<trait>.npy (written by lrp_analysis.py) and the landmarks
-(data.landmarks, or dlib when that is null). Every map is normalised to total |relevance| 1 so
+Reads results/relevance/<group>__<trait>.npy (written by lrp_analysis.py; refused when the model
+file or explain.analyzer changed since, so the maps are those of the model that was tested) and the
+landmarks (data.landmarks, or dlib when that is null). Every map is normalised to total |relevance| 1 so
 each image weighs the same, with explain.align (default) warped onto the mean face first, and
 averaged within identity before anything else. Images without usable landmarks are listed in
 results/landmarks_missing.csv and left out of the region statistics and of the aligned maps.
@@ -32,7 +33,8 @@ def main(run):
     if cfg.data.landmarks is None:  # dlib detections are cached
         cli.check_output_dirs(cfg, ["cache_dir"])
     dataset = data.load(cfg)
-    relevance = {(g, t): saliency.load_relevance(cfg.output.results_dir, cli.model_name(g, t), dataset, (size, size))
+    relevance = {(g, t): saliency.load_relevance(cfg.output.results_dir, cli.model_name(g, t), dataset, (size, size),
+                                                 model_path=cli.model_path(cfg, g, t), analyzer=cfg.explain.analyzer)
                  for g, t in run.models}
     points, missing = landmarks_module.dataset_landmarks(cfg, dataset, (size, size))
     landmarks_module.report_missing(missing, run.results("landmarks_missing.csv"), len(dataset), run.id)

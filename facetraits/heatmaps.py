@@ -2,7 +2,8 @@
 
 A model's maps, results/relevance/<group>__<trait>.npy, are reused only while their inputs key
 is unchanged: the model file's sha256, the analyzer, the input size, every image's sha256 and
-EXPLAIN_VERSION. The last one stands for the code: a change to how maps are computed
+EXPLAIN_VERSION. Their record also names the model file's sha256 and the analyzer on their own, so
+average_saliency.py can refuse maps of a model that was retrained or re-configured since. The last one stands for the code: a change to how maps are computed
 (explanations.py's analyzer options, the channel sum, what is explained) bumps it, so maps made
 by the old code are computed again instead of being returned as if current.
 """
@@ -29,7 +30,10 @@ def check_models(run, dataset) -> None:
     for group, trait in run.models:
         model_path = cli.model_path(cfg, group, trait)
         record_path = model_path.with_suffix(".json")
-        if model_path.is_file() and record_path.is_file():
+        if model_path.is_file() and not record_path.is_file():
+            raise FacetraitsError(f"{record_path}: not found, so nothing says what {model_path.name} was fitted on "
+                                  f"(copied alone, or training stopped before its record); run train_regression.py again")
+        if model_path.is_file():
             now = training.trained_on(cfg, dataset, dataset.target(group, trait))
             changed = training.stale_parts(json.loads(record_path.read_text()), now)
             if changed:
@@ -48,11 +52,14 @@ def for_model(run, dataset, group: str, trait: str) -> tuple[np.ndarray, np.ndar
     model_path = cli.model_path(cfg, group, trait)
     array_path = run.results("relevance") / f"{name}.npy"
     record_path = array_path.with_suffix(".json")
-    inputs = cache.digest(cache.file_digest(model_path), cfg.explain.analyzer, cfg.model.input_size,
-                            list(dataset.digests), EXPLAIN_VERSION)
+    model_sha256 = cache.file_digest(model_path)
+    inputs = cache.digest(model_sha256, cfg.explain.analyzer, cfg.model.input_size, list(dataset.digests),
+                          EXPLAIN_VERSION)
     if array_path.is_file() and record_path.is_file():
         record = json.loads(record_path.read_text())
         if record.get("inputs") == inputs:
+            if "model_sha256" not in record:  # record of an older lrp_analysis.py: same maps, named model added
+                outputs.write_json(record_path, {**record, "model_sha256": model_sha256})
             print(f"{name}: relevance up to date ({array_path})", file=sys.stderr)
             return np.load(array_path, mmap_mode="r"), np.array(record["predictions"])
     reset_graph(cfg.seed)
@@ -62,7 +69,8 @@ def for_model(run, dataset, group: str, trait: str) -> tuple[np.ndarray, np.ndar
                                                array_path, name)
     relevance = np.load(array_path, mmap_mode="r")
     # average_saliency.py compares image_sha256 with the images it averages over
-    record = {"inputs": inputs, "analyzer": cfg.explain.analyzer, "explain_version": EXPLAIN_VERSION,
+    record = {"inputs": inputs, "model_sha256": model_sha256, "analyzer": cfg.explain.analyzer,
+              "explain_version": EXPLAIN_VERSION,
               "predictions": predictions.tolist(), "image_sha256": list(dataset.digests),
               "finite": bool(np.isfinite(relevance).all())}
     if cfg.explain.analyzer == "lrp.epsilon":

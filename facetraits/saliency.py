@@ -27,7 +27,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from facetraits import alignment, data, metrics, regions
+from facetraits import alignment, cache, data, metrics, regions
 from facetraits.errors import FacetraitsError
 
 RELEVANCE_DIR = "relevance"
@@ -49,12 +49,15 @@ def relevance_path(results_dir, name: str) -> Path:
     return Path(results_dir) / RELEVANCE_DIR / f"{name}.npy"
 
 
-def load_relevance(results_dir, name: str, dataset: data.Dataset, map_shape: tuple[int, int] | None = None) -> np.ndarray:
+def load_relevance(results_dir, name: str, dataset: data.Dataset, map_shape: tuple[int, int] | None = None, *,
+                   model_path: Path, analyzer: str) -> np.ndarray:
     """The relevance maps of one model, (n_images, H, W) float32, rows in ``dataset.images`` order.
 
-    Checks that ``relevance/index.csv`` lists exactly the dataset's images in the same order and
-    that the array has one map per image (of ``map_shape`` when given), so maps can never be
-    silently paired with the wrong faces. Any problem raises FacetraitsError naming the file.
+    Checks that ``relevance/index.csv`` lists exactly the dataset's images in the same order, that
+    the array has one map per image (of ``map_shape`` when given), and that the maps' record names
+    today's images, the model file at ``model_path`` and ``analyzer``: maps are never silently
+    paired with the wrong faces, or summarised for a model other than the one that was tested.
+    Any problem raises FacetraitsError naming the file.
     """
     folder = Path(results_dir) / RELEVANCE_DIR
     index_path = folder / "index.csv"
@@ -89,25 +92,36 @@ def load_relevance(results_dir, name: str, dataset: data.Dataset, map_shape: tup
                               f"(one map per image at the model input size); {RELEVANCE_HINT}")
     if not np.all(np.isfinite(maps)):
         raise FacetraitsError(f"{path}: contains NaN or infinite relevance; {RELEVANCE_HINT}")
-    check_image_digests(path.with_suffix(".json"), dataset)
+    check_record(path.with_suffix(".json"), dataset, Path(model_path), analyzer)
     return maps.astype(np.float32, copy=False)
 
 
-def check_image_digests(record_path: Path, dataset: data.Dataset) -> None:
-    """The maps were made from the images as they are now: an image edited since lrp_analysis.py ran
-    keeps its name (so index.csv still matches) but its heatmap explains the old picture."""
+def check_record(record_path: Path, dataset: data.Dataset, model_path: Path, analyzer: str) -> None:
+    """The maps were made from the images as they are now, by the model file as it is now, with the
+    configured analyzer: an image edited since lrp_analysis.py ran keeps its name (so index.csv
+    still matches), and a model retrained since keeps its file name, yet the maps explain the old ones."""
     again = "run lrp_analysis.py again (maps of unchanged images and models are reused)"
     try:
-        recorded = json.loads(record_path.read_text()).get("image_sha256")
-    except (OSError, ValueError, AttributeError):
-        recorded = None
-    if not isinstance(recorded, list):
-        raise FacetraitsError(f"{record_path}: no image checksums (missing, unreadable, or written by an older "
-                              f"lrp_analysis.py); {again}")
+        record = json.loads(record_path.read_text())
+    except (OSError, ValueError):
+        record = None
+    recorded = record.get("image_sha256") if isinstance(record, dict) else None
+    if not isinstance(recorded, list) or "model_sha256" not in record:
+        raise FacetraitsError(f"{record_path}: no image or model checksums (missing, unreadable, or written by an "
+                              f"older lrp_analysis.py); {again}")
     for i, (name, digest) in enumerate(zip(dataset.images, dataset.digests)):
         if i >= len(recorded) or recorded[i] != digest:
             raise FacetraitsError(f"{record_path}: image {name} changed since its relevance map was made "
                                   f"(sha256 differs); {again}")
+    if record.get("analyzer") != analyzer:
+        raise FacetraitsError(f"{record_path}: maps made with analyzer {record.get('analyzer')!r}, the config says "
+                              f"explain.analyzer={analyzer}; {again}")
+    if not model_path.is_file():
+        raise FacetraitsError(f"{model_path}: not found, so nothing shows the maps in {record_path.parent} belong to "
+                              f"the model that was tested; run train_regression.py and lrp_analysis.py")
+    if cache.file_digest(model_path) != record["model_sha256"]:
+        raise FacetraitsError(f"{record_path}: the maps explain an earlier {model_path.name} (the model file changed "
+                              f"since they were made, e.g. retrained); {again}")
 
 
 # ----------------------------------------------------------------------------- maps

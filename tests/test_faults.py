@@ -259,6 +259,33 @@ def test_lrp_analysis_records_the_image_digests_that_average_saliency_checks(tra
         f"models are reused)")
 
 
+def test_average_saliency_refuses_maps_of_a_model_retrained_since(trained_copy, capsys):
+    """The r and p of a retrained model must not be shown beside maps of the model it replaced."""
+    lrp_analysis.main(["--config", str(trained_copy), "--group", "ASD", "--trait", "warm", "--skip-faithfulness",
+                       "--set", "explain.overlays=false"])
+    train_regression.main(["--config", str(trained_copy), "--group", "ASD", "--trait", "warm",
+                           "--set", "ridge.alphas=[0.001]"])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as caught:
+        average_saliency.main(["--config", str(trained_copy), "--group", "ASD", "--trait", "warm"])
+    assert exit_line(caught, capsys) == (
+        f"error: {trained_copy.parent / 'results' / 'relevance' / 'ASD__warm.json'}: the maps explain an earlier "
+        f"ASD__warm.h5 (the model file changed since they were made, e.g. retrained); run lrp_analysis.py again "
+        f"(maps of unchanged images and models are reused)")
+
+
+def test_lrp_analysis_refuses_a_model_without_its_record(trained_copy, capsys):
+    """Without its .json nothing says what a model was fitted on, so it cannot be checked against today's data."""
+    record = trained_copy.parent / "models" / "NT__strong.json"
+    record.unlink()
+    with pytest.raises(SystemExit) as caught:
+        lrp_analysis.main(["--config", str(trained_copy), "--skip-faithfulness"])
+    assert exit_line(caught, capsys) == (
+        f"error: {record}: not found, so nothing says what NT__strong.h5 was fitted on (copied alone, or training "
+        f"stopped before its record); run train_regression.py again")
+    assert not (trained_copy.parent / "results" / "relevance").exists()
+
+
 @pytest.mark.parametrize("name", ["x/../../escaped", "a\\b"])
 def test_a_group_or_trait_name_with_a_path_separator_is_refused(blob_data, tmp_path, capsys, name):
     """Names become file names (<group>__<trait>.h5): a separator would write outside the output folders."""

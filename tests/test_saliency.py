@@ -57,17 +57,23 @@ def plant(points, rng, group):
 
 
 def write_relevance(results, images, map_points, images_dir, seed=0, models=MODELS):
-    """Planted maps, index.csv and the per-model record with the images' sha256, as lrp_analysis.py writes them."""
+    """Planted maps, index.csv and the per-model record with the images' and the model file's sha256
+    and the analyzer, as lrp_analysis.py writes them; the model files (beside results/) are stand-ins."""
     rng = np.random.default_rng(seed)
     digests = [hashlib.sha256((images_dir / name).read_bytes()).hexdigest() for name in images]
-    folder = results / "relevance"
+    folder, models_dir = results / "relevance", results.parent / "models"
     folder.mkdir(parents=True, exist_ok=True)
+    models_dir.mkdir(exist_ok=True)
     pd.DataFrame({"index": range(len(images)), "image": images,
                   "identity": [name.split("_")[0] for name in images]}).to_csv(folder / "index.csv", index=False)
     for group, trait in models:
         maps = np.stack([plant(map_points[name], rng, group) for name in images]).astype(np.float32)
         np.save(folder / f"{group}__{trait}.npy", maps)
-        (folder / f"{group}__{trait}.json").write_text(json.dumps({"image_sha256": digests}))
+        model_file = models_dir / f"{group}__{trait}.h5"
+        model_file.write_bytes(f"stand-in model {group} {trait}".encode())
+        (folder / f"{group}__{trait}.json").write_text(json.dumps({
+            "image_sha256": digests, "model_sha256": hashlib.sha256(model_file.read_bytes()).hexdigest(),
+            "analyzer": "lrp.sequential_preset_a_flat"}))
 
 
 @pytest.fixture(scope="module")
@@ -273,6 +279,31 @@ def test_index_that_does_not_match_the_dataset_exits_2(faces, tmp_path, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "index.csv" in err and "run lrp_analysis.py first" in err
+
+
+def test_maps_of_another_model_or_analyzer_are_refused(faces, tmp_path, capsys):
+    """The maps summarised must explain the model file that was tested, with the configured analyzer:
+    a model retrained (or deleted) since lrp_analysis.py ran, or another analyzer in the config, stops the run."""
+    config = setup(faces, tmp_path)
+    record = tmp_path / "results" / "relevance" / "NT__warm.json"
+    model_file = tmp_path / "models" / "NT__warm.h5"
+    again = "run lrp_analysis.py again (maps of unchanged images and models are reused)"
+    cases = [(["--set", "explain.analyzer=lrp.epsilon"],
+              f"error: {tmp_path / 'results' / 'relevance' / 'ASD__warm.json'}: maps made with analyzer "
+              f"'lrp.sequential_preset_a_flat', the config says explain.analyzer=lrp.epsilon; {again}"),
+             ([], f"error: {record}: the maps explain an earlier NT__warm.h5 (the model file changed since they were "
+                  f"made, e.g. retrained); {again}")]
+    model_file.write_bytes(b"retrained")
+    for extra, expected in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            average_saliency.main(["--config", str(config), *extra])
+        assert exit_info.value.code == 2
+        assert capsys.readouterr().err.strip() == expected
+    model_file.unlink()
+    with pytest.raises(SystemExit):
+        average_saliency.main(["--config", str(config)])
+    assert capsys.readouterr().err.strip().startswith(f"error: {model_file}: not found, so nothing shows the maps")
+    assert not (tmp_path / "results" / "region_relevance.csv").exists()
 
 
 def test_image_changed_since_lrp_exits_2_naming_it(faces, tmp_path, capsys):
