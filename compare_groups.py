@@ -7,7 +7,8 @@ face area (facetraits/importance.py; compare.scale), averaged within identity, t
 identities. The difference between the groups is tested by permuting the raters' group labels
 (compare.n_permutations, group sizes kept; each permutation refits both heads), with a
 max-statistic correction across regions (p_fwer), bootstrap CIs over raters, and the same null
-for the difference of the two groups' CV r (beside their noise ceilings).
+for the difference of the two groups' CV r (beside their noise ceilings; its setting is chosen
+inside each outer training part, so no test face takes part).
 Needs a `rater` column in the ratings (see facetraits/group_comparison.py for why raters); without
 one it says so and writes no table or figure (only its run record).
 

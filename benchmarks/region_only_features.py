@@ -185,7 +185,8 @@ def region_only_head(xs: list[np.ndarray], y_all: np.ndarray, identities, folds,
                                      cfg.compare.scale)
     feature_set = cfg.ridge.feature_sets[k]
     return group_comparison.FixedHead(importance.RidgeRegions(inputs, solver, alpha),
-                                      group_comparison.FixedRidgeCV(x, folds, alpha),
+                                      group_comparison.FixedRidgeCV(
+                                          group_comparison.settings_per_fold(flat, y_all, identities, folds, cfg), folds),
                                       {"layers": "+".join(feature_set.layers) + " (region-only)",
                                        "grid": feature_set.grid, "alpha": alpha})
 

@@ -8,7 +8,9 @@ gives the confidence intervals. Training noise and rater sampling are both in th
 
 Both heads use one setting per trait (feature set and penalty), chosen by identity-grouped inner
 CV on the mean rating of all raters of both groups: the choice does not depend on the labels, so
-the permutation test stays exact, and both groups' importances live on one scale.
+the permutation test stays exact, and both groups' importances live on one scale. The groups'
+cross-validated r uses the same rule inside each outer training part only (one setting per fold,
+shared by both groups and every permutation), so no test face takes part in choosing what predicts it.
 """
 from __future__ import annotations
 
@@ -185,15 +187,16 @@ def region_p_values(stats: Statistics) -> tuple[np.ndarray, np.ndarray]:
 
 
 class FixedRidgeCV:
-    """Pooled out-of-fold r of a ridge with fixed features and penalty, for many target columns.
+    """Pooled out-of-fold r of a ridge whose features and penalty are fixed per fold, for many target columns.
 
-    Each fold's training matrix is standardised and decomposed once (ridge.Solver); a set of
-    targets then costs two small matrix products per fold."""
+    `settings` holds one (feature matrix, alpha) per fold. Each fold's training matrix is
+    standardised and decomposed once (ridge.Solver); a set of targets then costs two small matrix
+    products per fold."""
 
-    def __init__(self, x: np.ndarray, folds: np.ndarray, alpha: float):
+    def __init__(self, settings: list[tuple[np.ndarray, float]], folds: np.ndarray):
         self.folds = [folds == fold for fold in np.unique(folds)]
         self.parts = []
-        for test in self.folds:
+        for test, (x, alpha) in zip(self.folds, settings):
             solver = ridge.Solver(x[~test])
             self.parts.append((solver.project(x[test]) * solver.shrink(alpha), solver.u.T))
 
@@ -205,6 +208,20 @@ class FixedRidgeCV:
         return metrics.pearson_columns(y, predictions)
 
 
+def settings_per_fold(xs: list[np.ndarray], y_all: np.ndarray, identities, folds: np.ndarray,
+                      cfg) -> list[tuple[np.ndarray, float]]:
+    """(feature matrix, alpha) per outer fold, chosen by inner CV on that fold's training part of
+    `y_all` alone (seeds as ridge.cv_predict's): the groups' CV r then has no test face in its choice."""
+    identities = np.asarray(identities)
+    settings = []
+    for fold in np.unique(folds):
+        train = folds != fold
+        candidate, alpha_index = ridge.select([x[train] for x in xs], y_all[train, None], identities[train],
+                                              cfg.ridge.alphas, cfg.ridge.inner_folds, cfg.seed + int(fold))
+        settings.append((xs[candidate[0]], cfg.ridge.alphas[alpha_index[0]]))
+    return settings
+
+
 @dataclass
 class FixedHead:
     """One trait's ridge setting, shared by both groups: region importance and CV r for any targets."""
@@ -214,14 +231,16 @@ class FixedHead:
 
 
 def fixed_head(features: dict, y_all: np.ndarray, identities, folds, masks: list, cfg) -> FixedHead:
-    """Choose feature set and penalty by inner CV on `y_all` (all raters' mean rating), then set up both computations."""
+    """Choose feature set and penalty by inner CV on `y_all` (all raters' mean rating) for the region
+    importance, and per outer training part for the CV r; then set up both computations."""
     xs = training.candidate_features(features, cfg)
     candidate, alpha_index = ridge.select(xs, y_all[:, None], identities, cfg.ridge.alphas, cfg.ridge.inner_folds,
                                           cfg.seed)
     feature_set, alpha, x = cfg.ridge.feature_sets[candidate[0]], cfg.ridge.alphas[alpha_index[0]], xs[candidate[0]]
     solver = ridge.Solver(x)
     inputs = importance.region_inputs(features, feature_set, solver.sd, masks, identities, cfg.compare.scale)
-    return FixedHead(importance.RidgeRegions(inputs, solver, alpha), FixedRidgeCV(x, folds, alpha),
+    cv_r = FixedRidgeCV(settings_per_fold(xs, y_all, identities, folds, cfg), folds)
+    return FixedHead(importance.RidgeRegions(inputs, solver, alpha), cv_r,
                      {"layers": "+".join(feature_set.layers), "grid": feature_set.grid, "alpha": alpha})
 
 

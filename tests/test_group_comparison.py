@@ -348,8 +348,23 @@ def test_the_groups_cv_r_is_that_of_a_ridge_fitted_on_each_training_part_alone()
         scaler = StandardScaler().fit(x[~test])
         fitted = Ridge(alpha=0.5 * 12).fit(scaler.transform(x[~test]), y[~test])
         expected[test] = fitted.predict(scaler.transform(x[test]))
-    r = group_comparison.FixedRidgeCV(x, folds, 0.5)(y[:, None])
+    r = group_comparison.FixedRidgeCV([(x, 0.5)] * 4, folds)(y[:, None])
     assert r[0] == pytest.approx(np.corrcoef(y, expected)[0, 1], rel=1e-9)
+
+
+def test_the_setting_behind_the_groups_cv_r_is_chosen_without_the_test_fold(monkeypatch):
+    """Each fold's feature set and penalty for the CV r are chosen on that fold's training part only;
+    only the importance head's choice (not an accuracy) sees every image."""
+    maps, identities, raters = planted()
+    folds = np.repeat(np.arange(4), len(identities) // 4)
+    seen = []
+    select = group_comparison.ridge.select
+    monkeypatch.setattr(group_comparison.ridge, "select",
+                        lambda xs, y, ids, *rest: seen.append(np.asarray(ids)) or select(xs, y, ids, *rest))
+    group_comparison.fixed_head(maps, raters.everyone(), identities, folds, half_masks(len(identities)), settings())
+    assert len(seen) == 1 + 4 and len(seen[0]) == len(identities)
+    for fold, ids in enumerate(seen[1:]):
+        assert sorted(ids) == sorted(np.asarray(identities)[folds != fold])
 
 
 def test_identities_weigh_the_same_whatever_their_number_of_images():
