@@ -62,6 +62,17 @@ MIN_IMAGES = 10  # overall; fewer and a pooled r is mostly noise
 MIN_PER_FOLD = 3  # test images and test identities per fold; with 2 a fold's r is +-1 whatever the model
 
 
+def warn_split_identities(identities: np.ndarray, folds: np.ndarray, setting: str) -> None:
+    """One stderr line when folds put images of one identity on both sides (cv.group_by: none): the
+    model can then score by recognising the person rather than reading the trait, so r is inflated."""
+    identities = np.asarray(identities)
+    split = sum(len(np.unique(folds[identities == unit])) > 1 for unit in np.unique(identities))
+    if split:
+        print(f"warning: {setting}: {split} identities have images in more than one fold, so the same faces are "
+              f"trained on and tested: the cross-validated r is inflated (the permutation test still permutes whole "
+              f"identities); use cv.group_by: identity", file=sys.stderr)
+
+
 def warn_unreliable_folds(identities: np.ndarray, folds: np.ndarray) -> None:
     """One stderr line when the data are too few for a cross-validated r to mean anything.
 

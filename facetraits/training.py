@@ -41,6 +41,7 @@ def check_folds(study: Study, cfg: Config) -> None:
     """Before any fit: warn when test folds are too small for a reliable r, refuse when a training
     part has a single identity and the ridge's inner CV therefore cannot run (naming the file)."""
     metrics.warn_unreliable_folds(study.dataset.identities, study.folds)
+    metrics.warn_split_identities(study.dataset.identities, study.folds, cfg.named("cv.group_by"))
     if cfg.model.head == "ridge":
         ridge.check_training_parts(study.dataset.identities, study.folds, study.dataset.source)
 

@@ -95,6 +95,19 @@ def test_enough_images_and_identities_per_fold_give_no_warning(capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_folds_that_split_an_identity_warn_that_r_is_inflated(capsys):
+    """cv.group_by: none may put one person's images on both sides; grouped folds never do."""
+    identities = np.repeat([f"id{i}" for i in range(9)], 2)
+    metrics.warn_split_identities(identities, metrics.make_folds(identities, 3, "identity", 0), "cv.group_by")
+    assert capsys.readouterr().err == ""
+    folds = metrics.make_folds(identities, 3, "none", 0)
+    split = sum(len(set(folds[identities == unit])) > 1 for unit in set(identities))
+    assert split > 0
+    metrics.warn_split_identities(identities, folds, "--set cv.group_by=none")
+    assert capsys.readouterr().err.startswith(f"warning: --set cv.group_by=none: {split} identities have images in "
+                                              f"more than one fold, so the same faces are trained on and tested")
+
+
 # ----------------------------------------------------------------------------- 3. unwritable output folders
 
 
