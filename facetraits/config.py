@@ -237,8 +237,9 @@ class Config:
         return None
 
     def hash(self) -> str:
-        """A short digest of every setting, stored beside outputs to tell runs apart."""
-        settings = {k: v for k, v in as_dict(self).items() if k not in PROVENANCE_FIELDS}
+        """A short digest of every setting, stored beside outputs to tell runs apart; where the
+        outputs go is not a setting of them, so the output folders are left out."""
+        settings = {k: v for k, v in as_dict(self).items() if k not in (*PROVENANCE_FIELDS, "output")}
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -288,8 +289,8 @@ def _yaml_error(err: yaml.YAMLError) -> str:
 def load(path: str | Path | None, overrides: list[str] = ()) -> Config:
     """Read config.yaml (or only defaults when path is None), apply `key=value` overrides, validate.
 
-    Paths in the file resolve relative to the file; paths given with --set resolve relative to
-    the current directory, like any other command-line path.
+    Paths in the file resolve relative to the file, and so do the output folders it leaves out;
+    paths given with --set resolve relative to the current directory, like any other command-line path.
     """
     source = str(path) if path is not None else "<defaults>"
     raw = {}
@@ -310,6 +311,11 @@ def load(path: str | Path | None, overrides: list[str] = ()) -> Config:
             raise ConfigError(f"{path}: expected a mapping of settings at the top level")
     lines = _key_lines(path.read_text()) if path is not None else {}
     base = path.parent.resolve() if path is not None else Path.cwd()
+    if path is not None and isinstance(raw.get("output", {}), dict):
+        # output folders the file leaves out sit beside it too, not in whatever folder the command ran from
+        output = raw.setdefault("output", {})
+        for item in dataclasses.fields(OutputConfig):
+            output.setdefault(item.name, str(item.default))
     _resolve_paths(raw, base)
     for item in overrides:
         key, value = _parse_override(item, source)

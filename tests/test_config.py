@@ -1,4 +1,5 @@
 """Config loading: defaults, overrides, path resolution, and one-line errors for every mistake."""
+from pathlib import Path
 import pytest
 
 from facetraits import config
@@ -26,6 +27,21 @@ def test_paths_resolve_relative_to_the_config_file(tmp_path):
     assert cfg.model.weights == str(tmp_path / "sub" / "w" / "vgg.h5")
 
 
+def test_output_folders_a_config_file_leaves_out_sit_beside_it(tmp_path, monkeypatch):
+    """A study's own small config must not write into whatever folder the command ran from (e.g. the
+    repository, over the demo's results)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "study").mkdir()
+    path = tmp_path / "study" / "c.yaml"
+    path.write_text("output:\n  fig_dir: figures\n")
+    cfg = config.load(path)
+    assert cfg.output.results_dir == tmp_path / "study" / "results"
+    assert cfg.output.fig_dir == tmp_path / "study" / "figures"
+    path.write_text("seed: 1\n")
+    assert config.load(path).output.cache_dir == tmp_path / "study" / "cache"
+    assert config.load(None).output.cache_dir == Path("cache")  # no file: the current folder
+
+
 def test_overrides_are_parsed_as_yaml_and_paths_resolve_from_cwd(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = config.load(ROOT / "config.yaml", ["training.epochs=7", "groups=[NT]", "model.weights=none",
@@ -38,6 +54,7 @@ def test_overrides_are_parsed_as_yaml_and_paths_resolve_from_cwd(tmp_path, monke
 def test_hash_changes_with_settings():
     assert config.load(None).hash() == config.load(None).hash()
     assert config.load(None).hash() != config.load(None, ["seed=1"]).hash()
+    assert config.load(None).hash() == config.load(None, ["output.fig_dir=elsewhere"]).hash()
 
 
 @pytest.mark.parametrize("text, message", [
