@@ -474,6 +474,10 @@ def run_import(name: str, source, out_dir, images=None, per_rater: bool = True, 
         print(f"note: {note}", file=out)
     print(f"licence: {imported.licence}; the CSVs written are derived data under the same terms "
           f"(keep them out of the repository)", file=out)
-    print("\n# config.yaml settings for this dataset:", file=out)
-    print(config_snippet(imported, ratings_path), file=out)
+    # raters known by name: their file trains on the same group means and also allows the rater-level group test
+    named_raters = imported.per_rater is not None and not imported.per_rater.rater.is_unique
+    config_ratings = out_dir / "ratings_per_rater.csv" if named_raters else ratings_path
+    print("\n# settings for this dataset, for a config file of your own outside the repository (the keys it leaves"
+          "\n# out take config.yaml's defaults; its outputs go to results/, fig/, models/, cache/ beside it):", file=out)
+    print(config_snippet(imported, config_ratings), file=out)
     return imported

@@ -165,7 +165,7 @@ def test_cli_omi_writes_long_csv(tmp_path, capsys):
     assert singles.rater.is_unique
     assert (out / "noise_ceiling.csv").is_file()
     assert not list(out.glob("*.tmp"))
-    snippet = yaml.safe_load(captured.out.split("# config.yaml settings for this dataset:")[1])
+    snippet = yaml.safe_load(captured.out.split("# settings for this dataset")[1].split("\n", 1)[1])
     assert snippet["groups"] == ["all"] and snippet["traits"] == ["trustworthy", "well_groomed"]
     assert Path(snippet["data"]["images"]) == (source / "images").resolve()
     assert Path(snippet["data"]["ratings"]) == (out / "ratings.csv").resolve()
@@ -176,7 +176,7 @@ def test_cli_snippet_loads_as_config(tmp_path, capsys):
     config = pytest.importorskip("facetraits.config")
     source = fake_omi(tmp_path / "omi")
     assert import_dataset.main(["omi", str(source), str(tmp_path / "out"), "--traits", "Well-Groomed"]) == 0
-    text = capsys.readouterr().out.split("# config.yaml settings for this dataset:")[1]
+    text = capsys.readouterr().out.split("# settings for this dataset")[1].split("\n", 1)[1]
     (tmp_path / "config.yaml").write_text(text)
     cfg = config.load(tmp_path / "config.yaml")
     assert cfg.traits == ("well_groomed",) and cfg.groups == ("all",) and cfg.data.landmarks is None
@@ -227,6 +227,9 @@ def test_cli_london(tmp_path, capsys):
     assert len(singles) == 3 * 3 and singles.rater.nunique() == 3  # intersex and blank raters left out
     assert "left out 2 raters" in captured.out
     assert "neutral_front" in captured.out and "warning" not in captured.err
+    snippet = yaml.safe_load(captured.out.split("# settings for this dataset")[1].split("\n", 1)[1])
+    # raters known by name: the config the importer suggests can also run compare_groups.py
+    assert Path(snippet["data"]["ratings"]) == (tmp_path / "out" / "ratings_per_rater.csv").resolve()
 
 
 def test_london_from_summary_only(tmp_path, capsys):
