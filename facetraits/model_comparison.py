@@ -191,10 +191,14 @@ def region_tests(table: pd.DataFrame, identities: dict, groups, n_flips: int, se
 
 
 def describe(tests: pd.DataFrame, alpha: float) -> list[str]:
-    """Lines naming the region tests with p_fwer < ``alpha``, under a header saying what they are evidence of."""
+    """Lines naming the region tests with p_fwer < ``alpha``, under a header saying what they are evidence of;
+    one line saying so when none is (a finding too, not to be left unsaid)."""
     hits = tests[tests.p_fwer < alpha]
-    if hits.empty:
+    if tests.empty:
         return []
+    if hits.empty:
+        return [f"the {tests.group_a.iloc[0]} and {tests.group_b.iloc[0]} models do not differ consistently across "
+                f"faces in any region ({len(tests)} tests, all p_fwer >= {alpha:g}; the fitted models, not the rater groups)"]
     return ([f"the {hits.group_a.iloc[0]} and {hits.group_b.iloc[0]} models differ consistently across faces "
              f"(p_fwer < {alpha:g}; the fitted models, not the rater groups) in:"]
             + [f"  {row.trait}, {row.region}, {row.measure}: {row.mean_difference:+.3f} (t = {row.statistic:.2f} over "

@@ -311,13 +311,19 @@ def top_region(summary: pd.DataFrame, group: str, trait: str, exclude=(),
 
 
 def describe_top_regions(summary: pd.DataFrame, models) -> list[str]:
-    """One line per model: the region with most absolute and most positive relevance per unit area."""
+    """One line per model: the region with most absolute and most positive relevance per unit area,
+    and the share of absolute relevance off the face (a model may read mostly hair, collar or
+    image corners, which the regions' ranking alone would hide)."""
     lines = []
     for group, trait in models:
         positive = top_region(summary, group, trait, measure="mean_pos_per_area")
         absolute = top_region(summary, group, trait, measure="mean_abs_per_area")
+        background = summary[(summary.group == group) & (summary.trait == trait) & (summary.region == "background")]
         if positive is not None and absolute is not None:
+            off_face = (f"; {background.mean_share_abs.iloc[0]:.0%} of absolute relevance is off the face (background)"
+                        if len(background) else "")
             lines.append(f"{group} {trait}: most relevance per unit area on the {absolute.region} (absolute: "
                          f"{absolute.mean_abs_per_area:.2f} x its area share), most positive relevance on the "
-                         f"{positive.region} ({positive.mean_pos_per_area:.2f} x), {positive.n_identities} identities")
+                         f"{positive.region} ({positive.mean_pos_per_area:.2f} x), {positive.n_identities} identities"
+                         f"{off_face}")
     return lines

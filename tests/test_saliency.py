@@ -167,6 +167,14 @@ def test_planted_region_has_most_relevance_per_unit_area(run):
         assert best.n_images == 17 and best.n_identities == 9
 
 
+def test_the_printed_summary_names_the_top_region_and_the_share_off_the_face(run):
+    summary = pd.read_csv(run[0] / "region_summary.csv")
+    lines = saliency.describe_top_regions(summary, [("ASD", "warm")])
+    off = summary.query("group == 'ASD' and trait == 'warm' and region == 'background'").mean_share_abs.item()
+    assert len(lines) == 1 and lines[0].startswith("ASD warm: most relevance per unit area on the mouth")
+    assert lines[0].endswith(f"; {off:.0%} of absolute relevance is off the face (background)")
+
+
 def test_asd_minus_nt_on_the_mouth_is_positive_and_significant_over_identities(run):
     tests = pd.read_csv(run[0] / "region_group_tests.csv").set_index(["trait", "region", "measure"])
     assert len(tests) == 2 * len(regions.REGIONS) * 2
@@ -483,7 +491,9 @@ def test_describe_names_only_the_regions_significant_after_correction():
                           "p_fwer": [0.002, 0.2], "unit": "identity", "n_identities": 9, "n_flips": 999})
     lines = model_comparison.describe(tests, 0.05)
     assert len(lines) == 2 and "eyes" in lines[1] and not any("mouth" in line for line in lines)
-    assert model_comparison.describe(tests.assign(p_fwer=0.5), 0.05) == []
+    assert model_comparison.describe(tests.assign(p_fwer=0.5), 0.05) == [
+        "the A and B models do not differ consistently across faces in any region (2 tests, all p_fwer >= 0.05; the "
+        "fitted models, not the rater groups)"]
 
 
 def test_the_observed_signs_tie_with_themselves_in_floating_point():
