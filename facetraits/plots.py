@@ -14,14 +14,18 @@ from facetraits import metrics, regions  # noqa: E402
 
 
 def cv_pearson(summary: pd.DataFrame):
-    """Pearson r per model: one point per fold, a bar for the pooled r."""
+    """Pearson r per model: one point per fold, a bar for the pooled r with its 95% bootstrap CI over identities."""
     models = summary[["group", "trait"]].drop_duplicates().to_records(index=False).tolist()
     fig, ax = plt.subplots(figsize=(1.6 + 1.2 * len(models), 3.6))
     for i, (group, trait) in enumerate(models):
         rows = summary[(summary.group == group) & (summary.trait == trait)]
         folds = rows[rows.fold != "all"]
-        pooled = rows[rows.fold == "all"].pearson_r.iloc[0]
+        pooled_row = rows[rows.fold == "all"].iloc[0]
+        pooled = pooled_row.pearson_r
         ax.bar(i, pooled, color="#9ecae1", width=0.6, label="pooled r" if i == 0 else None)
+        if np.isfinite(pooled_row.get("r_ci_low", np.nan)):
+            ax.errorbar(i, pooled, yerr=[[pooled - pooled_row.r_ci_low], [pooled_row.r_ci_high - pooled]], fmt="none",
+                        ecolor="black", capsize=4, lw=1, label="95% CI (bootstrap over identities)" if i == 0 else None)
         jitter = np.linspace(-0.15, 0.15, len(folds))
         ax.scatter(i + jitter, folds.pearson_r, color="#08519c", zorder=3, s=18, label="folds" if i == 0 else None)
     ax.axhline(0, color="black", lw=0.8)

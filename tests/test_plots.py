@@ -203,3 +203,15 @@ def test_the_difference_maps_colour_scale_is_set_by_negative_differences_too():
     limit = np.percentile(np.abs(diff)[np.abs(diff) > 0], plots.CLIP_PERCENTILE)
     assert sorted(figure.axes[-1].get_ylim()) == pytest.approx([-limit, limit])
     plots.plt.close(figure)
+
+
+def test_the_accuracy_figure_shows_each_pooled_r_with_its_bootstrap_ci():
+    rows = []
+    for group, low, r, high in (("ASD", 0.80, 0.85, 0.90), ("NT", 0.55, 0.70, 0.78)):
+        rows += [{"group": group, "trait": "warm", "fold": str(k), "pearson_r": r + 0.01 * k} for k in range(3)]
+        rows.append({"group": group, "trait": "warm", "fold": "all", "pearson_r": r, "r_ci_low": low, "r_ci_high": high})
+    fig = plots.cv_pearson(pd.DataFrame(rows))
+    (ax,) = fig.axes
+    segments = [c.lines[2][0].get_segments()[0] for c in ax.containers if hasattr(c, "has_yerr")]
+    assert [tuple(np.round(s[:, 1], 6)) for s in segments] == [(0.80, 0.90), (0.55, 0.78)]
+    assert_no_text_overlaps(fig)
