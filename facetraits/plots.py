@@ -191,10 +191,10 @@ def group_difference_map(mean_difference: np.ndarray, significant: np.ndarray, g
         axes[1].text(0.5, 0.5, "no pixel significant", transform=axes[1].transAxes, ha="center", va="center",
                      fontsize=9, color="black", bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
     _colorbar(fig, norm, cmap, list(axes),
-              f"{group_a} - {group_b}, % of total |relevance|\n{_display_text(display, cell)} (red: more for {group_a})",
+              f"{group_a} - {group_b}\n% of total |relevance|\n{_display_text(display, cell)}\n(red: more for {group_a})",
               percent=True)
-    fig.suptitle(f"{trait}: {group_a} - {group_b} models' heatmap difference, sign flips of {n_identities} identities, "
-                 f"max-statistic FWER {alpha:g}\n{_align_text(aligned)}; colours clipped at the {CLIP_PERCENTILE:g}th "
+    fig.suptitle(f"{trait}: {group_a} - {group_b} models' heatmap difference\nsign flips of {n_identities} identities, "
+                 f"max-statistic FWER {alpha:g}; {_align_text(aligned)}\ncolours clipped at the {CLIP_PERCENTILE:g}th "
                  f"percentile of |difference|", fontsize=10)
     return fig
 

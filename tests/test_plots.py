@@ -215,3 +215,18 @@ def test_the_accuracy_figure_shows_each_pooled_r_with_its_bootstrap_ci():
     segments = [c.lines[2][0].get_segments()[0] for c in ax.containers if hasattr(c, "has_yerr")]
     assert [tuple(np.round(s[:, 1], 6)) for s in segments] == [(0.80, 0.90), (0.55, 0.78)]
     assert_no_text_overlaps(fig)
+
+
+def test_long_group_names_keep_every_text_of_the_difference_map_inside_the_figure():
+    """Real groups are named like female_raters: the colour bar's label and the title once ran off the figure."""
+    diff = np.linspace(-1.0, 1.0, 400).reshape(20, 20)
+    figure = plots.group_difference_map(diff, np.zeros_like(diff, dtype=bool), "female_raters", "male_raters",
+                                        "attractive", 0.05, 50, True, display="smooth", cell=38)
+    figure.canvas.draw()
+    renderer, frame = figure.canvas.get_renderer(), figure.bbox
+    texts = [figure._suptitle, figure.axes[-1].yaxis.label] + [ax.title for ax in figure.axes]
+    for text in texts:
+        box = text.get_window_extent(renderer)
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1, text.get_text()
+    assert_no_text_overlaps(figure)
+    plots.plt.close(figure)
