@@ -260,7 +260,9 @@ def image_landmarks(cfg, dataset: data.Dataset) -> tuple[dict[str, np.ndarray], 
         return found, missing
 
     folder = Path(cfg.output.cache_dir) / "landmarks"
-    progress = outputs.Progress(len(dataset.images), "detecting landmarks (dlib)", "images")
+    cached = sum((folder / f"{digest}.npy").is_file() for digest in dataset.digests)
+    label = "landmarks (dlib)" + (f", {cached} of {len(dataset.images)} cached" if cached else ", detecting")
+    progress = outputs.Progress(len(dataset.images), label, "images")
     for name, path, digest in zip(dataset.images, dataset.paths, dataset.digests):
         points = cache.cached_array(folder / f"{digest}.npy", lambda: _detect(path))
         progress.update()
