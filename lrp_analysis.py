@@ -15,6 +15,7 @@ Maps whose inputs (model, analyzer, images, code version) are unchanged are reus
 
     python lrp_analysis.py --set explain.analyzer=lrp.epsilon --set explain.overlays=false
 """
+import sys
 import time
 
 import pandas as pd
@@ -61,6 +62,8 @@ def main(run):
         run.write_csv("faithfulness.csv", table)
         run.write_csv("faithfulness_curves.csv", curves)
         run.save_figure(plots.faithfulness(curves, table), "faithfulness.png")
+    tables = " and faithfulness tables" if summary else ""
+    print(f"wrote relevance maps in {run.results('relevance')}{tables}, figures in {cfg.output.fig_dir}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -94,11 +94,13 @@ def test_heatmaps_have_image_shape_and_are_finite(asd_warm, method):
     assert np.isfinite(relevance).all() and np.abs(relevance).sum() > 0
 
 
-def test_lrp_analysis_then_average_saliency(trained):
+def test_lrp_analysis_then_average_saliency(trained, capsys):
     cfg = config.load(trained)
     argv = ["--config", str(trained), "--trait", "warm", "--set", "explain.faithfulness_analyzers=[lrp.epsilon]"]
     lrp_analysis.main(argv)
     results, figures = cfg.output.results_dir, cfg.output.fig_dir
+    assert capsys.readouterr().err.splitlines()[-1] == (f"wrote relevance maps in {results / 'relevance'} and "
+                                                        f"faithfulness tables, figures in {figures}")
     index = pd.read_csv(results / "relevance" / "index.csv")
     assert list(index.columns) == ["index", "image", "identity", "run"] and len(index) == 18
     assert index.image.tolist() == sorted(index.image)
