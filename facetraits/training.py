@@ -7,10 +7,11 @@ lrp_analysis.py explains all come from the same procedure.
 from __future__ import annotations
 
 import dataclasses
-import os
+import functools
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -206,11 +207,28 @@ def ridge_cross_val_predict(maps, targets: np.ndarray, identities, folds, cfg: C
     return {"predictions": predictions[:, 0].tolist(), "settings": settings}
 
 
+@functools.lru_cache(maxsize=None)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    return cache.file_digest(path)  # size and mtime in the key: a file replaced in place is read again
+
+
+def weights_identity(weights: str) -> str:
+    """A weights keyword as it is; a weights file by its content, as the feature cache keys it: the
+    same file moved, copied or reached by another path (another clone) is the same weights, and a
+    file replaced in place is not (its models, explained as current, would no longer be the ones
+    the config's weights give)."""
+    path = Path(weights)
+    if weights in config.WEIGHT_KEYWORDS or not path.is_file():
+        return weights  # a missing file fails where the weights are loaded, with its own message
+    stat = path.stat()
+    return "sha256:" + _file_sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
 def fit_settings(cfg: Config) -> dict:
     """The settings a fitted head depends on: the configured head's own, not the other head's, not
-    training.verbose; the weights path normalised, so '../shared/x.h5' and its absolute form agree."""
-    weights = cfg.model.weights if cfg.model.weights in config.WEIGHT_KEYWORDS else os.path.normpath(cfg.model.weights)
-    settings = {"weights": weights, "input_size": cfg.model.input_size, "head": cfg.model.head, "seed": cfg.seed,
+    training.verbose; the weights by content (weights_identity)."""
+    settings = {"weights": weights_identity(cfg.model.weights), "input_size": cfg.model.input_size,
+                "head": cfg.model.head, "seed": cfg.seed,
                 "version": FIT_VERSION}
     if cfg.model.head == "ridge":
         return {**settings, "ridge": config.as_dict(cfg.ridge)}

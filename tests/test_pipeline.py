@@ -384,10 +384,18 @@ def test_fit_settings_ignore_what_the_fit_does_not_read(blob_config, tmp_path):
     for change in (["training.verbose=true"], ["training.epochs=3", "model.dense_units=8"]):
         assert training.fit_settings(config.load(blob_config, change)) == base
     assert training.fit_settings(config.load(blob_config, ["ridge.inner_folds=3"])) != base
-    weights = tmp_path / "w.h5"
-    spelled = [training.fit_settings(config.load(blob_config, [f"model.weights={path}"]))["weights"]
-               for path in (weights, tmp_path / "sub" / ".." / "w.h5")]
-    assert spelled[0] == spelled[1] == str(weights)
+    weights, copy = tmp_path / "w.h5", tmp_path / "elsewhere" / "copy.h5"
+    weights.write_bytes(b"pretend weights")
+    copy.parent.mkdir()
+    (tmp_path / "sub").mkdir()
+    copy.write_bytes(weights.read_bytes())
+    def identity(path):
+        return training.fit_settings(config.load(blob_config, [f"model.weights={path}"]))["weights"]
+    # the weights are their content: another spelling, another folder (another clone) is the same weights ...
+    assert identity(weights) == identity(tmp_path / "sub" / ".." / "w.h5") == identity(copy)
+    assert identity(weights).startswith("sha256:")
+    copy.write_bytes(b"other weights, same path")  # ... and a file replaced in place is not
+    assert identity(copy) != identity(weights)
 
 
 def test_the_permutation_null_is_the_cross_validation_of_each_permuted_rating():
