@@ -1,8 +1,9 @@
 """Average heatmaps per rater group x trait, the two groups' models compared over identities, and relevance per region.
 
 Reads results/relevance/<group>__<trait>.npy (written by lrp_analysis.py; refused when the model
-file or explain.analyzer changed since, so the maps are those of the model that was tested) and the
-landmarks (data.landmarks, or dlib when that is null). Every map is normalised to total |relevance| 1 so
+file or explain.analyzer changed since, or the model no longer fits today's ratings and settings,
+so the maps are those of the model that was tested) and the landmarks (data.landmarks, or dlib
+when that is null). Every map is normalised to total |relevance| 1 so
 each image weighs the same, with explain.align (default) warped onto the mean face first, and
 averaged within identity before anything else. Images without usable landmarks are listed in
 results/landmarks_missing.csv and left out of the region statistics and of the aligned maps.
@@ -23,7 +24,7 @@ fig/region_relevance.png.
 """
 import sys
 
-from facetraits import cli, config, data, model_comparison, outputs, plots, saliency
+from facetraits import cli, config, data, model_comparison, outputs, plots, provenance, saliency
 from facetraits import landmarks as landmarks_module
 
 
@@ -36,6 +37,9 @@ def main(run):
     relevance = {(g, t): saliency.load_relevance(cfg.output.results_dir, cli.model_name(g, t), dataset, (size, size),
                                                  model_path=cli.model_path(cfg, g, t), analyzer=cfg.explain.analyzer)
                  for g, t in run.models}
+    for g, t in run.models:  # the maps' model must also be the one today's ratings and settings give
+        provenance.check_model_record(cli.model_path(cfg, g, t), provenance.trained_on(cfg, dataset, dataset.target(g, t)),
+                                      cfg.source)
     points, missing = landmarks_module.dataset_landmarks(cfg, dataset, (size, size))
     landmarks_module.report_missing(missing, run.results("landmarks_missing.csv"), len(dataset), run.id)
     landmarks_module.require_some(cfg, missing, len(dataset), "average_saliency.py (alignment and regions)")

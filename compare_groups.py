@@ -53,8 +53,8 @@ def main(run):
     dataset = data.load(cfg)
     if dataset.raters is None:  # not an error: these data allow only average_saliency.py's model-level comparison
         print(f"{cfg.data.ratings}: no rater column, so rater-level inference is impossible; nothing written. "
-              f"average_saliency.py compares the groups' models over identities instead (with single ratings, e.g. "
-              f"import_dataset.py's ratings_per_rater.csv as data.ratings, this test runs)", file=sys.stderr)
+              f"average_saliency.py compares the groups' models over identities instead (with the ratings of named raters, "
+              f"e.g. import_dataset.py's ratings_per_rater.csv for London or 3DSK as data.ratings, this test runs)", file=sys.stderr)
         return
     pairs, tables = comparisons(cfg, dataset, run.models)
     if not pairs:

@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from facetraits import cache, cli, config, data, metrics, plots, training
+from facetraits import cache, cli, config, data, metrics, plots, provenance, training
 
 
 @cli.script(writes=("results_dir", "fig_dir", "cache_dir"))
@@ -31,7 +31,7 @@ def main(run):
         name = cli.model_name(group, trait)
         y = study.dataset.target(group, trait)
         observed = metrics.pearson_r(y, np.array(training.cached_cross_val_predict(study, y, cfg, name)["predictions"]))
-        key = training.inputs_key(cfg, *study.features.values(), y, study.folds, identities.tolist(),
+        key = provenance.inputs_key(cfg, *study.features.values(), y, study.folds, identities.tolist(),
                                   config.as_dict(cfg.permutation))
         null = cache.cached_array(cfg.output.cache_dir / "permutation" / f"{name}-{key}.npy",
                                     lambda: training.permutation_null(study, y, cfg, name))

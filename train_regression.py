@@ -13,7 +13,7 @@ Then fig/face_space.png: a t-SNE map per model of the features its head reads, c
 import json
 import sys
 
-from facetraits import cache, cli, config, data, face_space, metrics, model, outputs, plots, training
+from facetraits import cache, cli, config, data, face_space, metrics, model, outputs, plots, provenance, training
 
 
 def up_to_date(model_path, record_path, inputs: str, trained_on: dict) -> bool:
@@ -23,7 +23,7 @@ def up_to_date(model_path, record_path, inputs: str, trained_on: dict) -> bool:
     if not (model_path.is_file() and record_path.is_file()):
         return False
     record = json.loads(record_path.read_text())
-    return (record.get("inputs") == inputs and not training.stale_parts(record, trained_on)
+    return (record.get("inputs") == inputs and not provenance.stale_parts(record, trained_on)
             and record.get("model_sha256") == cache.file_digest(model_path))
 
 
@@ -38,10 +38,10 @@ def main(run):
     for group, trait in run.models:
         name = cli.model_name(group, trait)
         y = dataset.target(group, trait)
-        inputs = training.inputs_key(cfg, *maps.values(), y, dataset.identities.tolist(), model.HEAD_LAYOUT)
+        inputs = provenance.inputs_key(cfg, *maps.values(), y, dataset.identities.tolist(), model.HEAD_LAYOUT)
         model_path = cli.model_path(cfg, group, trait)
         record_path = model_path.with_suffix(".json")
-        fitted_on = training.trained_on(cfg, dataset, y)
+        fitted_on = provenance.trained_on(cfg, dataset, y)
         if up_to_date(model_path, record_path, inputs, fitted_on):
             print(f"{name}: up to date ({model_path})", file=sys.stderr)
             continue

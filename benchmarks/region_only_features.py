@@ -167,7 +167,8 @@ def region_only_features(cfg, dataset, masks: list) -> list[np.ndarray]:
 
 
 def region_only_head(xs: list[np.ndarray], y_all: np.ndarray, identities, folds, masks: list, cfg):
-    """compare_groups.py's FixedHead for region-only features: feature set and penalty by inner CV on `y_all`;
+    """compare_groups.py's FixedHead for region-only features: feature set and penalty by inner CV on `y_all`
+    (for the CV r, inside each outer training part);
     region r's relevance in an image = its own standardised features x their weights."""
     flat = [x.reshape(len(x), -1) for x in xs]
     candidate, alpha_index = ridge.select(flat, y_all[:, None], identities, cfg.ridge.alphas, cfg.ridge.inner_folds,

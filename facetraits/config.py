@@ -20,6 +20,8 @@ import yaml
 from facetraits.errors import ConfigError
 
 WEIGHT_KEYWORDS = ("imagenet", "none")
+OFFLINE_HINT = ("set model.weights to a local VGG16 include_top=False .h5 file "
+                "(--set model.weights=PATH/vgg16_notop.h5), or to none for a smoke test with random weights")
 
 # VGG16 layers whose output can feed the head (model.layers, ridge.feature_sets).
 VGG16_LAYERS = tuple(f"block{b}_{kind}" for b, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3))
@@ -513,3 +515,12 @@ def _check(kind, value, f, source: str, key: str, lines: dict | None = None):
             if name not in options:
                 raise ConfigError(f"{where}: {name!r} is not one of {', '.join(options)}")
     return value
+
+
+def weights_file(cfg: ModelConfig, where: str = "model.weights") -> Path:
+    """The local weights file model.weights names (not imagenet or none), checked to exist; `where`
+    says where the setting came from (Config.origin)."""
+    path = Path(cfg.weights)
+    if not path.is_file():
+        raise ConfigError(f"{where}: {path} not found; use imagenet (downloads once), or {OFFLINE_HINT}")
+    return path

@@ -2,10 +2,11 @@
 
 A model's maps, results/relevance/<group>__<trait>.npy, are reused only while their inputs key
 is unchanged: the model file's sha256, the analyzer, the input size, every image's sha256 and
-EXPLAIN_VERSION. Their record also names the model file's sha256 and the analyzer on their own, so
-average_saliency.py can refuse maps of a model that was retrained or re-configured since. The last one stands for the code: a change to how maps are computed
+EXPLAIN_VERSION, which stands for the code: a change to how maps are computed
 (explanations.py's analyzer options, the channel sum, what is explained) bumps it, so maps made
-by the old code are computed again instead of being returned as if current.
+by the old code are computed again instead of being returned as if current. Their record also
+names the model file's sha256 and the analyzer on their own, so average_saliency.py can refuse
+maps of a model that was retrained or re-configured since.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import sys
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-from facetraits import cache, cli, data, explanations, model, outputs, plots, training
+from facetraits import cache, cli, data, explanations, model, outputs, plots, provenance
 from facetraits.backend import reset_graph
 from facetraits.errors import FacetraitsError
 
@@ -29,16 +30,9 @@ def check_models(run, dataset) -> None:
     cfg = run.config
     for group, trait in run.models:
         model_path = cli.model_path(cfg, group, trait)
-        record_path = model_path.with_suffix(".json")
-        if model_path.is_file() and not record_path.is_file():
-            raise FacetraitsError(f"{record_path}: not found, so nothing says what {model_path.name} was fitted on "
-                                  f"(copied alone, or training stopped before its record); run train_regression.py again")
-        if model_path.is_file():
-            now = training.trained_on(cfg, dataset, dataset.target(group, trait))
-            changed = training.stale_parts(json.loads(record_path.read_text()), now)
-            if changed:
-                raise FacetraitsError(f"{model_path}: fitted on other {', '.join(changed)} than {cfg.source} gives now "
-                                      f"(or by an older version); run train_regression.py again")
+        if model_path.is_file():  # a missing one is named by load_full_model below
+            provenance.check_model_record(model_path, provenance.trained_on(cfg, dataset, dataset.target(group, trait)),
+                                          cfg.source)
         size = model.load_full_model(model_path).input_shape[1]
         if size != cfg.model.input_size:
             raise FacetraitsError(f"{model_path}: trained at input size {size}, config says "

@@ -260,7 +260,8 @@ def image_landmarks(cfg, dataset: data.Dataset) -> tuple[dict[str, np.ndarray], 
         return found, missing
 
     folder = Path(cfg.output.cache_dir) / "landmarks"
-    cached = sum((folder / f"{digest}.npy").is_file() for digest in dataset.digests)
+    entries = cache.checked_entries(folder)
+    cached = sum(f"{digest}.npy" in entries for digest in dataset.digests)
     label = "landmarks (dlib)" + (f", {cached} of {len(dataset.images)} cached" if cached else ", detecting")
     progress = outputs.Progress(len(dataset.images), label, "images")
     for name, path, digest in zip(dataset.images, dataset.paths, dataset.digests):

@@ -12,12 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from facetraits.backend import keras
-from facetraits.config import FeatureSet, ModelConfig
+from facetraits.config import OFFLINE_HINT, FeatureSet, ModelConfig, weights_file
 from facetraits.errors import ConfigError, FacetraitsError
-
-OFFLINE_HINT = ("set model.weights to a local VGG16 include_top=False .h5 file "
-                "(--set model.weights=PATH/vgg16_notop.h5), or to none for a smoke test with random weights")
-
 
 # Bump when the saved model's layer layout changes, so that train_regression.py rebuilds models
 # saved by an earlier version instead of calling them up to date (2: head_centre layer;
@@ -56,15 +52,6 @@ def build_base(cfg: ModelConfig, seed: int = 0) -> keras.Model:
     for layer in base.layers:
         layer.trainable = False
     return base
-
-
-def weights_file(cfg: ModelConfig, where: str = "model.weights") -> Path:
-    """The local weights file model.weights names (not imagenet or none), checked to exist; `where`
-    says where the setting came from (Config.origin)."""
-    path = Path(cfg.weights)
-    if not path.is_file():
-        raise ConfigError(f"{where}: {path} not found; use imagenet (downloads once), or {OFFLINE_HINT}")
-    return path
 
 
 def random_weights(base: keras.Model, seed: int) -> list:

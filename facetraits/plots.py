@@ -24,7 +24,8 @@ def cv_pearson(summary: pd.DataFrame):
         pooled = pooled_row.pearson_r
         ax.bar(i, pooled, color="#9ecae1", width=0.6, label="pooled r" if i == 0 else None)
         if np.isfinite(pooled_row.get("r_ci_low", np.nan)):
-            ax.errorbar(i, pooled, yerr=[[pooled - pooled_row.r_ci_low], [pooled_row.r_ci_high - pooled]], fmt="none",
+            below, above = max(pooled - pooled_row.r_ci_low, 0.0), max(pooled_row.r_ci_high - pooled, 0.0)
+            ax.errorbar(i, pooled, yerr=[[below], [above]], fmt="none",  # a percentile CI may exclude the estimate
                         ecolor="black", capsize=4, lw=1, label="95% CI (bootstrap over identities)" if i == 0 else None)
         jitter = np.linspace(-0.15, 0.15, len(folds))
         ax.scatter(i + jitter, folds.pearson_r, color="#08519c", zorder=3, s=18, label="folds" if i == 0 else None)

@@ -7,23 +7,16 @@ lrp_analysis.py explains all come from the same procedure.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from facetraits import cache, config, data, metrics, model, outputs, ridge
+from facetraits import cache, data, metrics, model, outputs, provenance, ridge
 from facetraits import features as features_module
 from facetraits.backend import keras, seed_everything
 from facetraits.config import Config, FeatureSet, TrainingConfig
-
-# Bump when fitting changes in a way that changes results: cached CV predictions and nulls made
-# by an older version are then recomputed instead of reused.
-FIT_VERSION = 3
-
 
 @dataclass
 class Study:
@@ -207,59 +200,10 @@ def ridge_cross_val_predict(maps, targets: np.ndarray, identities, folds, cfg: C
     return {"predictions": predictions[:, 0].tolist(), "settings": settings}
 
 
-@functools.lru_cache(maxsize=None)
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    return cache.file_digest(path)  # size and mtime in the key: a file replaced in place is read again
-
-
-def weights_identity(weights: str) -> str:
-    """A weights keyword as it is; a weights file by its content, as the feature cache keys it: the
-    same file moved, copied or reached by another path (another clone) is the same weights, and a
-    file replaced in place is not (its models, explained as current, would no longer be the ones
-    the config's weights give)."""
-    path = Path(weights)
-    if weights in config.WEIGHT_KEYWORDS or not path.is_file():
-        return weights  # a missing file fails where the weights are loaded, with its own message
-    stat = path.stat()
-    return "sha256:" + _file_sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-
-
-def fit_settings(cfg: Config) -> dict:
-    """The settings a fitted head depends on: the configured head's own, not the other head's, not
-    training.verbose; the weights by content (weights_identity)."""
-    settings = {"weights": weights_identity(cfg.model.weights), "input_size": cfg.model.input_size,
-                "head": cfg.model.head, "seed": cfg.seed,
-                "version": FIT_VERSION}
-    if cfg.model.head == "ridge":
-        return {**settings, "ridge": config.as_dict(cfg.ridge)}
-    mlp = {key: getattr(cfg.model, key) for key in ("layers", "grid", "dense_units", "dropout")}
-    training = {key: value for key, value in config.as_dict(cfg.training).items() if key != "verbose"}
-    return {**settings, "mlp": mlp, "training": training}
-
-
-def inputs_key(cfg: Config, *arrays) -> str:
-    """Digest of everything a fitted result depends on (not the output or explanation settings)."""
-    return cache.digest(*arrays, fit_settings(cfg))
-
-
-def trained_on(cfg: Config, dataset: data.Dataset, y: np.ndarray) -> dict:
-    """What a saved model was fitted on, in parts that later scripts can check without the features:
-    so lrp_analysis.py refuses to explain a model fitted on other ratings, images or settings."""
-    return {"images": cache.digest(list(dataset.digests), dataset.identities.tolist()), "ratings": cache.digest(y),
-            "settings": inputs_key(cfg)}
-
-
-def stale_parts(record: dict, now: dict) -> list[str]:
-    """The parts of `now` (a trained_on) that a model's record does not match: every part for a record
-    written before it kept them. train_regression.py refits such a model, lrp_analysis.py refuses it."""
-    fitted_on = record.get("trained_on", {})
-    return [part for part in now if fitted_on.get(part) != now[part]]
-
-
 def cached_cross_val_predict(study: Study, y: np.ndarray, cfg: Config, name: str, label: str = "") -> dict:
     """cross_val_predict, computed once per unchanged inputs (features, ratings, identities, folds, settings)."""
     maps, identities = study.features, study.dataset.identities
-    key = inputs_key(cfg, *maps.values(), y, study.folds, identities.tolist())
+    key = provenance.inputs_key(cfg, *maps.values(), y, study.folds, identities.tolist())
     return cache.cached_json(cfg.output.cache_dir / "cv" / f"{name}-{key}.json",
                                lambda: cross_val_predict(maps, y, identities, study.folds, cfg, label=label or name))
 

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facetraits import config, group_comparison, importance, regions, ridge
+from facetraits import config, group_comparison, importance, regions, ridge, training
 from facetraits import features as features_module
 from facetraits.config import FeatureSet
 from facetraits.errors import DataError
@@ -365,6 +365,22 @@ def test_the_setting_behind_the_groups_cv_r_is_chosen_without_the_test_fold(monk
     assert len(seen) == 1 + 4 and len(seen[0]) == len(identities)
     for fold, ids in enumerate(seen[1:]):
         assert sorted(ids) == sorted(np.asarray(identities)[folds != fold])
+
+
+def test_the_groups_cv_r_uses_each_folds_own_choice():
+    """Scored on all raters' mean (the target the choices are made on), the groups' CV r is exactly
+    ridge.cv_predict's nested CV of it: each fold's own feature set and penalty, not the all-image choice."""
+    maps, identities, raters = planted(seed=3)
+    cfg = config.load(None, ["ridge.feature_sets=[{layers: [block4_pool], grid: 2}]", "ridge.inner_folds=4",
+                             "ridge.alphas=[0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]"])
+    folds = np.repeat(np.arange(4), len(identities) // 4)
+    y_all = raters.everyone()
+    head = group_comparison.fixed_head(maps, y_all, identities, folds, half_masks(len(identities)), cfg)
+    predicted, _, alpha_index = ridge.cv_predict(training.candidate_features(maps, cfg), y_all[:, None],
+                                                 np.asarray(identities), folds, cfg.ridge.alphas, cfg.ridge.inner_folds,
+                                                 cfg.seed)
+    assert len(set(alpha_index[:, 0])) > 1  # the folds choose differently: one choice for all could not pass
+    assert head.cv_r(y_all[:, None])[0] == pytest.approx(np.corrcoef(y_all, predicted[:, 0])[0, 1], rel=1e-9)
 
 
 def test_identities_weigh_the_same_whatever_their_number_of_images():

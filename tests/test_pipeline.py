@@ -14,7 +14,7 @@ from PIL import Image
 import cross_validate
 import permutation_test
 import train_regression
-from facetraits import backend, cache, config, data, features, metrics, model, outputs, training
+from facetraits import backend, cache, config, data, features, metrics, model, outputs, provenance, training
 from facetraits.errors import FacetraitsError
 from conftest import write_config
 
@@ -380,17 +380,17 @@ def test_a_head_at_the_largest_penalty_is_flagged(blob_config, capsys):
 
 def test_fit_settings_ignore_what_the_fit_does_not_read(blob_config, tmp_path):
     """Printing epochs, the other head's keys or another spelling of the weights path is not another model."""
-    base = training.fit_settings(config.load(blob_config))
+    base = provenance.fit_settings(config.load(blob_config))
     for change in (["training.verbose=true"], ["training.epochs=3", "model.dense_units=8"]):
-        assert training.fit_settings(config.load(blob_config, change)) == base
-    assert training.fit_settings(config.load(blob_config, ["ridge.inner_folds=3"])) != base
+        assert provenance.fit_settings(config.load(blob_config, change)) == base
+    assert provenance.fit_settings(config.load(blob_config, ["ridge.inner_folds=3"])) != base
     weights, copy = tmp_path / "w.h5", tmp_path / "elsewhere" / "copy.h5"
     weights.write_bytes(b"pretend weights")
     copy.parent.mkdir()
     (tmp_path / "sub").mkdir()
     copy.write_bytes(weights.read_bytes())
     def identity(path):
-        return training.fit_settings(config.load(blob_config, [f"model.weights={path}"]))["weights"]
+        return provenance.fit_settings(config.load(blob_config, [f"model.weights={path}"]))["weights"]
     # the weights are their content: another spelling, another folder (another clone) is the same weights ...
     assert identity(weights) == identity(tmp_path / "sub" / ".." / "w.h5") == identity(copy)
     assert identity(weights).startswith("sha256:")
@@ -418,11 +418,11 @@ def test_the_permutation_null_is_the_cross_validation_of_each_permuted_rating():
 
 def test_a_model_fitted_with_another_seed_or_other_identities_is_another_model(blob_config):
     cfg = config.load(blob_config)
-    assert training.fit_settings(config.load(blob_config, [f"seed={cfg.seed + 1}"])) != training.fit_settings(cfg)
+    assert provenance.fit_settings(config.load(blob_config, [f"seed={cfg.seed + 1}"])) != provenance.fit_settings(cfg)
     dataset = data.load(cfg)
     y = np.arange(len(dataset), dtype=float)
     regrouped = dataclasses.replace(dataset, identities=np.roll(dataset.identities, 1))
-    assert training.trained_on(cfg, regrouped, y)["images"] != training.trained_on(cfg, dataset, y)["images"]
+    assert provenance.trained_on(cfg, regrouped, y)["images"] != provenance.trained_on(cfg, dataset, y)["images"]
 
 
 def test_the_mlp_head_predicts_on_the_rating_scale_it_was_trained_on():

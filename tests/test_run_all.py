@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import run_all
-from facetraits import config, data, model
+from facetraits import config, data
 from facetraits.errors import ConfigError
 from conftest import ROOT, write_config
 
@@ -71,7 +71,7 @@ def test_too_few_identities_or_a_missing_weights_file_stop_the_chain_before_the_
         run_all.main(["--config", str(path), "--set", setting.format(tmp=tmp_path)])
     assert caught.value.code == 2 and recorded_steps == []
     assert capsys.readouterr().err.splitlines()[-1] == "error: " + message.format(ratings=tiny_demo / "ratings.csv", tmp=tmp_path, config=path) + (
-        "" if "folds" in message else "; use imagenet (downloads once), or " + model.OFFLINE_HINT)
+        "" if "folds" in message else "; use imagenet (downloads once), or " + config.OFFLINE_HINT)
 
 
 def test_one_rater_group_leaves_compare_groups_out(recorded_steps, tiny_demo, tmp_path, capsys):

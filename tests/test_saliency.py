@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 from scipy import stats
 
 from conftest import ROOT, synthetic_face, write_blob_dataset, write_config
-from facetraits import alignment, landmarks, metrics, model_comparison, plots, regions, saliency
+from facetraits import alignment, config, data, landmarks, metrics, model_comparison, plots, provenance, regions, saliency
 
 spec = importlib.util.spec_from_file_location("average_saliency", ROOT / "average_saliency.py")
 average_saliency = importlib.util.module_from_spec(spec)
@@ -56,9 +56,19 @@ def plant(points, rng, group):
     return heat * rng.uniform(0.5, 5.0)
 
 
-def write_relevance(results, images, map_points, images_dir, seed=0, models=MODELS):
+def write_model_records(config_path, models=MODELS, overrides=()):
+    """Each stand-in model's record, as train_regression.py writes it: fitted on the config's data and settings."""
+    cfg = config.load(config_path, list(overrides))
+    dataset = data.load(cfg)
+    for group, trait in models:
+        record = {"trained_on": provenance.trained_on(cfg, dataset, dataset.target(group, trait))}
+        (cfg.output.models_dir / f"{group}__{trait}.json").write_text(json.dumps(record))
+
+
+def write_relevance(results, images, map_points, images_dir, seed=0, models=MODELS, config_path=None, overrides=()):
     """Planted maps, index.csv and the per-model record with the images' and the model file's sha256
-    and the analyzer, as lrp_analysis.py writes them; the model files (beside results/) are stand-ins."""
+    and the analyzer, as lrp_analysis.py writes them; the model files (beside results/) are stand-ins,
+    with records when `config_path` is given."""
     rng = np.random.default_rng(seed)
     digests = [hashlib.sha256((images_dir / name).read_bytes()).hexdigest() for name in images]
     folder, models_dir = results / "relevance", results.parent / "models"
@@ -74,6 +84,8 @@ def write_relevance(results, images, map_points, images_dir, seed=0, models=MODE
         (folder / f"{group}__{trait}.json").write_text(json.dumps({
             "image_sha256": digests, "model_sha256": hashlib.sha256(model_file.read_bytes()).hexdigest(),
             "analyzer": "lrp.sequential_preset_a_flat"}))
+    if config_path is not None:
+        write_model_records(config_path, models, overrides)
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +110,7 @@ def setup(faces, out, **sections):
     root, images, map_points = faces
     sections["explain"] = {"n_sign_flips": FLIPS, **sections.get("explain", {})}
     config = write_config(out / "config.yaml", root, out, model={"input_size": MAP}, **sections)
-    write_relevance(out / "results", images, map_points, root / "images")
+    write_relevance(out / "results", images, map_points, root / "images", config_path=config)
     return config
 
 
@@ -314,6 +326,23 @@ def test_maps_of_another_model_or_analyzer_are_refused(faces, tmp_path, capsys):
     assert not (tmp_path / "results" / "region_relevance.csv").exists()
 
 
+def test_maps_of_a_model_the_config_no_longer_gives_are_refused(faces, tmp_path, capsys):
+    """Other fit settings (or ratings) than the model was fitted with: its maps would be shown beside results
+    (CV r, p) of a model that was never explained."""
+    config_path = setup(faces, tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        average_saliency.main(["--config", str(config_path), "--set", "seed=1"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {tmp_path / 'models' / 'ASD__warm.h5'}: fitted on other settings than {config_path} gives now (or by "
+        f"an older version); run train_regression.py again")
+    (tmp_path / "models" / "NT__strong.json").unlink()
+    with pytest.raises(SystemExit):
+        average_saliency.main(["--config", str(config_path)])
+    assert capsys.readouterr().err.strip().startswith(f"error: {tmp_path / 'models' / 'NT__strong.json'}: not found")
+    assert not (tmp_path / "results" / "region_relevance.csv").exists()
+
+
 def test_image_changed_since_lrp_exits_2_naming_it(faces, tmp_path, capsys):
     root, images, map_points = faces
     copy = shutil.copytree(root, tmp_path / "data")
@@ -352,7 +381,7 @@ def test_without_a_landmarks_file_faces_are_detected_and_a_blank_image_is_report
     (copy / "landmarks.csv").unlink()
     Image.new("RGB", (IMAGE, IMAGE), (90, 90, 90)).save(copy / "images" / images[0])
     config = write_config(tmp_path / "config.yaml", copy, tmp_path, model={"input_size": MAP})
-    write_relevance(tmp_path / "results", images, map_points, copy / "images")
+    write_relevance(tmp_path / "results", images, map_points, copy / "images", config_path=config)
     average_saliency.main(["--config", str(config), "--trait", "warm"])
     err = capsys.readouterr().err
     assert "1 of 18 image(s) have no usable landmarks" in err and images[0] in err
@@ -456,7 +485,8 @@ def test_more_than_two_groups_says_which_two_the_model_tests_compare(faces, tmp_
     pd.concat([ratings, ratings[ratings.group == "NT"].assign(group="Other")]).to_csv(copy / "ratings.csv", index=False)
     config = write_config(tmp_path / "config.yaml", copy, tmp_path, model={"input_size": MAP}, explain={"n_sign_flips": 99})
     write_relevance(tmp_path / "results", images, map_points, copy / "images",
-                    models=[(g, t) for g in ("ASD", "NT", "Other") for t in ("warm", "strong")])
+                    models=[(g, t) for g in ("ASD", "NT", "Other") for t in ("warm", "strong")], config_path=config,
+                    overrides=["groups=[ASD, NT, Other]"])
     average_saliency.main(["--config", str(config), "--trait", "warm", "--set", "groups=[ASD, NT, Other]"])
     assert ("note: the model-level group tests compare the first two groups only (ASD vs NT; --group selects "
             "others); compare_groups.py compares every pair") in capsys.readouterr().err
