@@ -10,7 +10,6 @@ Then fig/face_space.png: a t-SNE map per model of the features its head reads, c
     python train_regression.py
     python train_regression.py --group ASD --set model.weights=PATH/vgg16_notop.h5
 """
-import json
 import sys
 
 from facetraits import cache, cli, config, data, face_space, metrics, model, outputs, plots, provenance, training
@@ -20,9 +19,9 @@ def up_to_date(model_path, record_path, inputs: str, trained_on: dict) -> bool:
     """The model was fitted on these inputs, its record says so in the parts lrp_analysis.py checks,
     and its file is the one saved then (a truncated or replaced .h5 has another sha256, so it is
     fitted again rather than reported up to date)."""
-    if not (model_path.is_file() and record_path.is_file()):
+    record = provenance.read_record(record_path)
+    if not model_path.is_file() or record is None:  # missing or damaged: fitted again
         return False
-    record = json.loads(record_path.read_text())
     return (record.get("inputs") == inputs and not provenance.stale_parts(record, trained_on)
             and record.get("model_sha256") == cache.file_digest(model_path))
 

@@ -326,7 +326,7 @@ def load(path: str | Path | None, overrides: list[str] = ()) -> Config:
         _assign(raw, key, value, source)
         _resolve_paths(_only(key, value), Path.cwd(), into=raw)
     cfg = _build(Config, raw, source, prefix="", extra={"source": source, "overrides": tuple(overrides)}, lines=lines)
-    _check_grids(cfg)
+    _check_grids(cfg, lines)
     return cfg
 
 
@@ -339,18 +339,25 @@ def display_cell(cfg: Config) -> int:
     return -(-cfg.model.input_size // feature_map_size(deepest, cfg.model.input_size))
 
 
-def _check_grids(cfg: Config) -> None:
-    """Every feature set's grid must cut each of its layers' maps at this input size into cells."""
+def _check_grids(cfg: Config, lines: dict) -> None:
+    """Every feature set's grid must cut each of its layers' maps at this input size into cells.
+
+    The error blames what the user set: a --set of the input size, else the grid where it was
+    given, else (a built-in default grid) the input size."""
     sets = [("model", cfg.model.mlp_features())] + [(f"ridge.feature_sets[{i}]", s) for i, s in enumerate(cfg.ridge.feature_sets)]
     for key, feature_set in sets:
         for layer in feature_set.layers:
             try:
                 cell_bounds(feature_map_size(layer, cfg.model.input_size), feature_set.grid)
             except ValueError as err:
-                size = cfg.origin("model.input_size")  # the grid, or a new input size, is at fault
-                where = size if size.startswith("--set") else cfg.origin(key + ".grid")
-                raise ConfigError(f"{where}: {err} ({layer} at model.input_size="
-                                  f"{cfg.model.input_size})") from None
+                size = cfg.origin("model.input_size")
+                section = key.split("[")[0] if key != "model" else "model.grid"
+                grid_given = cfg.origin(key + ".grid").startswith("--set") or any(
+                    name == section or name.startswith((section + ".", section + "[")) for name in lines)
+                where = size if size.startswith("--set") or not grid_given else cfg.origin(key + ".grid")
+                default = "" if grid_given else f" by the default {section}"
+                raise ConfigError(f"{where}: {err} ({layer} at model.input_size={cfg.model.input_size}{default}); "
+                                  f"choose another model.input_size or {section}") from None
 
 
 def _parse_override(item: str, source: str):

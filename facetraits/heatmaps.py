@@ -10,7 +10,6 @@ maps of a model that was retrained or re-configured since.
 """
 from __future__ import annotations
 
-import json
 import sys
 
 import numpy as np
@@ -49,8 +48,8 @@ def for_model(run, dataset, group: str, trait: str) -> tuple[np.ndarray, np.ndar
     model_sha256 = cache.file_digest(model_path)
     inputs = cache.digest(model_sha256, cfg.explain.analyzer, cfg.model.input_size, list(dataset.digests),
                           EXPLAIN_VERSION)
-    if array_path.is_file() and record_path.is_file():
-        record = json.loads(record_path.read_text())
+    record = provenance.read_record(record_path)  # missing or damaged: the maps are made again
+    if array_path.is_file() and record is not None:
         if record.get("inputs") == inputs:
             if "model_sha256" not in record:  # record of an older lrp_analysis.py: same maps, named model added
                 outputs.write_json(record_path, {**record, "model_sha256": model_sha256})

@@ -70,6 +70,15 @@ def stale_parts(record: dict, now: dict) -> list[str]:
     return [part for part in now if fitted_on.get(part) != now[part]]
 
 
+def read_record(path: Path) -> dict | None:
+    """A JSON record (a model's, or its maps'), or None when it is missing, truncated or not an object."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def check_model_record(model_path: Path, now: dict, source: str) -> None:
     """A saved model's record exists and matches `now` (a trained_on); else one error saying to retrain.
 
@@ -79,7 +88,11 @@ def check_model_record(model_path: Path, now: dict, source: str) -> None:
     if not record_path.is_file():
         raise FacetraitsError(f"{record_path}: not found, so nothing says what {Path(model_path).name} was fitted on "
                               f"(copied alone, or training stopped before its record); run train_regression.py again")
-    changed = stale_parts(json.loads(record_path.read_text()), now)
+    record = read_record(record_path)
+    if record is None:
+        raise FacetraitsError(f"{record_path}: damaged (not a JSON object), so nothing says what "
+                              f"{Path(model_path).name} was fitted on; run train_regression.py again")
+    changed = stale_parts(record, now)
     if changed:
         raise FacetraitsError(f"{model_path}: fitted on other {', '.join(changed)} than {source} gives now "
                               f"(or by an older version); run train_regression.py again")

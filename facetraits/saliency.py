@@ -18,7 +18,6 @@ Pure numpy/scipy/pandas: no TensorFlow.
 """
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from facetraits import alignment, cache, data, metrics, regions
+from facetraits import alignment, cache, data, metrics, provenance, regions
 from facetraits.errors import FacetraitsError
 
 RELEVANCE_DIR = "relevance"
@@ -101,11 +100,8 @@ def check_record(record_path: Path, dataset: data.Dataset, model_path: Path, ana
     configured analyzer: an image edited since lrp_analysis.py ran keeps its name (so index.csv
     still matches), and a model retrained since keeps its file name, yet the maps explain the old ones."""
     again = "run lrp_analysis.py again (maps of unchanged images and models are reused)"
-    try:
-        record = json.loads(record_path.read_text())
-    except (OSError, ValueError):
-        record = None
-    recorded = record.get("image_sha256") if isinstance(record, dict) else None
+    record = provenance.read_record(record_path)
+    recorded = record.get("image_sha256") if record is not None else None
     if not isinstance(recorded, list) or "model_sha256" not in record:
         raise FacetraitsError(f"{record_path}: no image or model checksums (missing, unreadable, or written by an "
                               f"older lrp_analysis.py); {again}")

@@ -27,6 +27,17 @@ def test_paths_resolve_relative_to_the_config_file(tmp_path):
     assert cfg.model.weights == str(tmp_path / "sub" / "w" / "vgg.h5")
 
 
+def test_a_default_grid_too_fine_for_the_input_size_blames_the_input_size(tmp_path):
+    """The file sets only the input size; the grid at fault is a built-in default the user never wrote."""
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  input_size: 32\n")
+    with pytest.raises(ConfigError) as err:
+        config.load(path)
+    assert str(err.value) == (f"{path}: model.input_size: grid 3 cannot cut a 2x2 map into 3x3 average cells (block4_pool "
+                              f"at model.input_size=32 by the default ridge.feature_sets); choose another "
+                              f"model.input_size or ridge.feature_sets")
+
+
 def test_output_folders_a_config_file_leaves_out_sit_beside_it(tmp_path, monkeypatch):
     """A study's own small config must not write into whatever folder the command ran from (e.g. the
     repository, over the demo's results)."""

@@ -287,6 +287,18 @@ def test_average_saliency_refuses_maps_of_a_model_retrained_since(trained_copy, 
         f"(maps of unchanged images and models are reused)")
 
 
+@pytest.mark.parametrize("damage", ["{", "", "[]"])
+def test_a_damaged_model_record_is_one_error_line_and_refitted_by_train_regression(trained_copy, capsys, damage):
+    record = trained_copy.parent / "models" / "NT__strong.json"
+    record.write_text(damage)
+    with pytest.raises(SystemExit) as caught:
+        lrp_analysis.main(["--config", str(trained_copy), "--skip-faithfulness"])
+    assert exit_line(caught, capsys) == (f"error: {record}: damaged (not a JSON object), so nothing says what "
+                                         f"NT__strong.h5 was fitted on; run train_regression.py again")
+    train_regression.main(["--config", str(trained_copy), "--group", "NT", "--trait", "strong"])
+    assert json.loads(record.read_text())["trained_on"]  # fitted again, with a whole record
+
+
 def test_lrp_analysis_refuses_a_model_without_its_record(trained_copy, capsys):
     """Without its .json nothing says what a model was fitted on, so it cannot be checked against today's data."""
     record = trained_copy.parent / "models" / "NT__strong.json"

@@ -30,6 +30,17 @@ def test_unchanged_maps_are_reused(trained_copy, monkeypatch, capsys):
         lrp_analysis.main(argv + ["--set", "explain.analyzer=lrp.epsilon"])
 
 
+def test_a_damaged_maps_record_makes_the_maps_again(trained_copy, monkeypatch):
+    """A truncated record cannot vouch for its maps: they are computed again, not reused or crashed on."""
+    argv = ["--config", str(trained_copy), *ONE_MODEL]
+    lrp_analysis.main(argv)
+    record = trained_copy.parent / "results" / "relevance" / "ASD__warm.json"
+    record.write_text("{")
+    monkeypatch.setattr(explanations, "explain_dataset", refuse)
+    with pytest.raises(AssertionError, match="computed again"):
+        lrp_analysis.main(argv)
+
+
 def test_a_new_explain_version_computes_the_maps_again(trained_copy, monkeypatch):
     argv = ["--config", str(trained_copy), *ONE_MODEL]
     lrp_analysis.main(argv)
