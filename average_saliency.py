@@ -38,8 +38,7 @@ def main(run):
                                                  model_path=cli.model_path(cfg, g, t), analyzer=cfg.explain.analyzer)
                  for g, t in run.models}
     for g, t in run.models:  # the maps' model must also be the one today's ratings and settings give
-        provenance.check_model_record(cli.model_path(cfg, g, t), provenance.trained_on(cfg, dataset, dataset.target(g, t)),
-                                      cfg.source)
+        provenance.check_model_record(cfg, dataset, cli.model_path(cfg, g, t), dataset.target(g, t))
     points, missing = landmarks_module.dataset_landmarks(cfg, dataset, (size, size))
     landmarks_module.report_missing(missing, run.results("landmarks_missing.csv"), len(dataset), run.id)
     landmarks_module.require_some(cfg, missing, len(dataset), "average_saliency.py (alignment and regions)")

@@ -19,7 +19,7 @@ import cross_validate
 import lrp_analysis
 import permutation_test
 import train_regression
-from facetraits import cli, config, data, landmarks, training
+from facetraits import cli, data, landmarks, provenance, training
 from facetraits.errors import FacetraitsError
 
 STEPS = (train_regression, cross_validate, permutation_test, lrp_analysis, average_saliency, compare_groups)
@@ -31,8 +31,7 @@ def plan(argv) -> tuple[tuple, str]:
     cfg = run.config
     dataset = data.load(cfg)
     training.outer_folds(dataset, cfg)  # too few identities for cv.n_folds stops here, not in step 1
-    if cfg.model.weights not in config.WEIGHT_KEYWORDS:
-        config.weights_file(cfg.model, cfg.origin("model.weights"))
+    provenance.weights_identity(cfg)  # a missing weights file stops here too (its hash is kept for step 1)
     _, missing = landmarks.dataset_landmarks(cfg, dataset, (cfg.model.input_size,) * 2)
     landmarks.require_some(cfg, missing, len(dataset), "run_all.py (for lrp_analysis.py's mean_face faithfulness "
                                                        "reference, average_saliency.py and compare_groups.py)")

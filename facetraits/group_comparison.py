@@ -211,15 +211,10 @@ class FixedRidgeCV:
 def settings_per_fold(xs: list[np.ndarray], y_all: np.ndarray, identities, folds: np.ndarray,
                       cfg) -> list[tuple[np.ndarray, float]]:
     """(feature matrix, alpha) per outer fold, chosen by inner CV on that fold's training part of
-    `y_all` alone (seeds as ridge.cv_predict's): the groups' CV r then has no test face in its choice."""
-    identities = np.asarray(identities)
-    settings = []
-    for fold in np.unique(folds):
-        train = folds != fold
-        candidate, alpha_index = ridge.select([x[train] for x in xs], y_all[train, None], identities[train],
-                                              cfg.ridge.alphas, cfg.ridge.inner_folds, cfg.seed + int(fold))
-        settings.append((xs[candidate[0]], cfg.ridge.alphas[alpha_index[0]]))
-    return settings
+    `y_all` alone, as ridge.cv_predict chooses: the groups' CV r then has no test face in its choice."""
+    candidates, alpha_index = ridge.select_in_training_parts(xs, y_all[:, None], identities, folds, cfg.ridge.alphas,
+                                                             cfg.ridge.inner_folds, cfg.seed)
+    return [(xs[c], cfg.ridge.alphas[a]) for c, a in zip(candidates[:, 0], alpha_index[:, 0])]
 
 
 @dataclass

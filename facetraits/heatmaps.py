@@ -30,8 +30,7 @@ def check_models(run, dataset) -> None:
     for group, trait in run.models:
         model_path = cli.model_path(cfg, group, trait)
         if model_path.is_file():  # a missing one is named by load_full_model below
-            provenance.check_model_record(model_path, provenance.trained_on(cfg, dataset, dataset.target(group, trait)),
-                                          cfg.source)
+            provenance.check_model_record(cfg, dataset, model_path, dataset.target(group, trait))
         size = model.load_full_model(model_path).input_shape[1]
         if size != cfg.model.input_size:
             raise FacetraitsError(f"{model_path}: trained at input size {size}, config says "
@@ -49,12 +48,11 @@ def for_model(run, dataset, group: str, trait: str) -> tuple[np.ndarray, np.ndar
     inputs = cache.digest(model_sha256, cfg.explain.analyzer, cfg.model.input_size, list(dataset.digests),
                           EXPLAIN_VERSION)
     record = provenance.read_record(record_path)  # missing or damaged: the maps are made again
-    if array_path.is_file() and record is not None:
-        if record.get("inputs") == inputs:
-            if "model_sha256" not in record:  # record of an older lrp_analysis.py: same maps, named model added
-                outputs.write_json(record_path, {**record, "model_sha256": model_sha256})
-            print(f"{name}: relevance up to date ({array_path})", file=sys.stderr)
-            return np.load(array_path, mmap_mode="r"), np.array(record["predictions"])
+    if array_path.is_file() and record is not None and record.get("inputs") == inputs:
+        if "model_sha256" not in record:  # record of an older lrp_analysis.py: same maps, named model added
+            outputs.write_json(record_path, {**record, "model_sha256": model_sha256})
+        print(f"{name}: relevance up to date ({array_path})", file=sys.stderr)
+        return np.load(array_path, mmap_mode="r"), np.array(record["predictions"])
     reset_graph(cfg.seed)
     keras_model = model.load_full_model(model_path)
     explainer = explanations.Explainer(keras_model, cfg.explain.analyzer)

@@ -79,8 +79,9 @@ def read_record(path: Path) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def check_model_record(model_path: Path, now: dict, source: str) -> None:
-    """A saved model's record exists and matches `now` (a trained_on); else one error saying to retrain.
+def check_model_record(cfg: Config, dataset: data.Dataset, model_path: Path, y: np.ndarray) -> None:
+    """A saved model's record exists and says it was fitted on what `cfg`, `dataset` and its ratings
+    `y` give now (trained_on); else one error saying to retrain.
 
     Without its record nothing says what a model was fitted on (copied alone, or a run stopped
     between saving the model and its record), so it is refused like a stale one."""
@@ -92,7 +93,7 @@ def check_model_record(model_path: Path, now: dict, source: str) -> None:
     if record is None:
         raise FacetraitsError(f"{record_path}: damaged (not a JSON object), so nothing says what "
                               f"{Path(model_path).name} was fitted on; run train_regression.py again")
-    changed = stale_parts(record, now)
+    changed = stale_parts(record, trained_on(cfg, dataset, y))
     if changed:
-        raise FacetraitsError(f"{model_path}: fitted on other {', '.join(changed)} than {source} gives now "
+        raise FacetraitsError(f"{model_path}: fitted on other {', '.join(changed)} than {cfg.source} gives now "
                               f"(or by an older version); run train_regression.py again")

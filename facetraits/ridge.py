@@ -116,11 +116,17 @@ def select(xs: list[np.ndarray], y: np.ndarray, identities: np.ndarray, alphas, 
     return best // len(alphas), best % len(alphas)
 
 
-def fit_predict(xs_train, y, identities, xs_test, alphas, inner_folds: int, seed: int):
-    """Choose per column (inner CV on the training rows), refit on all training rows, predict the test rows.
+def select_in_training_parts(xs, y, identities, folds, alphas, inner_folds: int, seed: int):
+    """`select` inside each outer fold's training part alone (inner seed: seed + fold), as cv_predict
+    chooses. Returns (candidate index, alpha index), each (n_folds, n_targets)."""
+    identities = np.asarray(identities)
+    choices = [select([x[folds != fold] for x in xs], y[folds != fold], identities[folds != fold], alphas,
+                      inner_folds, seed + fold) for fold in range(int(folds.max()) + 1)]
+    return np.array([c for c, _ in choices]), np.array([a for _, a in choices])
 
-    Returns (predictions (n_test, n_targets), candidate index per column, alpha index per column)."""
-    candidates, alpha_index = select(xs_train, y, identities, alphas, inner_folds, seed)
+
+def refit_predict(xs_train, y, xs_test, candidates, alpha_index, alphas) -> np.ndarray:
+    """Each column's chosen ridge refitted on all training rows: predictions (n_test, n_targets) of the test rows."""
     predictions = np.empty((len(xs_test[0]), y.shape[1]))
     y_mean = y.mean(axis=0)
     for candidate in np.unique(candidates):
@@ -129,22 +135,19 @@ def fit_predict(xs_train, y, identities, xs_test, alphas, inner_folds: int, seed
             columns = (candidates == candidate) & (alpha_index == a)
             predictions[:, columns] = solver.predictions(
                 xs_test[candidate], y[:, columns] - y_mean[columns], [alphas[a]])[0] + y_mean[columns]
-    return predictions, candidates, alpha_index
+    return predictions
 
 
 def cv_predict(xs, y, identities, folds, alphas, inner_folds: int, seed: int):
     """Out-of-fold predictions of the whole procedure for every column of y (observed or permuted).
 
     Returns (predictions (n, n_targets), candidate index (n_folds, n_targets), alpha index (n_folds, n_targets))."""
-    n_folds = int(folds.max()) + 1
+    candidates, alpha_index = select_in_training_parts(xs, y, identities, folds, alphas, inner_folds, seed)
     predictions = np.empty(y.shape)
-    candidates = np.empty((n_folds, y.shape[1]), int)
-    alpha_index = np.empty((n_folds, y.shape[1]), int)
-    for fold in range(n_folds):
+    for fold in range(len(candidates)):
         test = folds == fold
-        predictions[test], candidates[fold], alpha_index[fold] = fit_predict(
-            [x[~test] for x in xs], y[~test], identities[~test], [x[test] for x in xs], alphas, inner_folds,
-            seed + fold)
+        predictions[test] = refit_predict([x[~test] for x in xs], y[~test], [x[test] for x in xs], candidates[fold],
+                                          alpha_index[fold], alphas)
     return predictions, candidates, alpha_index
 
 

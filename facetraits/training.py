@@ -18,6 +18,7 @@ from facetraits import features as features_module
 from facetraits.backend import keras, seed_everything
 from facetraits.config import Config, FeatureSet, TrainingConfig
 
+
 @dataclass
 class Study:
     """What cross-validation and the permutation test share: the data, its folds, its features."""

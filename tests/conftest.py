@@ -116,6 +116,10 @@ def trained(tiny_demo, tmp_path_factory) -> Path:
     return path
 
 
+# lrp_analysis.py for one model only, quickly: ASD warm, no faithfulness test, no overlays
+ONE_MODEL = ["--group", "ASD", "--trait", "warm", "--skip-faithfulness", "--set", "explain.overlays=false"]
+
+
 @pytest.fixture
 def trained_copy(trained, tmp_path) -> Path:
     """The session's trained models and feature cache, copied (so they can be damaged) with empty

@@ -16,7 +16,7 @@ import lrp_analysis
 import permutation_test
 import train_regression
 from facetraits import cache, config, data, features, metrics, model, outputs
-from conftest import ROOT, write_blob_dataset, write_config
+from conftest import ONE_MODEL, ROOT, write_blob_dataset, write_config
 
 spec = importlib.util.spec_from_file_location("average_saliency", ROOT / "average_saliency.py")
 average_saliency = importlib.util.module_from_spec(spec)
@@ -252,9 +252,16 @@ def test_truncated_model_stops_lrp_analysis_before_anything_is_written(trained_c
 # ----------------------------------------------------------------------------- 6. images changed since LRP
 
 
+def average_saliency_error(config_path, capsys) -> str:
+    """average_saliency.py on the ASD warm maps, expected to stop: its error line."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as caught:
+        average_saliency.main(["--config", str(config_path), "--group", "ASD", "--trait", "warm"])
+    return exit_line(caught, capsys)
+
+
 def test_lrp_analysis_records_the_image_digests_that_average_saliency_checks(trained_copy, capsys):
-    lrp_analysis.main(["--config", str(trained_copy), "--group", "ASD", "--trait", "warm", "--skip-faithfulness",
-                       "--set", "explain.overlays=false"])
+    lrp_analysis.main(["--config", str(trained_copy), *ONE_MODEL])
     record = json.loads((trained_copy.parent / "results" / "relevance" / "ASD__warm.json").read_text())
     cfg = config.load(trained_copy)
     dataset = data.load(cfg)
@@ -263,10 +270,7 @@ def test_lrp_analysis_records_the_image_digests_that_average_saliency_checks(tra
     moved = write_config(trained_copy, trained_copy.parent / "data", trained_copy.parent)
     changed = trained_copy.parent / "data" / "images" / dataset.images[1]
     Image.fromarray(255 - np.asarray(Image.open(changed))).save(changed)
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as caught:
-        average_saliency.main(["--config", str(moved), "--group", "ASD", "--trait", "warm"])
-    assert exit_line(caught, capsys) == (
+    assert average_saliency_error(moved, capsys) == (
         f"error: {trained_copy.parent / 'results' / 'relevance' / 'ASD__warm.json'}: image {dataset.images[1]} changed "
         f"since its relevance map was made (sha256 differs); run lrp_analysis.py again (maps of unchanged images and "
         f"models are reused)")
@@ -274,14 +278,10 @@ def test_lrp_analysis_records_the_image_digests_that_average_saliency_checks(tra
 
 def test_average_saliency_refuses_maps_of_a_model_retrained_since(trained_copy, capsys):
     """The r and p of a retrained model must not be shown beside maps of the model it replaced."""
-    lrp_analysis.main(["--config", str(trained_copy), "--group", "ASD", "--trait", "warm", "--skip-faithfulness",
-                       "--set", "explain.overlays=false"])
+    lrp_analysis.main(["--config", str(trained_copy), *ONE_MODEL])
     train_regression.main(["--config", str(trained_copy), "--group", "ASD", "--trait", "warm",
                            "--set", "ridge.alphas=[0.001]"])
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as caught:
-        average_saliency.main(["--config", str(trained_copy), "--group", "ASD", "--trait", "warm"])
-    assert exit_line(caught, capsys) == (
+    assert average_saliency_error(trained_copy, capsys) == (
         f"error: {trained_copy.parent / 'results' / 'relevance' / 'ASD__warm.json'}: the maps explain an earlier "
         f"ASD__warm.h5 (the model file changed since they were made, e.g. retrained); run lrp_analysis.py again "
         f"(maps of unchanged images and models are reused)")

@@ -8,9 +8,9 @@ import pytest
 
 import lrp_analysis
 import train_regression
+from conftest import ONE_MODEL
 from facetraits import config, data, explanations, faithfulness, heatmaps, plots
 
-ONE_MODEL = ["--group", "ASD", "--trait", "warm", "--skip-faithfulness", "--set", "explain.overlays=false"]
 
 
 def refuse(*args, **kwargs):
